@@ -1,0 +1,35 @@
+# svtree: `make run` tries the example tree, `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench man check clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	rm -rf scratch/service && mkdir -p scratch && cp -R service.example scratch/service
+	@echo "svscan is supervising scratch/service (Ctrl-C brings it down). In another shell:"
+	@echo "  . $(BIN)/activate"
+	@echo "  svstat scratch/service/* scratch/service/clock/log"
+	@echo "  svc -u scratch/service/idle      # start the normally-down service"
+	@echo "  svc -d scratch/service/clock     # stop the clock"
+	@echo "  svok scratch/service/clock && echo supervised"
+	$(BIN)/svscan scratch/service
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+man:
+	@for page in man/*.[1-8]; do \
+	  LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l -E UTF-8 $$page >/dev/null || exit 1; done
+
+clean:
+	rm -rf $(VENV) scratch .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+"""svtree: a daemontools-style supervision tree."""
+
+__version__ = "0.1.0"

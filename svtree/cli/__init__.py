@@ -1,0 +1,1 @@
+"""Entry points: one thin module per program (argv, messages, exit codes)."""

@@ -1,0 +1,88 @@
+"""svstat SERVICE...: one line of status per service, daemontools' words.
+
+    DIR: up (pid N) S seconds[, normally down][, paused][, want down]
+    DIR: down S seconds[, normally up][, want up]
+
+Reads 18-byte daemontools and 20-byte runit status files alike. Like
+daemontools, svstat exits 0 whatever it finds; errors are part of the line.
+"""
+
+import os
+import sys
+import time
+
+from .. import status
+from ..errors import NotRunning, describe
+from ..unix import open_fifo_writer
+
+
+def line(service: str, now: float) -> str:
+    """The svstat line for one service (without the trailing newline)."""
+    try:
+        fd = os.open(service, os.O_PATH | os.O_DIRECTORY)
+    except OSError as e:
+        return f"{service}: unable to chdir: {describe(e)}"
+    try:
+        return describe_service(service, fd, now)
+    finally:
+        os.close(fd)
+
+
+def describe_service(service, fd, now):
+    try:
+        os.stat("down", dir_fd=fd)
+        normally_up = False
+    except FileNotFoundError:
+        normally_up = True
+    except OSError as e:
+        return f"{service}: unable to stat down: {describe(e)}"
+    try:
+        os.close(open_fifo_writer("supervise/ok", fd))
+    except NotRunning:
+        return f"{service}: supervise not running"
+    except OSError as e:
+        return f"{service}: unable to open supervise/ok: {describe(e)}"
+    try:
+        with open("supervise/status", "rb", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as f:
+            data = f.read(status.DAEMONTOOLS_SIZE)
+    except OSError as e:
+        return f"{service}: unable to open supervise/status: {describe(e)}"
+    if len(data) < status.DAEMONTOOLS_SIZE:
+        return f"{service}: unable to read supervise/status: bad format"
+    return format_line(service, data, normally_up, now)
+
+
+def format_line(service: str, data: bytes, normally_up: bool, now: float) -> str:
+    """Words for the first 18 bytes of a status file, as daemontools' svstat."""
+    stamp = int.from_bytes(data[:8], "big") - status.TAI_BASE
+    seconds = max(0, int(now) - stamp)
+    pid = int.from_bytes(data[12:16], "little")
+    paused, want = data[16], data[17:18]
+    words = [f"{service}: "]
+    words.append(f"up (pid {pid}) " if pid else "down ")
+    words.append(f"{seconds} seconds")
+    if pid and not normally_up:
+        words.append(", normally down")
+    if not pid and normally_up:
+        words.append(", normally up")
+    if pid and paused:
+        words.append(", paused")
+    if not pid and want == b"u":
+        words.append(", want up")
+    if pid and want == b"d":
+        words.append(", want down")
+    return "".join(words)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    now = time.time()
+    out = [line(service, now) + "\n" for service in argv]
+    sys.stdout.write("".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

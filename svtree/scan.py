@@ -1,0 +1,423 @@
+"""svscan: one supervise per service directory, and the log pipes between.
+
+A service is a subdirectory of the scan directory (or a symlink to one) whose
+name does not start with a dot and which holds a `run` file; it is known by
+(st_dev, st_ino), so renaming it keeps its supervise. A service with a `log`
+subdirectory gets a second supervise for `log`, joined to the first by a pipe
+that svscan holds open for as long as the service exists, so neither side's
+restart loses a line.
+
+svscan notices changes through inotify on the scan directory (and on new
+service directories that have no `run` yet) and rescans in full every 60 s,
+on SIGHUP and on SIGALRM, for what inotify cannot see (a symlink whose target
+appears later). A supervise is forked from svscan without exec: the child
+reuses the interpreter already in memory, which is what keeps a service cheap.
+
+A removed service is brought down (runit's choice, not daemontools'): its
+supervise gets TERM (svc -dx), then the logger's supervise gets HUP, so the
+logger drains the pipe to its end before it goes.
+
+SIGTERM and SIGINT (and SIGPWR as PID 1) shut the whole tree down the same
+way; what is still alive after the grace period gets SIGKILL.
+"""
+
+import gc
+import os
+import select
+import signal
+import stat
+import sys
+import time
+
+from . import supervise, unix
+from .errors import describe
+
+PROG = "svscan"
+RESCAN = 60.0          # seconds between two fallback scans
+RESTART = 1.0          # first delay before a dead supervise is restarted
+RESTART_MAX = 60.0
+GRACE = 7.0            # seconds from TERM to KILL at shutdown
+LAST_CALL = 0.5        # seconds after that for loggers to drain before KILL
+MAX_SERVICES = 1000
+
+
+def warn(what, e=None):
+    reason = f": {describe(e)}" if e is not None else ""
+    os.write(2, f"{PROG}: warning: {what}{reason}\n".encode(errors="replace"))
+
+
+class Proc:
+    """One supervise process svscan started: the main one or the logger's."""
+
+    __slots__ = ("path", "pid", "started", "restart_at", "delay")
+
+    def __init__(self, path):
+        self.path = path
+        self.pid = 0
+        self.started = 0.0
+        self.restart_at = None
+        self.delay = RESTART
+
+
+class Service:
+    """A service directory and what svscan holds for it."""
+
+    __slots__ = ("name", "main", "log", "pipe", "active")
+
+    def __init__(self, name, has_log):
+        self.name = name
+        self.main = Proc(name)
+        self.log = Proc(os.path.join(name, "log")) if has_log else None
+        self.pipe = os.pipe() if has_log else None
+        self.active = True
+
+    def procs(self):
+        return (self.main, self.log) if self.log else (self.main,)
+
+
+class Scanner:
+    """The scan directory, its services and their supervise processes."""
+
+    def __init__(self, directory, *, clock=time.monotonic, grace=GRACE):
+        self.directory = directory
+        self.clock = clock
+        self.grace = grace
+        self.services = {}         # (dev, ino) -> Service
+        self.by_pid = {}           # supervise pid -> (Service, Proc)
+        self.stopping = False      # shutting the tree down
+        self.kill_at = None        # the next KILL stage of the shutdown
+        self.killed = False        # the grace period ran out
+        self.inotify = None
+        self.watches = {}          # watch descriptor -> name of a dir awaiting run
+        self.next_scan = 0.0
+        self.fds_to_close = []     # fds a forked supervise must not keep
+
+    # --- scanning -----------------------------------------------------------
+
+    def scan(self):
+        """Start what is new, restart what died, stop what is gone."""
+        self.next_scan = self.clock() + RESCAN
+        seen = set()
+        try:
+            names = sorted(os.listdir("."))
+        except OSError as e:
+            warn(f"unable to read {self.directory}", e)
+            return
+        for name in names:
+            if name.startswith("."):
+                continue
+            try:
+                st = os.stat(name)
+            except OSError:
+                continue          # a dangling symlink: the fallback scan tries again
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            key = (st.st_dev, st.st_ino)
+            service = self.services.get(key)
+            if service is None:
+                if not os.path.lexists(os.path.join(name, "run")):
+                    self.await_run(name)
+                    continue
+                if len(self.services) >= MAX_SERVICES:
+                    warn(f"unable to start {name}: running too many services")
+                    continue
+                service = self.services[key] = Service(name, has_log(name))
+            service.name = name
+            seen.add(key)
+            self.start_dead(service)
+        for key, service in list(self.services.items()):
+            if key not in seen and service.active:
+                self.retire(service)
+
+    def start_dead(self, service):
+        now = self.clock()
+        for proc in service.procs():
+            if proc.pid or (proc.restart_at is not None and now < proc.restart_at):
+                continue
+            proc.restart_at = None
+            self.fork_supervise(service, proc)
+
+    def await_run(self, name):
+        """Watch a new directory until its run file appears."""
+        if self.inotify is None or name in self.watches.values():
+            return
+        from inotify_simple import flags
+        try:
+            wd = self.inotify.add_watch(name, flags.CREATE | flags.MOVED_TO | flags.ATTRIB
+                                        | flags.ONESHOT)
+        except OSError:
+            return
+        self.watches[wd] = name
+
+    def retire(self, service):
+        """The directory is gone: bring the service down, then its logger."""
+        service.active = False
+        if service.main.pid:
+            os.kill(service.main.pid, signal.SIGTERM)
+        else:
+            self.main_gone(service)
+
+    def main_gone(self, service):
+        """The main supervise is down for good: let the logger drain and go."""
+        if service.pipe and service.pipe[1] >= 0:
+            os.close(service.pipe[1])
+            service.pipe = (service.pipe[0], -1)
+        if service.log and service.log.pid:
+            os.kill(service.log.pid, signal.SIGHUP)
+        self.forget_if_done(service)
+
+    def forget_if_done(self, service):
+        if any(p.pid for p in service.procs()):
+            return
+        if service.pipe:
+            for fd in service.pipe:
+                if fd >= 0:
+                    os.close(fd)
+            service.pipe = None
+        for key, known in list(self.services.items()):
+            if known is service:
+                del self.services[key]
+
+    # --- processes ----------------------------------------------------------
+
+    def fork_supervise(self, service, proc):
+        if is_supervised(proc.path):
+            return                 # another supervise holds it: leave it be
+        gc.freeze()                # keep the collector off pages the child shares
+        try:
+            pid = os.fork()
+        except OSError as e:
+            warn(f"unable to start supervise {proc.path}", e)
+            proc.restart_at = self.clock() + proc.delay
+            return
+        if pid == 0:
+            self.become_supervise(service, proc)
+        proc.pid = pid
+        proc.started = self.clock()
+        self.by_pid[pid] = (service, proc)
+
+    def become_supervise(self, service, proc):
+        """In the forked child: drop svscan's fds and signals, then supervise."""
+        code = 111
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM,
+                           signal.SIGCHLD, signal.SIGPWR, signal.SIGUSR1, signal.SIGUSR2,
+                           signal.SIGQUIT, signal.SIGWINCH):
+                signal.signal(signum, signal.SIG_DFL)
+            if service.pipe:
+                if proc is service.main:
+                    os.dup2(service.pipe[1], 1)
+                else:
+                    os.dup2(service.pipe[0], 0)
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            code = supervise.run(proc.path, under_svscan=True)
+        except BaseException as e:     # never return into svscan's loop
+            try:
+                warn(f"supervise {proc.path} failed", e)
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+
+    def reap(self):
+        for pid, wstatus in unix.reap():
+            entry = self.by_pid.pop(pid, None)
+            if entry is None:
+                continue           # an orphan we inherited: reaping was the point
+            service, proc = entry
+            proc.pid = 0
+            self.supervise_ended(service, proc)
+
+    def supervise_ended(self, service, proc):
+        now = self.clock()
+        if not service.active or self.stopping:
+            if proc is service.main:
+                self.main_gone(service)
+            else:
+                self.forget_if_done(service)
+            return
+        lived = now - proc.started
+        proc.delay = RESTART if lived >= RESTART else min(proc.delay * 2, RESTART_MAX)
+        proc.restart_at = now + (RESTART if lived >= RESTART else proc.delay)
+
+    def deadline(self):
+        dues = [self.next_scan]
+        if self.stopping:
+            dues = [self.kill_at] if self.kill_at is not None else []
+        else:
+            for service in self.services.values():
+                dues.extend(p.restart_at for p in service.procs()
+                            if p.restart_at is not None and not p.pid)
+        return min(dues) if dues else None
+
+    def on_timeout(self):
+        now = self.clock()
+        if self.stopping:
+            if self.kill_at is not None and now >= self.kill_at:
+                self.kill_all()
+            return
+        if now >= self.next_scan:
+            self.scan()
+            return
+        for service in list(self.services.values()):
+            if service.active:
+                self.start_dead(service)
+
+    # --- shutdown -----------------------------------------------------------
+
+    def shut_down(self):
+        """Bring every service down; loggers go when their pipe runs dry."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.kill_at = self.clock() + self.grace
+        for service in list(self.services.values()):
+            service.active = False
+            if service.main.pid:
+                os.kill(service.main.pid, signal.SIGTERM)
+            else:
+                self.main_gone(service)
+
+    def kill_all(self):
+        """The grace period is over: KILL each service's process group.
+
+        Their supervise processes then see them die and exit; loggers read
+        to the end of their pipe. Whatever is still alive LAST_CALL seconds
+        later, supervise and logger alike, gets KILL too.
+        """
+        now = self.clock()
+        if self.killed:
+            for pid in list(self.by_pid):
+                kill(pid, signal.SIGKILL)
+            kill_orphans()
+            self.kill_at = None
+            return
+        self.killed = True
+        self.kill_at = now + LAST_CALL
+        for service in list(self.services.values()):
+            if service.main.pid:
+                pid = status_pid(service.main.path)
+                if pid:
+                    kill(-pid, signal.SIGKILL)
+                    kill(pid, signal.SIGKILL)
+
+    def running(self):
+        return bool(self.by_pid)
+
+
+def kill_orphans():
+    """As init, KILL every process left in the namespace but ourselves."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def kill(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def status_pid(path):
+    """The pid in path/supervise/status (0 if down or unreadable)."""
+    try:
+        with open(os.path.join(path, "supervise", "status"), "rb") as f:
+            data = f.read(20)
+    except OSError:
+        return 0
+    if len(data) < 18 or (len(data) == 20 and data[19] != 1):
+        return 0              # down, or finish running (it has its own timeout)
+    return int.from_bytes(data[12:16], "little")
+
+
+def has_log(name):
+    return os.path.isdir(os.path.join(name, "log"))
+
+
+def is_supervised(path):
+    """True if some supervise already reads path/supervise/ok."""
+    try:
+        fd = os.open(os.path.join(path, "supervise", "ok"), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+# --- the process --------------------------------------------------------------
+
+def _note(signum, frame):
+    """Handlers do nothing: the wakeup pipe carries the signal to the loop."""
+
+
+def install_signals():
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGALRM, signal.SIGTERM,
+                   signal.SIGINT, signal.SIGPWR):
+        signal.signal(signum, _note)
+    return r
+
+
+def watch(directory):
+    """inotify on the scan directory; None (with a warning) if unavailable."""
+    try:
+        from inotify_simple import INotify, flags
+        inotify = INotify()
+        inotify.add_watch(".", flags.CREATE | flags.MOVED_TO | flags.DELETE
+                          | flags.MOVED_FROM | flags.ATTRIB)
+        return inotify
+    except (OSError, ImportError) as e:
+        warn(f"unable to watch {directory}, scanning every {RESCAN:.0f} seconds", e)
+        return None
+
+
+def run(directory, *, grace=GRACE):
+    """Supervise every service in directory until told to stop; the exit code."""
+    try:
+        os.chdir(directory)
+    except OSError as e:
+        os.write(2, f"{PROG}: fatal: unable to chdir to {directory}: {describe(e)}\n".encode())
+        return 111
+    wakeup_r = install_signals()
+    scanner = Scanner(directory, grace=grace)
+    scanner.inotify = watch(directory)
+    poller = select.poll()
+    poller.register(wakeup_r, select.POLLIN)
+    if scanner.inotify is not None:
+        poller.register(scanner.inotify.fileno(), select.POLLIN)
+    scanner.scan()
+    while not (scanner.stopping and not scanner.running()):
+        due = scanner.deadline()
+        timeout = None if due is None else max(0, (due - scanner.clock()) * 1000)
+        ready = poller.poll(timeout)
+        for fd, _ in ready:
+            if fd == wakeup_r:
+                on_signals(scanner, unix.drain(wakeup_r))
+            else:
+                on_inotify(scanner)
+        if not ready:
+            scanner.on_timeout()
+    return 111 if scanner.killed else 0
+
+
+def on_signals(scanner, data):
+    for signum in data:
+        if signum == signal.SIGCHLD:
+            scanner.reap()
+        elif signum in (signal.SIGHUP, signal.SIGALRM):
+            if not scanner.stopping:
+                scanner.scan()
+        elif signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPWR):
+            scanner.shut_down()
+
+
+def on_inotify(scanner):
+    for event in scanner.inotify.read(timeout=0):
+        scanner.watches.pop(event.wd, None) if event.mask & 0x8000 else None
+    if not scanner.stopping:
+        scanner.scan()

@@ -1,0 +1,247 @@
+"""The supervise process: one service, its status file and control fifos.
+
+Setup (fatal errors exit 111): chdir into the service, create supervise/
+(0700; a symlink to a missing directory gets that directory made, as runit
+allows for read-only service trees), take supervise/lock, make the control
+and ok fifos (0600) and write the first status.
+
+The loop is short: poll() on the signal wakeup pipe and the control fifo,
+with a timeout taken from the state machine's deadline. A SIGCHLD byte means
+reap; a control byte is a command; a timeout is TIMEOUT. After each round the
+status file is rewritten if anything in it changed. Nothing here sleeps.
+
+Signals to supervise itself: TERM means `svc -dx` (runsv does the same); HUP
+means "stop restarting and exit once the service is down, without signalling
+it", which svscan uses to let a logger drain its pipe before it goes.
+"""
+
+import errno
+import os
+import select
+import signal
+import sys
+import time
+
+from . import machine, status, unix
+from .errors import describe
+
+PROG = "supervise"
+CATCHABLE = None        # filled lazily: every signal a spawned child must see at default
+
+
+def warn(what, e=None):
+    reason = f": {describe(e)}" if e is not None else ""
+    os.write(2, f"{PROG}: warning: {what}{reason}\n".encode(errors="replace"))
+
+
+class Fatal(Exception):
+    """A setup failure: supervise exits 111 with this message."""
+
+
+def setup(path):
+    """Enter the service directory and claim its supervise/ files.
+
+    Returns (supervise dir fd, lock fd, control read fd, control write fd).
+    """
+    try:
+        os.chdir(path)
+    except OSError as e:
+        raise Fatal(f"unable to chdir to {path}: {describe(e)}") from None
+    try:
+        make_supervise_dir()
+        sdir = os.open("supervise", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise Fatal(f"unable to mkdir {path}/supervise: {describe(e)}") from None
+    try:
+        lock = unix.lock_nb("lock", sdir)
+    except OSError as e:
+        raise Fatal(f"unable to acquire {path}/supervise/lock: {describe(e)}") from None
+    try:
+        unix.make_fifo("control", sdir)
+        ctl_r, ctl_w = unix.open_fifo_reader("control", sdir)
+    except OSError as e:
+        raise Fatal(f"unable to open {path}/supervise/control: {describe(e)}") from None
+    return sdir, lock, ctl_r, ctl_w
+
+
+def make_supervise_dir():
+    try:
+        os.mkdir("supervise", 0o700)
+    except FileExistsError:
+        if os.path.islink("supervise") and not os.path.exists("supervise"):
+            os.mkdir(os.path.join(".", os.readlink("supervise")), 0o700)
+    else:
+        os.chmod("supervise", 0o700)        # whatever the umask says
+
+
+def open_ok(sdir, path):
+    """The ok fifo, opened for reading and never read: the liveness probe."""
+    try:
+        unix.make_fifo("ok", sdir)
+        return os.open("ok", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=sdir)
+    except OSError as e:
+        raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
+
+
+def spawn(argv):
+    """Start argv[0] from the service directory in a session of its own."""
+    global CATCHABLE
+    if CATCHABLE is None:
+        CATCHABLE = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
+    return os.posix_spawn(argv[0], argv, os.environ, setsid=True,
+                          setsigdef=CATCHABLE, setsigmask=())
+
+
+class Loop:
+    """One supervise: the machine, its fds and the status it last wrote."""
+
+    def __init__(self, path, sdir, ctl_r, clock=time.monotonic):
+        self.path = path
+        self.sdir = sdir
+        self.ctl_r = ctl_r
+        self.clock = clock
+        want = machine.WANT_DOWN if os.path.exists("down") else machine.WANT_UP
+        self.sv = machine.Supervisor(want, clock())
+        self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
+        self.written = None
+        self.start_error = None      # the last warning about ./run, said once
+        self.exit_code = None
+
+    def status(self):
+        sv = self.sv
+        return status.pack(status.Status(
+            sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, sv.want, sv.term, sv.state))
+
+    def write_status(self):
+        data = self.status()
+        if data == self.written:
+            return
+        try:
+            unix.replace_file("status", data, dir_fd=self.sdir)
+        except OSError as e:
+            warn(f"unable to write {self.path}/supervise/status", e)
+            return
+        self.written = data
+
+    def feed(self, event, arg=None):
+        """Step the machine and carry out its effects (which may feed it again)."""
+        now = self.clock()
+        effects = machine.step(self.sv, event, now, unix_now(), arg)
+        for effect in effects:
+            self.carry_out(effect)
+
+    def carry_out(self, effect):
+        kind = effect[0]
+        if kind == "spawn":
+            self.start(effect[1], effect[2])
+        elif kind == "kill":
+            if self.sv.pid:
+                try:
+                    os.kill(self.sv.pid, effect[1])
+                except ProcessLookupError:
+                    pass
+        elif kind == "exit":
+            self.exit_code = effect[1]
+
+    def start(self, what, argv):
+        try:
+            pid = spawn(argv)
+        except OSError as e:
+            if what == "run":
+                message = f"unable to start {self.path}/run: {describe(e)}"
+                if message != self.start_error:
+                    warn(message)
+                    self.start_error = message
+            elif e.errno not in (errno.ENOENT, errno.EACCES):
+                warn(f"unable to start {self.path}/finish", e)
+            self.feed(machine.START_FAILED)
+            return
+        if what == "run":
+            self.start_error = None
+        self.feed(machine.STARTED, pid)
+
+    def on_signals(self, data):
+        for signum in data:
+            if signum == signal.SIGCHLD:
+                for pid, wstatus in unix.reap():
+                    if pid == self.sv.pid:
+                        self.feed(machine.EXITED, wstatus)
+            elif signum in (signal.SIGTERM, signal.SIGINT):
+                self.feed(machine.DOWN_CMD)
+                self.feed(machine.EXIT)
+            elif signum == signal.SIGHUP:
+                self.feed(machine.HANGUP)
+
+    def on_control(self):
+        for byte in unix.drain(self.ctl_r):
+            now = self.clock()
+            for effect in machine.command(self.sv, byte, now, unix_now()):
+                self.carry_out(effect)
+
+    def run(self, wakeup_r):
+        poller = select.poll()
+        poller.register(wakeup_r, select.POLLIN)
+        poller.register(self.ctl_r, select.POLLIN)
+        self.feed(machine.TIMEOUT)           # the first start, unless down
+        self.write_status()
+        ok = open_ok(self.sdir, self.path)   # after the first status, as daemontools
+        while self.exit_code is None:
+            due = machine.deadline(self.sv)
+            timeout = None if due is None else max(0, (due - self.clock()) * 1000)
+            ready = poller.poll(timeout)
+            for fd, _ in ready:
+                if fd == wakeup_r:
+                    self.on_signals(unix.drain(wakeup_r))
+                else:
+                    self.on_control()
+            if not ready:
+                self.feed(machine.TIMEOUT)
+            self.write_status()
+        os.close(ok)
+        return self.exit_code
+
+
+def name_process(name):
+    """Show the forked child as `supervise` in ps -o comm, top and pgrep."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name)
+    except OSError:
+        pass
+
+
+def unix_now():
+    return divmod(time.time_ns(), 1_000_000_000)
+
+
+def _note(signum, frame):
+    """Handlers do nothing: the wakeup pipe carries the signal to the loop."""
+
+
+def install_signals(ignore_int=False):
+    """Route CHLD, TERM, HUP (and INT) through a non-blocking wakeup pipe."""
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _note)
+    if ignore_int:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return r
+
+
+def run(path, *, under_svscan=False):
+    """Supervise the service at path until told to exit; returns the exit code.
+
+    Under svscan, SIGINT is ignored: svscan sees the terminal's Ctrl-C and
+    brings the tree down in order, loggers last.
+    """
+    wakeup_r = install_signals(ignore_int=under_svscan)
+    if under_svscan:
+        name_process("supervise")
+    try:
+        sdir, _lock, ctl_r, _ctl_w = setup(path)
+        loop = Loop(path, sdir, ctl_r)
+        return loop.run(wakeup_r)
+    except Fatal as e:
+        os.write(2, f"{PROG}: fatal: {e}\n".encode(errors="replace"))
+        return 111

@@ -1,0 +1,55 @@
+"""TAI64N labels (daemontools' tai64n(8), cr.yp.to/libtai/tai64.html).
+
+A TAI64N label is 12 bytes, big-endian: 8 bytes of 2**62 + TAI seconds since
+1970, then 4 bytes of nanoseconds (0..999999999). Like daemontools and
+skalibs we convert with a fixed 10-second TAI-UTC offset and ignore the leap
+seconds since 1972, so labels agree with theirs byte for byte.
+
+The external form is "@" followed by the 24 lowercase hex digits of the label.
+"""
+
+import time
+
+BASE = 2**62 + 10          # label of the Unix epoch, in daemontools' convention
+SIZE = 12
+
+
+class BadLabel(ValueError):
+    """Bytes or text that are not a TAI64N label."""
+
+
+def pack(seconds: int, nanoseconds: int = 0) -> bytes:
+    """The 12-byte label of a Unix time given as whole seconds and nanoseconds."""
+    return (BASE + seconds).to_bytes(8, "big") + nanoseconds.to_bytes(4, "big")
+
+
+def unpack(data: bytes) -> tuple[int, int]:
+    """(seconds, nanoseconds) since the Unix epoch of a 12-byte label."""
+    if len(data) != SIZE:
+        raise BadLabel(f"{len(data)} bytes, expected {SIZE}")
+    nano = int.from_bytes(data[8:], "big")
+    if nano > 999_999_999:
+        raise BadLabel(f"nanoseconds out of range: {nano}")
+    return int.from_bytes(data[:8], "big") - BASE, nano
+
+
+def now() -> tuple[int, int]:
+    """The current time as (seconds, nanoseconds)."""
+    return divmod(time.time_ns(), 1_000_000_000)
+
+
+def format(data: bytes) -> str:
+    """'@' + 24 hex digits: the text form tai64n prints."""
+    return "@" + data.hex()
+
+
+def parse(text: str) -> bytes:
+    """The label written as '@' + 24 hex digits."""
+    if len(text) != 25 or text[0] != "@":
+        raise BadLabel(f"not a TAI64N label: {text!r}")
+    try:
+        data = bytes.fromhex(text[1:])
+    except ValueError:
+        raise BadLabel(f"not a TAI64N label: {text!r}") from None
+    unpack(data)
+    return data

@@ -1,0 +1,121 @@
+"""The one home of syscalls that need care.
+
+Python retries EINTR itself (PEP 475), so nothing here loops on it. Errors
+that carry protocol meaning become named exceptions: ENXIO on a non-blocking
+write-open of a fifo means no reader, i.e. supervise is not running.
+"""
+
+import errno
+import os
+import stat
+
+from .errors import NotRunning
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of data; a pipe or fifo may take it in pieces."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def replace_file(name: str, data: bytes, *, dir_fd: int | None = None,
+                 mode: int = 0o644, durable: bool = False) -> None:
+    """Readers see the old file or the new one, never half of either."""
+    tmp = name + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                 mode, dir_fd=dir_fd)
+    try:
+        write_all(fd, data)
+        if durable:            # logs: yes; supervise/status: no (runtime state)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def open_dir(path: str) -> int:
+    """An O_PATH descriptor of a directory: the `chdir` of the clients.
+
+    Fails exactly where chdir(2) would (ENOENT, ENOTDIR, EACCES on the way)
+    without changing the process's working directory.
+    """
+    return os.open(path, os.O_PATH | os.O_DIRECTORY)
+
+
+def open_fifo_writer(name: str, dir_fd: int | None = None) -> int:
+    """A non-blocking write end of a fifo, or NotRunning if nobody reads it."""
+    try:
+        return os.open(name, os.O_WRONLY | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise NotRunning() from None
+        raise
+
+
+def make_fifo(name: str, dir_fd: int, mode: int = 0o600) -> None:
+    """Ensure NAME in dir_fd is a fifo of the given mode (replacing anything else)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.mkfifo(name, mode, dir_fd=dir_fd)
+    else:
+        if not stat.S_ISFIFO(st.st_mode):
+            os.unlink(name, dir_fd=dir_fd)
+            os.mkfifo(name, mode, dir_fd=dir_fd)
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def open_fifo_reader(name: str, dir_fd: int) -> tuple[int, int]:
+    """Open a fifo for reading and keep a writer too, so it never reads EOF.
+
+    Returns (read fd, write fd); both are non-blocking and close-on-exec.
+    """
+    r = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)
+    w = os.open(name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)
+    return r, w
+
+
+def lock_nb(name: str, dir_fd: int) -> int:
+    """Take an exclusive flock on NAME, or raise BlockingIOError (EAGAIN)."""
+    import fcntl
+    fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                 0o600, dir_fd=dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def reap():
+    """Collect every child that has ended: yields (pid, wait status)."""
+    while True:
+        try:
+            pid, wstatus = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, wstatus
+
+
+def drain(fd: int, size: int = 4096) -> bytes:
+    """Everything a non-blocking fd has to read right now."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, size)
+        except BlockingIOError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        if len(data) < size:
+            break
+    return b"".join(chunks)
