@@ -1,0 +1,155 @@
+"""The supervise state machine, played through histories of events (no processes).
+
+Each history is a list of (event, argument, time, expected effects); after it,
+the named fields of the Supervisor must hold the given values.
+"""
+
+import signal
+
+import pytest
+
+from svtree import machine as m
+
+RUN = ("spawn", "run", ["./run"])
+TERM, CONT, KILL, STOP = (("kill", s) for s in (signal.SIGTERM, signal.SIGCONT,
+                                                signal.SIGKILL, signal.SIGSTOP))
+
+
+def finish(code, sig):
+    return ("spawn", "finish", ["./finish", str(code), str(sig)])
+
+
+def exited(code):
+    return code << 8
+
+
+def killed(sig):
+    return sig
+
+
+HISTORIES = {
+    "starts at once, restarts after exit, runs finish with runit's arguments": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.STARTED, 100, 0.0, []),
+         (m.EXITED, exited(3), 5.0, [finish(3, 0)]),
+         (m.STARTED, 101, 5.0, []),
+         (m.EXITED, exited(0), 5.1, [RUN]),
+         (m.STARTED, 102, 5.1, [])],
+        {"state": m.RUN, "pid": 102, "next_start": 6.1}),
+    "a quick death waits for the throttle deadline, then TIMEOUT starts it": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.STARTED, 100, 0.0, []),
+         (m.EXITED, killed(9), 0.2, [finish(-1, 9)]),
+         (m.START_FAILED, None, 0.2, []),
+         (m.TIMEOUT, None, 0.5, []),
+         (m.TIMEOUT, None, 1.0, [RUN])],
+        {"state": m.DOWN, "pid": 0}),
+    "svc -d sends TERM then CONT and does not restart": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.STARTED, 100, 0.0, []),
+         (m.DOWN_CMD, None, 2.0, [TERM, CONT]),
+         (m.EXITED, killed(15), 2.1, [finish(-1, 15)]),
+         (m.START_FAILED, None, 2.1, []),
+         (m.TIMEOUT, None, 9.0, [])],
+        {"state": m.DOWN, "want": m.WANT_DOWN, "term": False}),
+    "a down file starts nothing until svc -u": (
+        m.WANT_DOWN,
+        [(m.TIMEOUT, None, 0.0, []),
+         (m.UP, None, 3.0, [RUN]),
+         (m.STARTED, 7, 3.0, [])],
+        {"state": m.RUN, "want": m.WANT_UP}),
+    "once runs a single time": (
+        m.WANT_DOWN,
+        [(m.ONCE, None, 0.0, [RUN]),
+         (m.STARTED, 7, 0.0, []),
+         (m.EXITED, exited(0), 4.0, [finish(0, 0)]),
+         (m.START_FAILED, None, 4.0, []),
+         (m.TIMEOUT, None, 9.0, [])],
+        {"state": m.DOWN, "want": m.WANT_ONCE}),
+    "svc -x while up waits for the service to go down": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.STARTED, 5, 0.0, []),
+         (m.EXIT, None, 1.0, []),
+         (m.DOWN_CMD, None, 1.0, [TERM, CONT]),
+         (m.EXITED, killed(15), 1.1, [finish(-1, 15)]),
+         (m.START_FAILED, None, 1.1, [("exit", 0)])],
+        {"state": m.DOWN}),
+    "svc -x while down exits at once": (
+        m.WANT_DOWN,
+        [(m.EXIT, None, 0.0, [("exit", 0)])],
+        {"exit_when_down": True}),
+    "pause and continue, and signals only while running": (
+        m.WANT_DOWN,
+        [(m.PAUSE, None, 0.0, []),
+         (m.SIGNAL, signal.SIGHUP, 0.0, []),
+         (m.UP, None, 0.0, [RUN]),
+         (m.STARTED, 9, 0.0, []),
+         (m.PAUSE, None, 1.0, [STOP]),
+         (m.SIGNAL, signal.SIGHUP, 1.0, [("kill", signal.SIGHUP)]),
+         (m.CONT, None, 1.0, [CONT])],
+        {"paused": False, "state": m.RUN}),
+    "finish that outlives its timeout is killed": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.STARTED, 5, 0.0, []),
+         (m.EXITED, exited(1), 2.0, [finish(1, 0)]),
+         (m.STARTED, 6, 2.0, []),
+         (m.TIMEOUT, None, 4.0, []),
+         (m.TIMEOUT, None, 7.0, [KILL]),
+         (m.EXITED, killed(9), 7.0, [RUN])],
+        {"state": m.DOWN}),
+    "a run that cannot start is retried every second": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.START_FAILED, None, 0.0, []),
+         (m.TIMEOUT, None, 0.9, []),
+         (m.TIMEOUT, None, 1.0, [RUN])],
+        {"state": m.DOWN}),
+    "HUP lets a logger end by itself, then exits": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.STARTED, 5, 0.0, []),
+         (m.HANGUP, None, 1.0, []),
+         (m.EXITED, exited(0), 3.0, [finish(0, 0)]),
+         (m.START_FAILED, None, 3.0, [("exit", 0)])],
+        {"want": m.WANT_DOWN}),
+    "commands during finish change want only": (
+        m.WANT_UP,
+        [(m.TIMEOUT, None, 0.0, [RUN]),
+         (m.STARTED, 5, 0.0, []),
+         (m.EXITED, exited(0), 3.0, [finish(0, 0)]),
+         (m.STARTED, 6, 3.0, []),
+         (m.DOWN_CMD, None, 3.0, []),
+         (m.SIGNAL, signal.SIGTERM, 3.0, []),
+         (m.EXITED, exited(0), 3.5, [])],
+        {"want": m.WANT_DOWN, "state": m.DOWN}),
+}
+
+
+@pytest.mark.parametrize("name", HISTORIES)
+def test_history(name):
+    want, events, expected = HISTORIES[name]
+    sv = m.Supervisor(want, now=0.0)
+    for event, arg, now, effects in events:
+        assert m.step(sv, event, now, (int(now), 0), arg) == effects, (event, arg, now)
+    for field, value in expected.items():
+        assert getattr(sv, field) == value, field
+
+
+def test_control_bytes_map_to_events():
+    """Every daemontools and runit letter is known; other bytes are ignored."""
+    sv = m.Supervisor(m.WANT_DOWN)
+    assert m.command(sv, ord("z"), 0.0) == []
+    assert m.command(sv, 0, 0.0) == []
+    assert set(chr(b) for b in m.COMMANDS) == set("udopchaitkqx12")
+
+
+def test_deadline():
+    sv = m.Supervisor(m.WANT_UP, now=3.0)
+    assert m.deadline(sv) == 3.0
+    m.step(sv, m.DOWN_CMD, 3.0)
+    assert m.deadline(sv) is None
