@@ -5,6 +5,13 @@ runit's orthogonal variables:
     state   DOWN, RUN (./run alive) or FINISH (./finish alive)
     want    UP, DOWN or ONCE (run now, never restart)
     flags   paused, term (TERM sent, not yet exited), exit_when_down (svc -x)
+    failure failures (quick failed exits in a row), failed (for good)
+
+A critical service (critical > 0) has failed for good after `critical`
+failed exits in a row, none of them after a run of RESET_AFTER seconds or
+more, or when finish exits 125 (s6's "permanent failure"); supervise then
+exits with the service's exit code (128 + signal if killed, never 0), which
+svscan turns into the whole tree's shutdown.
 
 s6's shape: a table indexed by (state, event) whose cells are small functions
 that change the Supervisor and return effects for the loop to carry out:
@@ -27,6 +34,9 @@ WANT_UP, WANT_DOWN, WANT_ONCE = b"u", b"d", b"\0"   # the status file's byte 17
 
 THROTTLE = 1.0          # seconds between two starts of ./run
 FINISH_TIMEOUT = 5.0    # seconds finish may run before it is killed
+RESET_AFTER = 60.0      # a run this long clears the failure count
+CRITICAL_DEFAULT = 3    # failed exits in a row, for an empty `critical` file
+PERMANENT = 125         # finish's exit code for "do not restart" (s6)
 
 # events
 UP, DOWN_CMD, ONCE, PAUSE, CONT, SIGNAL, EXIT = (
@@ -50,9 +60,10 @@ class Supervisor:
 
     __slots__ = ("state", "want", "paused", "term", "exit_when_down", "pid",
                  "stamp", "next_start", "finish_deadline", "once_pending",
-                 "finish_timeout", "last_wstatus")
+                 "finish_timeout", "last_wstatus", "critical", "failures",
+                 "failed", "started_at")
 
-    def __init__(self, want=WANT_UP, now=0.0, finish_timeout=FINISH_TIMEOUT):
+    def __init__(self, want=WANT_UP, now=0.0, finish_timeout=FINISH_TIMEOUT, critical=0):
         self.state = DOWN
         self.want = want
         self.paused = False
@@ -65,6 +76,10 @@ class Supervisor:
         self.once_pending = False    # svc -o while down: start it once
         self.finish_timeout = finish_timeout
         self.last_wstatus = None
+        self.critical = critical     # failed exits in a row that fail the service
+        self.failures = 0
+        self.failed = False
+        self.started_at = now
 
 
 def start_wanted(sv) -> bool:
@@ -78,6 +93,11 @@ def deadline(sv):
     if sv.state == FINISH and sv.pid:
         return sv.finish_deadline
     return None
+
+
+def exit_code(wstatus: int) -> int:
+    """The shell's number for a wait status: the exit code, or 128 + signal."""
+    return wstatus >> 8 & 0xFF if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
 
 
 def finish_args(wstatus: int) -> list[str]:
@@ -169,6 +189,7 @@ def run_started(sv, now, wall, arg):
     sv.paused = sv.term = False
     sv.once_pending = False
     sv.next_start = now + THROTTLE
+    sv.started_at = now
     return []
 
 
@@ -177,8 +198,22 @@ def run_start_failed(sv, now, wall, arg):
     return []
 
 
+def count_failure(sv, now, wstatus):
+    """Keep the count of failed exits that the service did not ask for."""
+    failure = wstatus != 0 and not sv.term and sv.want != WANT_DOWN
+    if not failure:
+        sv.failures = 0
+    elif now - sv.started_at >= RESET_AFTER:
+        sv.failures = 1
+    else:
+        sv.failures += 1
+    if sv.critical and sv.failures >= sv.critical:
+        sv.failed = True
+
+
 def run_exited(sv, now, wall, arg):
     sv.last_wstatus = arg
+    count_failure(sv, now, arg)
     sv.state = FINISH
     sv.pid = 0
     sv.stamp = wall
@@ -194,6 +229,8 @@ def finish_started(sv, now, wall, arg):
 
 
 def finish_done(sv, now, wall, arg):
+    if sv.critical and arg is not None and exit_code(arg) == PERMANENT:
+        sv.failed = True
     sv.state = DOWN
     if sv.pid:
         sv.stamp = wall
@@ -201,6 +238,8 @@ def finish_done(sv, now, wall, arg):
     sv.finish_deadline = None
     if sv.exit_when_down:
         return [("exit", 0)]
+    if sv.failed:
+        return [("exit", max(1, exit_code(sv.last_wstatus or 0)))]
     return start_if_due(sv, now, wall, arg)
 
 

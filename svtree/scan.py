@@ -90,7 +90,8 @@ class Scanner:
         self.inotify = None
         self.watches = {}          # watch descriptor -> name of a dir awaiting run
         self.next_scan = 0.0
-        self.fds_to_close = []     # fds a forked supervise must not keep
+        self.command_pid = 0       # svscan DIR -- CMD: the main command
+        self.exit_code = None      # set by the main command or a critical service
 
     # --- scanning -----------------------------------------------------------
 
@@ -222,15 +223,32 @@ class Scanner:
 
     def reap(self):
         for pid, wstatus in unix.reap():
+            if pid == self.command_pid:
+                self.command_ended(wstatus)
+                continue
             entry = self.by_pid.pop(pid, None)
             if entry is None:
                 continue           # an orphan we inherited: reaping was the point
             service, proc = entry
             proc.pid = 0
-            self.supervise_ended(service, proc)
+            self.supervise_ended(service, proc, wstatus)
 
-    def supervise_ended(self, service, proc):
+    def command_ended(self, wstatus):
+        """The main command is gone: its code becomes ours, the tree goes down."""
+        self.command_pid = 0
+        self.exit_code = wstatus >> 8 if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
+        self.shut_down()
+
+    def supervise_ended(self, service, proc, wstatus=0):
         now = self.clock()
+        if (proc is service.main and wstatus and wstatus & 0x7F == 0 and not self.stopping
+                and service.active and os.path.exists(os.path.join(service.name, "critical"))):
+            code = wstatus >> 8
+            warn(f"critical service {service.name} failed (exit code {code}): "
+                 "shutting down")
+            if self.exit_code is None:
+                self.exit_code = code
+            self.shut_down()
         if not service.active or self.stopping:
             if proc is service.main:
                 self.main_gone(service)
@@ -272,6 +290,9 @@ class Scanner:
             return
         self.stopping = True
         self.kill_at = self.clock() + self.grace
+        if self.command_pid:
+            kill(-self.command_pid, signal.SIGTERM)
+            kill(-self.command_pid, signal.SIGCONT)
         for service in list(self.services.values()):
             service.active = False
             if service.main.pid:
@@ -288,13 +309,16 @@ class Scanner:
         """
         now = self.clock()
         if self.killed:
-            for pid in list(self.by_pid):
-                kill(pid, signal.SIGKILL)
+            for pid in [*self.by_pid, self.command_pid]:
+                if pid:
+                    kill(pid, signal.SIGKILL)
             kill_orphans()
             self.kill_at = None
             return
         self.killed = True
         self.kill_at = now + LAST_CALL
+        if self.command_pid:
+            kill(-self.command_pid, signal.SIGKILL)
         for service in list(self.services.values()):
             if service.main.pid:
                 pid = status_pid(service.main.path)
@@ -303,7 +327,12 @@ class Scanner:
                     kill(pid, signal.SIGKILL)
 
     def running(self):
-        return bool(self.by_pid)
+        return bool(self.by_pid) or bool(self.command_pid)
+
+    def forward(self, signum):
+        """Pass a signal svscan does not use on to the main command."""
+        if self.command_pid:
+            kill(self.command_pid, signum)
 
 
 def kill_orphans():
@@ -350,6 +379,11 @@ def is_supervised(path):
 
 # --- the process --------------------------------------------------------------
 
+# signals svscan acts on itself; the rest of FORWARDED goes to the main command
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGPWR)
+FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGQUIT)
+
+
 def _note(signum, frame):
     """Handlers do nothing: the wakeup pipe carries the signal to the loop."""
 
@@ -357,8 +391,7 @@ def _note(signum, frame):
 def install_signals():
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGALRM, signal.SIGTERM,
-                   signal.SIGINT, signal.SIGPWR):
+    for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGALRM, *STOP_SIGNALS, *FORWARDED):
         signal.signal(signum, _note)
     return r
 
@@ -376,14 +409,68 @@ def watch(directory):
         return None
 
 
-def run(directory, *, grace=GRACE):
-    """Supervise every service in directory until told to stop; the exit code."""
+def become_subreaper():
+    """Adopt orphaned descendants (PR_SET_CHILD_SUBREAPER) so they are reaped."""
+    if os.getpid() == 1:
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(36, 1, 0, 0, 0) != 0:      # PR_SET_CHILD_SUBREAPER
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError) as e:
+        warn("unable to become a child subreaper; orphans will not be reaped", e)
+
+
+def start_command(argv, directory):
+    """Fork and exec the main command in its own process group, in the
+    directory svscan was started from, with the terminal (if any) handed to it.
+    Exit 127 if it cannot be found, 126 if it cannot be run (tini's codes)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 126
+    try:
+        signal.set_wakeup_fd(-1)
+        os.setpgid(0, 0)
+        if os.isatty(0):
+            signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            try:
+                os.tcsetpgrp(0, os.getpgrp())
+            except OSError:
+                pass
+        for signum in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+            try:
+                signal.signal(signum, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        os.chdir(directory)
+        try:
+            os.execvp(argv[0], argv)
+        except FileNotFoundError as e:
+            code = 127
+            warn(f"unable to run {argv[0]}", e)
+        except OSError as e:
+            warn(f"unable to run {argv[0]}", e)
+    finally:
+        os._exit(code)
+
+
+def run(directory, *, grace=GRACE, command=None):
+    """Supervise every service in directory until told to stop; the exit code.
+
+    With a main command, svscan runs it next to the services and exits with
+    its code (128 + signal if it was killed) once the tree is down.
+    """
+    origin = os.getcwd()
     try:
         os.chdir(directory)
     except OSError as e:
         os.write(2, f"{PROG}: fatal: unable to chdir to {directory}: {describe(e)}\n".encode())
         return 111
     wakeup_r = install_signals()
+    become_subreaper()
     scanner = Scanner(directory, grace=grace)
     scanner.inotify = watch(directory)
     poller = select.poll()
@@ -391,6 +478,8 @@ def run(directory, *, grace=GRACE):
     if scanner.inotify is not None:
         poller.register(scanner.inotify.fileno(), select.POLLIN)
     scanner.scan()
+    if command:
+        scanner.command_pid = start_command(command, origin)
     while not (scanner.stopping and not scanner.running()):
         due = scanner.deadline()
         timeout = None if due is None else max(0, (due - scanner.clock()) * 1000)
@@ -402,6 +491,8 @@ def run(directory, *, grace=GRACE):
                 on_inotify(scanner)
         if not ready:
             scanner.on_timeout()
+    if scanner.exit_code is not None:
+        return scanner.exit_code
     return 111 if scanner.killed else 0
 
 
@@ -409,15 +500,20 @@ def on_signals(scanner, data):
     for signum in data:
         if signum == signal.SIGCHLD:
             scanner.reap()
+        elif signum == signal.SIGHUP and scanner.command_pid:
+            scanner.forward(signum)
         elif signum in (signal.SIGHUP, signal.SIGALRM):
             if not scanner.stopping:
                 scanner.scan()
-        elif signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPWR):
+        elif signum in STOP_SIGNALS:
             scanner.shut_down()
+        elif signum in FORWARDED:
+            scanner.forward(signum)
 
 
 def on_inotify(scanner):
     for event in scanner.inotify.read(timeout=0):
-        scanner.watches.pop(event.wd, None) if event.mask & 0x8000 else None
+        if event.mask & 0x8000:              # IN_IGNORED: a one-shot watch is gone
+            scanner.watches.pop(event.wd, None)
     if not scanner.stopping:
         scanner.scan()

@@ -101,7 +101,7 @@ class Loop:
         self.ctl_r = ctl_r
         self.clock = clock
         want = machine.WANT_DOWN if os.path.exists("down") else machine.WANT_UP
-        self.sv = machine.Supervisor(want, clock())
+        self.sv = machine.Supervisor(want, clock(), critical=read_critical(path))
         self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
         self.written = None
         self.start_error = None      # the last warning about ./run, said once
@@ -142,6 +142,9 @@ class Loop:
                     pass
         elif kind == "exit":
             self.exit_code = effect[1]
+            if self.exit_code:
+                os.write(2, f"{PROG}: fatal: critical service {self.path} failed "
+                            f"(exit code {self.exit_code})\n".encode(errors="replace"))
 
     def start(self, what, argv):
         try:
@@ -199,6 +202,23 @@ class Loop:
             self.write_status()
         os.close(ok)
         return self.exit_code
+
+
+def read_critical(path):
+    """The `critical` file: failed exits in a row that fail the service (default 3)."""
+    try:
+        with open("critical") as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        warn(f"unable to read {path}/critical", e)
+        return machine.CRITICAL_DEFAULT
+    try:
+        return max(1, int(text)) if text else machine.CRITICAL_DEFAULT
+    except ValueError:
+        warn(f"unable to parse {path}/critical: not a number: {text[:40]!r}")
+        return machine.CRITICAL_DEFAULT
 
 
 def name_process(name):

@@ -1,19 +1,61 @@
-"""svscan [DIR]: supervise every service in DIR (default: the current directory)."""
+"""svscan [-g SECONDS] [DIR] [-- CMD ARGS...]: supervise every service in DIR.
 
+DIR defaults to the current directory. With CMD, svscan also runs CMD in
+the foreground and exits with its code once the tree is down (a container's
+entry point). The grace period before SIGKILL at shutdown is -g SECONDS, or
+$SVSCAN_GRACE, or 7 seconds.
+"""
+
+import os
 import sys
 
-USAGE = "svscan: usage: svscan [dir]\n"
+USAGE = "svscan: usage: svscan [-g seconds] [dir] [-- command [args...]]\n"
+
+
+def usage():
+    sys.stderr.write(USAGE)
+    return 100
+
+
+def grace_seconds(text, source):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 86400:
+        sys.stderr.write(f"svscan: fatal: {source} must be a number of seconds, not {text!r}\n")
+        return None
+    return value
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--":
+    command = None
+    if "--" in argv:
+        at = argv.index("--")
+        argv, command = argv[:at], argv[at + 1:]
+        if not command:
+            return usage()
+    grace = None
+    if argv[:1] == ["-g"] and len(argv) >= 2:
+        grace = grace_seconds(argv[1], "-g")
+        if grace is None:
+            return 100
+        argv = argv[2:]
+    elif argv[:1] and argv[0].startswith("-g") and len(argv[0]) > 2:
+        grace = grace_seconds(argv[0][2:], "-g")
+        if grace is None:
+            return 100
         argv = argv[1:]
     if len(argv) > 1 or argv and argv[0].startswith("-"):
-        sys.stderr.write(USAGE)
-        return 100
+        return usage()
+    if grace is None and os.environ.get("SVSCAN_GRACE"):
+        grace = grace_seconds(os.environ["SVSCAN_GRACE"], "SVSCAN_GRACE")
+        if grace is None:
+            return 100
     from .. import scan
-    return scan.run(argv[0] if argv else ".")
+    return scan.run(argv[0] if argv else ".", command=command,
+                    grace=scan.GRACE if grace is None else grace)
 
 
 if __name__ == "__main__":
