@@ -1,0 +1,185 @@
+"""svscan with real directories: discovery, log pipes, restarts, removal."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import pid_alive, program, run, status_bytes, status_pid, wait_until, write_script
+
+SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
+
+
+@pytest.fixture
+def scandir(tmp_path):
+    d = tmp_path / "service"
+    d.mkdir()
+    return d
+
+
+def start_svscan(procs, scandir, *args, **kw):
+    return procs.start(program("svscan"), *args, scandir, **kw)
+
+
+def supervise_pids(scanner_pid):
+    """Children of svscan that are forked supervise processes."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == scanner_pid and comm == "supervise" and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def probe(scandir, name="probe"):
+    """Add a service and wait for it to run: proof that svscan has scanned
+    everything that happened before (it handles events in order)."""
+    d = scandir / name
+    write_script(d / "run", SLEEPER)
+    wait_until(lambda: status_pid(d), timeout=5)
+
+
+def test_starts_every_service_and_skips_dot_names(procs, service, scandir):
+    a = service("a", parent=scandir)
+    b = service("b", parent=scandir)
+    hidden = service(".hidden", parent=scandir)
+    (scandir / "file").write_text("not a service")
+    scanner = start_svscan(procs, scandir)
+    wait_until(lambda: status_pid(a) and status_pid(b))
+    assert not (hidden / "supervise").exists()
+    assert len(supervise_pids(scanner.pid)) == 2
+
+
+def test_new_symlinked_service_is_noticed_at_once(procs, service, scandir, tmp_path):
+    """inotify, not a 5-second poll: well under a second from ln -s to run."""
+    start_svscan(procs, scandir)
+    probe(scandir)                            # svscan is up and watching
+    real = service("real", run="#!/bin/sh\ntouch started\nexec sleep 1000\n")
+    began = time.monotonic()
+    (scandir / "linked").symlink_to(real)
+    wait_until(lambda: (real / "started").exists(), timeout=5)
+    assert time.monotonic() - began < 2.0     # the fallback scan would take 60 s
+
+
+def test_directory_without_run_is_started_when_run_appears(procs, scandir):
+    start_svscan(procs, scandir)
+    d = scandir / "late"
+    d.mkdir()
+    probe(scandir)
+    assert not (d / "supervise").exists()
+    write_script(d / "run", "#!/bin/sh\ntouch started\nexec sleep 1000\n")
+    wait_until(lambda: (d / "started").exists(), timeout=5)
+
+
+def test_log_pipe_loses_nothing_when_either_side_restarts(procs, service, scandir):
+    counter = ("#!/bin/sh\ni=0\nwhile [ $i -lt 400 ]; do i=$((i+1)); echo line $i; "
+               "sleep 0.002; done\nexec sleep 1000\n")
+    sv = service("talker", run=counter, parent=scandir,
+                 log="#!/bin/sh\nexec cat >> ../out\n")
+    start_svscan(procs, scandir)
+    log = sv / "log"
+    wait_until(lambda: status_pid(log) and (sv / "out").exists())
+    for _ in range(3):                           # kill the logger mid-stream, three times
+        old = status_pid(log)
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: status_pid(log) not in (0, old))
+    wait_until(lambda: (sv / "out").read_text().count("\n") >= 400, timeout=15)
+    lines = (sv / "out").read_text().splitlines()
+    assert lines == [f"line {i}" for i in range(1, 401)]
+
+
+def test_dead_supervise_is_restarted(procs, service, scandir):
+    sv = service("a", parent=scandir)
+    scanner = start_svscan(procs, scandir)
+    wait_until(lambda: status_pid(sv))
+    [sup] = wait_until(lambda: supervise_pids(scanner.pid))
+    service_pid = status_pid(sv)
+    os.kill(service_pid, signal.SIGKILL)          # no orphan left for the new supervise
+    os.kill(sup, signal.SIGKILL)
+    wait_until(lambda: supervise_pids(scanner.pid) not in ([], [sup]), timeout=5)
+    wait_until(lambda: status_pid(sv) not in (0, service_pid), timeout=5)
+
+
+def test_removed_service_is_brought_down_and_its_logger_drains(procs, service, scandir, tmp_path):
+    real = service("real", run="#!/bin/sh\ntrap 'echo bye; exit 0' TERM\necho hello\n"
+                               "while :; do sleep 0.05; done\n",
+                   log="#!/bin/sh\nexec cat >> ../out\n")
+    (scandir / "real").symlink_to(real)
+    scanner = start_svscan(procs, scandir)
+    pid = wait_until(lambda: status_pid(real))
+    wait_until(lambda: len(supervise_pids(scanner.pid)) == 2)
+    (scandir / "real").unlink()
+    wait_until(lambda: not pid_alive(pid))
+    wait_until(lambda: supervise_pids(scanner.pid) == [], timeout=5)
+    assert (real / "out").read_text() == "hello\nbye\n"
+    assert run("svok", real).returncode == 100
+    assert run("svok", real / "log").returncode == 100
+
+
+def test_no_second_supervise_where_one_runs(procs, service, scandir):
+    sv = service("a", parent=scandir)
+    procs.start(program("supervise"), sv)
+    wait_until(lambda: status_pid(sv))
+    first = status_pid(sv)
+    scanner = start_svscan(procs, scandir)
+    os.kill(scanner.pid, signal.SIGHUP)           # and a rescan for good measure
+    probe(scandir)
+    assert len(supervise_pids(scanner.pid)) == 1   # the probe's only
+    assert supervise_pids(scanner.pid) == []
+    assert status_pid(sv) == first
+
+
+def test_renamed_service_keeps_its_supervise(procs, service, scandir):
+    sv = service("a", parent=scandir)
+    scanner = start_svscan(procs, scandir)
+    pid = wait_until(lambda: status_pid(sv))
+    sups = wait_until(lambda: supervise_pids(scanner.pid))
+    os.rename(sv, scandir / "b")
+    os.kill(scanner.pid, signal.SIGALRM)
+    probe(scandir)
+    assert len(supervise_pids(scanner.pid)) == 2 and set(sups) <= set(supervise_pids(scanner.pid))
+    assert status_pid(scandir / "b") == pid
+
+
+def test_sigterm_shuts_the_tree_down_cleanly(procs, service, scandir):
+    a = service("a", parent=scandir, log="#!/bin/sh\nexec cat >> ../out\n",
+                run="#!/bin/sh\ntrap 'echo last words; exit 0' TERM\n"
+                    "while :; do sleep 0.05; done\n")
+    b = service("b", parent=scandir)
+    scanner = start_svscan(procs, scandir)
+    pids = wait_until(lambda: all(map(status_pid, (a, b, a / "log"))) and
+                      [status_pid(x) for x in (a, b, a / "log")])
+    scanner.send_signal(signal.SIGTERM)
+    assert scanner.wait(timeout=10) == 0
+    assert not any(map(pid_alive, pids))
+    assert (a / "out").read_text() == "last words\n"
+
+
+def test_grace_period_then_kill(procs, service, scandir):
+    stubborn = service("stubborn", parent=scandir,
+                       run="#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+    scanner = start_svscan(procs, scandir, "-g", "0.5")
+    pid = wait_until(lambda: status_pid(stubborn))
+    began = time.monotonic()
+    scanner.send_signal(signal.SIGTERM)
+    assert scanner.wait(timeout=10) == 111
+    took = time.monotonic() - began
+    assert 0.5 <= took < 5
+    assert not pid_alive(pid)
+
+
+def test_usage_errors():
+    assert run("svscan", "-x").returncode == 100
+    assert run("svscan", "a", "b").returncode == 100
+    assert run("svscan", "-g", "soon", ".").returncode == 100
+    r = run("svscan", "/nonexistent/dir")
+    assert r.returncode == 111
+    assert r.stderr == "svscan: fatal: unable to chdir to /nonexistent/dir: file does not exist\n"
