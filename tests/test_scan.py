@@ -130,9 +130,10 @@ def test_no_second_supervise_where_one_runs(procs, service, scandir):
     wait_until(lambda: status_pid(sv))
     first = status_pid(sv)
     scanner = start_svscan(procs, scandir)
-    os.kill(scanner.pid, signal.SIGHUP)           # and a rescan for good measure
-    probe(scandir)
-    assert len(supervise_pids(scanner.pid)) == 1   # the probe's only
+    probe(scandir, "first")                        # svscan has scanned once
+    os.kill(scanner.pid, signal.SIGHUP)            # and a rescan for good measure
+    probe(scandir, "second")
+    assert len(supervise_pids(scanner.pid)) == 2   # the probes' only
     assert supervise_pids(scanner.pid) == []
     assert status_pid(sv) == first
 
