@@ -74,6 +74,12 @@ class Service:
     def procs(self):
         return (self.main, self.log) if self.log else (self.main,)
 
+    def rename(self, name):
+        """The directory was renamed: its supervise processes keep running."""
+        self.name = self.main.path = name
+        if self.log:
+            self.log.path = os.path.join(name, "log")
+
 
 class Scanner:
     """The scan directory, its services and their supervise processes."""
@@ -92,6 +98,7 @@ class Scanner:
         self.next_scan = 0.0
         self.command_pid = 0       # svscan DIR -- CMD: the main command
         self.exit_code = None      # set by the main command or a critical service
+        self.orphans_told = False  # adopted orphans were sent TERM at shutdown
 
     # --- scanning -----------------------------------------------------------
 
@@ -123,7 +130,8 @@ class Scanner:
                     warn(f"unable to start {name}: running too many services")
                     continue
                 service = self.services[key] = Service(name, has_log(name))
-            service.name = name
+            if service.name != name:
+                service.rename(name)
             seen.add(key)
             self.start_dead(service)
         for key, service in list(self.services.items()):
@@ -184,15 +192,19 @@ class Scanner:
     def fork_supervise(self, service, proc):
         if is_supervised(proc.path):
             return                 # another supervise holds it: leave it be
-        gc.freeze()                # keep the collector off pages the child shares
+        # Frozen objects are skipped by the collector: the child's collections
+        # then leave the pages it shares with svscan untouched.
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError as e:
+            gc.unfreeze()
             warn(f"unable to start supervise {proc.path}", e)
             proc.restart_at = self.clock() + proc.delay
             return
         if pid == 0:
             self.become_supervise(service, proc)
+        gc.unfreeze()              # svscan's own garbage stays collectable
         proc.pid = pid
         proc.started = self.clock()
         self.by_pid[pid] = (service, proc)
@@ -265,8 +277,9 @@ class Scanner:
             dues = [self.kill_at] if self.kill_at is not None else []
         else:
             for service in self.services.values():
-                dues.extend(p.restart_at for p in service.procs()
-                            if p.restart_at is not None and not p.pid)
+                if service.active:
+                    dues.extend(p.restart_at for p in service.procs()
+                                if p.restart_at is not None and not p.pid)
         return min(dues) if dues else None
 
     def on_timeout(self):
@@ -305,14 +318,17 @@ class Scanner:
 
         Their supervise processes then see them die and exit; loggers read
         to the end of their pipe. Whatever is still alive LAST_CALL seconds
-        later, supervise and logger alike, gets KILL too.
+        later (loggers, finish scripts, supervise, adopted orphans) gets KILL.
         """
         now = self.clock()
         if self.killed:
-            for pid in [*self.by_pid, self.command_pid]:
+            for service in list(self.services.values()):
+                for proc in service.procs():
+                    if proc.pid:
+                        kill_group(status_pid(proc.path, finishing=True))
+            for pid in [*self.by_pid, self.command_pid, *adopted_children()]:
                 if pid:
                     kill(pid, signal.SIGKILL)
-            kill_orphans()
             self.kill_at = None
             return
         self.killed = True
@@ -321,13 +337,24 @@ class Scanner:
             kill(-self.command_pid, signal.SIGKILL)
         for service in list(self.services.values()):
             if service.main.pid:
-                pid = status_pid(service.main.path)
-                if pid:
-                    kill(-pid, signal.SIGKILL)
-                    kill(pid, signal.SIGKILL)
+                kill_group(status_pid(service.main.path))
 
     def running(self):
-        return bool(self.by_pid) or bool(self.command_pid)
+        """Is anything of the tree left? Once the supervise processes and the
+        main command are gone, orphans we adopted get TERM, then KILL."""
+        if self.by_pid or self.command_pid:
+            return True
+        if not self.stopping:
+            return False
+        orphans = adopted_children()
+        if orphans and not self.orphans_told:
+            self.orphans_told = True
+            for pid in orphans:
+                kill(pid, signal.SIGTERM)
+                kill(pid, signal.SIGCONT)
+            if self.kill_at is None:
+                self.kill_at = self.clock() + LAST_CALL
+        return bool(orphans)
 
     def forward(self, signum):
         """Pass a signal svscan does not use on to the main command."""
@@ -335,13 +362,21 @@ class Scanner:
             kill(self.command_pid, signum)
 
 
-def kill_orphans():
-    """As init, KILL every process left in the namespace but ourselves."""
-    if os.getpid() == 1:
+def adopted_children():
+    """Our children that we did not start: orphans adopted as init or subreaper."""
+    me = str(os.getpid())
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
         try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me.encode() and fields[0] != b"Z":
+            found.append(int(name))
+    return found
 
 
 def kill(pid, signum):
@@ -351,14 +386,24 @@ def kill(pid, signum):
         pass
 
 
-def status_pid(path):
-    """The pid in path/supervise/status (0 if down or unreadable)."""
+def kill_group(pid):
+    """KILL a service's process group (it is a session leader) and itself."""
+    if pid:
+        kill(-pid, signal.SIGKILL)
+        kill(pid, signal.SIGKILL)
+
+
+def status_pid(path, finishing=False):
+    """The pid in path/supervise/status: run's, or finish's too if finishing.
+
+    0 if down or unreadable.
+    """
     try:
         with open(os.path.join(path, "supervise", "status"), "rb") as f:
             data = f.read(20)
     except OSError:
         return 0
-    if len(data) < 18 or (len(data) == 20 and data[19] != 1):
+    if len(data) < 18 or (len(data) == 20 and data[19] != 1 and not finishing):
         return 0              # down, or finish running (it has its own timeout)
     return int.from_bytes(data[12:16], "little")
 

@@ -80,20 +80,34 @@ def test_directory_without_run_is_started_when_run_appears(procs, scandir):
 
 
 def test_log_pipe_loses_nothing_when_either_side_restarts(procs, service, scandir):
-    counter = ("#!/bin/sh\ni=0\nwhile [ $i -lt 400 ]; do i=$((i+1)); echo line $i; "
-               "sleep 0.002; done\nexec sleep 1000\n")
-    sv = service("talker", run=counter, parent=scandir,
-                 log="#!/bin/sh\nexec cat >> ../out\n")
+    """Lines written while the logger is dead wait in the pipe svscan holds.
+
+    The talker writes a batch, then waits for a go-file; the test kills the
+    logger only once it has written the whole batch (it is then blocked in
+    read(), so SIGKILL cannot take a line with it), and lets the next batch
+    go while the logger is down. The talker itself is killed and restarted too.
+    """
+    talker = ("#!/bin/sh\nn=$(cat batch 2>/dev/null || echo 0)\n"
+              "while [ $n -lt 4 ]; do\n"
+              "  i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo batch $n line $i; done\n"
+              "  n=$((n+1)); echo $n > batch\n"
+              "  while [ ! -e go$n ]; do sleep 0.01; done\n"
+              "done\nexec sleep 1000\n")
+    sv = service("talker", run=talker, parent=scandir, log="#!/bin/sh\nexec cat >> ../out\n")
     start_svscan(procs, scandir)
     log = sv / "log"
-    wait_until(lambda: status_pid(log) and (sv / "out").exists())
-    for _ in range(3):                           # kill the logger mid-stream, three times
+    lines = lambda: (sv / "out").read_text().splitlines() if (sv / "out").exists() else []
+    for n in range(1, 4):
+        wait_until(lambda: len(lines()) == 100 * n)
         old = status_pid(log)
-        os.kill(old, signal.SIGKILL)
+        os.kill(old, signal.SIGKILL)                 # the logger dies ...
+        if n == 2:
+            os.kill(status_pid(sv), signal.SIGKILL)  # ... and once the talker too
+        (sv / f"go{n}").touch()                      # the next batch goes into the pipe
         wait_until(lambda: status_pid(log) not in (0, old))
-    wait_until(lambda: (sv / "out").read_text().count("\n") >= 400, timeout=15)
-    lines = (sv / "out").read_text().splitlines()
-    assert lines == [f"line {i}" for i in range(1, 401)]
+    (sv / "go4").touch()
+    wait_until(lambda: len(lines()) >= 400, timeout=15)
+    assert lines() == [f"batch {n} line {i}" for n in range(4) for i in range(1, 101)]
 
 
 def test_dead_supervise_is_restarted(procs, service, scandir):
