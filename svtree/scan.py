@@ -329,6 +329,8 @@ class Scanner:
             for pid in [*self.by_pid, self.command_pid, *adopted_children()]:
                 if pid:
                     kill(pid, signal.SIGKILL)
+            if os.getpid() == 1:
+                kill(-1, signal.SIGKILL)      # as init: everything but ourselves
             self.kill_at = None
             return
         self.killed = True
@@ -365,6 +367,11 @@ class Scanner:
 def adopted_children():
     """Our children that we did not start: orphans adopted as init or subreaper."""
     me = str(os.getpid())
+    try:
+        if os.readlink("/proc/self") != me:
+            return []       # a /proc of another pid namespace: its numbers are not ours
+    except OSError:
+        return []
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():

@@ -1,0 +1,206 @@
+"""svscan as a container's init: PID 1 in a fresh PID namespace.
+
+These run `unshare --pid --fork --mount-proc svscan ...`, which needs root;
+they are skipped otherwise (CI runs as root).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import program, wait_until, write_script
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
+
+SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
+
+
+def proc_stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])          # state, ppid
+
+
+def children(pid):
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = proc_stat(name)
+            if st and st[1] == pid:
+                out.append(int(name))
+    return out
+
+
+def descendants(pid):
+    todo, seen = [pid], []
+    while todo:
+        for child in children(todo.pop()):
+            seen.append(child)
+            todo.append(child)
+    return seen
+
+
+class Init:
+    """svscan started as PID 1 of a new PID namespace, seen from outside."""
+
+    def __init__(self, procs, scandir, *args, command=()):
+        argv = ["unshare", "--pid", "--fork", "--mount-proc", program("svscan"), *args,
+                str(scandir)]
+        if command:
+            argv += ["--", *command]
+        self.proc = procs.start(*argv)
+        self.pid = wait_until(lambda: children(self.proc.pid) and children(self.proc.pid)[0])
+
+    def signal(self, signum):
+        os.kill(self.pid, signum)
+
+    def wait(self, timeout=20):
+        return self.proc.wait(timeout=timeout)
+
+
+def write_service(scandir, name, run=SLEEPER, log=None, extra=None):
+    d = scandir / name
+    write_script(d / "run", run)
+    if log:
+        write_script(d / "log" / "run", log)
+    for fname, text in (extra or {}).items():
+        (d / fname).write_text(text)
+    return d
+
+
+def service_started(d):
+    data = (d / "supervise" / "status").read_bytes() if (d / "supervise" / "status").exists() else b""
+    return len(data) == 20 and data[19] == 1
+
+
+@pytest.fixture
+def scandir(tmp_path):
+    d = tmp_path / "service"
+    d.mkdir()
+    return d
+
+
+def test_orphans_are_reaped_and_no_zombie_stays(procs, scandir):
+    """A service that keeps double-forking leaves nothing behind."""
+    write_service(scandir, "forker", run="#!/bin/sh\nwhile :; do (sh -c 'exit 0' &); "
+                                         "(sleep 0.01 &); sleep 0.02; done\n")
+    init = Init(procs, scandir)
+    wait_until(lambda: service_started(scandir / "forker"))
+    time.sleep(0.5)                    # let it make a few dozen orphans
+    for _ in range(5):
+        before = {p for p in descendants(init.pid) if (proc_stat(p) or ("",))[0] == "Z"}
+        time.sleep(0.2)
+        after = {p for p in descendants(init.pid) if (proc_stat(p) or ("",))[0] == "Z"}
+        assert not (before & after), f"zombies not reaped within 200 ms: {before & after}"
+    init.signal(signal.SIGTERM)
+    assert init.wait() == 0
+
+
+def test_sigterm_brings_down_services_then_loggers_with_no_line_lost(procs, scandir):
+    for name in ("a", "b", "c"):
+        write_service(scandir, name,
+                      run=f"#!/bin/sh\ntrap 'echo {name}: last line; exit 0' TERM\n"
+                          f"echo {name}: first line\nwhile :; do sleep 0.05; done\n",
+                      log="#!/bin/sh\nexec cat > ../log.txt\n")
+    init = Init(procs, scandir)
+    wait_until(lambda: all((scandir / n / "log.txt").exists() and
+                           (scandir / n / "log.txt").read_text() for n in "abc"))
+    began = time.monotonic()
+    init.signal(signal.SIGTERM)
+    assert init.wait() == 0
+    assert time.monotonic() - began < 5
+    for name in "abc":
+        assert (scandir / name / "log.txt").read_text() == f"{name}: first line\n{name}: last line\n"
+
+
+def test_grace_period_then_sigkill_and_nonzero_exit(procs, scandir):
+    write_service(scandir, "stubborn", run="#!/bin/sh\ntrap '' TERM\n(trap '' TERM; sleep 1000) &\n"
+                                           "while :; do sleep 0.05; done\n")
+    init = Init(procs, scandir, "-g", "1")
+    wait_until(lambda: service_started(scandir / "stubborn"))
+    began = time.monotonic()
+    init.signal(signal.SIGTERM)
+    assert init.wait() == 111
+    took = time.monotonic() - began
+    assert 1.0 <= took < 4.0, took
+
+
+def test_grace_from_the_environment(procs, scandir, monkeypatch):
+    monkeypatch.setenv("SVSCAN_GRACE", "0.5")
+    write_service(scandir, "stubborn", run="#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+    init = Init(procs, scandir)
+    wait_until(lambda: service_started(scandir / "stubborn"))
+    began = time.monotonic()
+    init.signal(signal.SIGTERM)
+    assert init.wait() == 111
+    assert 0.5 <= time.monotonic() - began < 3.0
+
+
+@pytest.mark.parametrize("command, code", [
+    ("exit 3", 3),
+    ("exit 0", 0),
+    ("kill -USR1 $$", 128 + signal.SIGUSR1),
+    ("exec /nonexistent/command", 127),
+    ("exec /dev/null", 126),
+])
+def test_main_command_exit_code_becomes_ours(procs, scandir, tmp_path, command, code):
+    """tini's rule: the command's code, or 128 + signal; 127/126 if it cannot run.
+    The tree is brought down (the service says bye) before svscan exits."""
+    svc = write_service(scandir, "a", run="#!/bin/sh\ntrap 'echo bye > ../bye; exit 0' TERM\n"
+                                          "while :; do sleep 0.05; done\n")
+    go = tmp_path / "go"
+    init = Init(procs, scandir, command=["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.01; done; "
+                                         + command])
+    wait_until(lambda: service_started(svc))
+    go.touch()
+    assert init.wait() == code
+    assert (scandir / "bye").read_text() == "bye\n"
+
+
+def test_signals_are_forwarded_to_the_main_command(procs, scandir, tmp_path):
+    out = tmp_path / "got"
+    script = (f"trap 'echo USR1 >> {out}' USR1; trap 'echo HUP >> {out}' HUP; "
+              f"trap 'echo WINCH >> {out}' WINCH; echo ready > {out}; "
+              "while :; do sleep 0.02; done")
+    init = Init(procs, scandir, command=["sh", "-c", script])
+    wait_until(lambda: out.exists())
+    for signum, name in ((signal.SIGUSR1, "USR1"), (signal.SIGHUP, "HUP"),
+                         (signal.SIGWINCH, "WINCH")):
+        init.signal(signum)
+        wait_until(lambda: name in out.read_text())
+    init.signal(signal.SIGTERM)
+    assert init.wait() == 128 + signal.SIGTERM
+
+
+def test_critical_service_failure_shuts_the_container_down(procs, scandir):
+    write_service(scandir, "db", run="#!/bin/sh\nexit 4\n", extra={"critical": "2\n"})
+    other = write_service(scandir, "web", run="#!/bin/sh\ntrap 'echo bye > bye; exit 0' TERM\n"
+                                              "while :; do sleep 0.05; done\n")
+    init = Init(procs, scandir)
+    assert init.wait(timeout=20) == 4
+    assert (other / "bye").read_text() == "bye\n"
+    assert b"critical service db failed" in init.proc.stderr.read()
+
+
+def test_critical_service_permanent_failure_from_finish(procs, scandir):
+    write_service(scandir, "db", run="#!/bin/sh\nexit 0\n", extra={"critical": ""})
+    write_script(scandir / "db" / "finish", "#!/bin/sh\nexit 125\n")
+    init = Init(procs, scandir)
+    assert init.wait(timeout=20) == 1          # run's own code was 0: never exit 0
+
+
+@pytest.mark.parametrize("command, code", [(["/nonexistent/cmd"], 127), (["/dev/null"], 126)])
+def test_main_command_that_cannot_run(procs, scandir, command, code):
+    write_service(scandir, "a")
+    init = Init(procs, scandir, command=command)
+    assert init.wait() == code
+    assert b"svscan: warning: unable to run" in init.proc.stderr.read()
