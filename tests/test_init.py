@@ -204,3 +204,58 @@ def test_main_command_that_cannot_run(procs, scandir, command, code):
     init = Init(procs, scandir, command=command)
     assert init.wait() == code
     assert b"svscan: warning: unable to run" in init.proc.stderr.read()
+
+
+def test_services_inherit_environment_and_write_to_our_stdout(procs, scandir):
+    write_service(scandir, "hello", run="#!/bin/sh\necho \"hello $GREETING\"\n"
+                                        "echo \"oops $GREETING\" >&2\nexec sleep 1000\n")
+    init = Init.__new__(Init)
+    init.proc = procs.start("unshare", "--pid", "--fork", "--mount-proc", program("svscan"),
+                            scandir, env={**os.environ, "GREETING": "container"})
+    init.pid = wait_until(lambda: children(init.proc.pid) and children(init.proc.pid)[0])
+    wait_until(lambda: service_started(scandir / "hello"))
+    init.signal(signal.SIGTERM)
+    assert init.wait() == 0
+    assert init.proc.stdout.read() == b"hello container\n"
+    assert init.proc.stderr.read() == b"oops container\n"
+
+
+def test_read_only_tree_with_supervise_symlinked_to_a_writable_place(procs, tmp_path):
+    """runit's trick: the service tree is mounted read-only, supervise/ points elsewhere."""
+    tree = tmp_path / "ro"
+    state = tmp_path / "rw"
+    state.mkdir()
+    svc = write_service(tree, "web", run="#!/bin/sh\nexec sleep 1000\n")
+    (svc / "supervise").symlink_to(state / "web")
+    script = (f"mount --bind {tree} {tree} && mount -o remount,bind,ro {tree} {tree} && "
+              f"exec {program('svscan')} {tree}")
+    proc = procs.start("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+    wait_until(lambda: (state / "web" / "status").exists()
+               and (state / "web" / "status").read_bytes()[19] == 1)
+    from conftest import run
+    assert run("svok", svc).returncode == 0
+    assert run("svc", "-d", svc).returncode == 0
+    wait_until(lambda: (state / "web" / "status").read_bytes()[19] == 0)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_runs_as_a_non_root_user(procs):
+    """svscan, supervise and the services, all as nobody, on a tree nobody owns."""
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="svtree-nobody-"))
+    try:
+        os.chmod(top, 0o755)
+        svc = write_service(top / "service", "web",
+                            run="#!/bin/sh\nid -u > whoami\nexec sleep 1000\n")
+        for path in [top / "service", svc, *svc.iterdir()]:
+            os.chown(path, 65534, 65534)
+        proc = procs.start("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           program("svscan"), top / "service")
+        wait_until(lambda: (svc / "whoami").exists() and (svc / "whoami").read_text())
+        assert (svc / "whoami").read_text() == "65534\n"
+        assert (svc / "supervise").stat().st_uid == 65534
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
