@@ -29,6 +29,12 @@ served at once while a deadline runs.
 
 import signal
 
+# plain ints rather than signal.Signals members: cheaper for a forked supervise
+SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, SIGSTOP = (
+    int(s) for s in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL,
+                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGTERM,
+                     signal.SIGCONT, signal.SIGSTOP))
+
 DOWN, RUN, FINISH = 0, 1, 2                   # the status file's byte 19
 WANT_UP, WANT_DOWN, WANT_ONCE = b"u", b"d", b"\0"   # the status file's byte 17
 
@@ -48,10 +54,10 @@ EXITED, TIMEOUT, STARTED, START_FAILED = "exited", "timeout", "started", "start_
 COMMANDS = {
     ord("u"): (UP, None), ord("d"): (DOWN_CMD, None), ord("o"): (ONCE, None),
     ord("p"): (PAUSE, None), ord("c"): (CONT, None), ord("x"): (EXIT, None),
-    ord("h"): (SIGNAL, signal.SIGHUP), ord("a"): (SIGNAL, signal.SIGALRM),
-    ord("i"): (SIGNAL, signal.SIGINT), ord("t"): (SIGNAL, signal.SIGTERM),
-    ord("k"): (SIGNAL, signal.SIGKILL), ord("q"): (SIGNAL, signal.SIGQUIT),
-    ord("1"): (SIGNAL, signal.SIGUSR1), ord("2"): (SIGNAL, signal.SIGUSR2),
+    ord("h"): (SIGNAL, SIGHUP), ord("a"): (SIGNAL, SIGALRM),
+    ord("i"): (SIGNAL, SIGINT), ord("t"): (SIGNAL, SIGTERM),
+    ord("k"): (SIGNAL, SIGKILL), ord("q"): (SIGNAL, SIGQUIT),
+    ord("1"): (SIGNAL, SIGUSR1), ord("2"): (SIGNAL, SIGUSR2),
 }
 
 
@@ -143,21 +149,21 @@ def take_down(sv, now, wall, arg):
     want_down(sv, now, wall, arg)
     sv.paused = False
     sv.term = True
-    return [("kill", signal.SIGTERM), ("kill", signal.SIGCONT)]
+    return [("kill", SIGTERM), ("kill", SIGCONT)]
 
 
 def pause(sv, now, wall, arg):
     sv.paused = True
-    return [("kill", signal.SIGSTOP)]
+    return [("kill", SIGSTOP)]
 
 
 def cont(sv, now, wall, arg):
     sv.paused = False
-    return [("kill", signal.SIGCONT)]
+    return [("kill", SIGCONT)]
 
 
 def send_signal(sv, now, wall, arg):
-    if arg == signal.SIGTERM:
+    if arg == SIGTERM:
         sv.term = True
     return [("kill", arg)]
 
@@ -246,7 +252,7 @@ def finish_done(sv, now, wall, arg):
 def finish_overdue(sv, now, wall, arg):
     if sv.finish_deadline is not None and now >= sv.finish_deadline:
         sv.finish_deadline = None
-        return [("kill", signal.SIGKILL)]
+        return [("kill", SIGKILL)]
     return []
 
 

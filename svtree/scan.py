@@ -21,6 +21,7 @@ SIGTERM and SIGINT (and SIGPWR as PID 1) shut the whole tree down the same
 way; what is still alive after the grace period gets SIGKILL.
 """
 
+import _signal
 import gc
 import os
 import select
@@ -33,6 +34,10 @@ from . import supervise, unix
 from .errors import describe
 
 PROG = "svscan"
+# what svscan catches that a forked supervise must not (plain ints: see supervise.py)
+CHILD_DEFAULTS = tuple(int(s) for s in (
+    signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGCHLD, signal.SIGPWR,
+    signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT, signal.SIGWINCH))
 RESCAN = 60.0          # seconds between two fallback scans
 RESTART = 1.0          # first delay before a dead supervise is restarted
 RESTART_MAX = 60.0
@@ -150,7 +155,7 @@ class Scanner:
         """Watch a new directory until its run file appears."""
         if self.inotify is None or name in self.watches.values():
             return
-        from inotify_simple import flags
+        from inotify_simple import flags      # already imported by watch()
         try:
             wd = self.inotify.add_watch(name, flags.CREATE | flags.MOVED_TO | flags.ATTRIB
                                         | flags.ONESHOT)
@@ -213,11 +218,9 @@ class Scanner:
         """In the forked child: drop svscan's fds and signals, then supervise."""
         code = 111
         try:
-            signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM,
-                           signal.SIGCHLD, signal.SIGPWR, signal.SIGUSR1, signal.SIGUSR2,
-                           signal.SIGQUIT, signal.SIGWINCH):
-                signal.signal(signum, signal.SIG_DFL)
+            _signal.set_wakeup_fd(-1)
+            for signum in CHILD_DEFAULTS:
+                _signal.signal(signum, _signal.SIG_DFL)
             if service.pipe:
                 if proc is service.main:
                     os.dup2(service.pipe[1], 1)
@@ -448,10 +451,32 @@ def install_signals():
     return r
 
 
+def import_inotify():
+    """inotify_simple, imported without ctypes.util.
+
+    ctypes.util imports subprocess and with it threading, whose at-fork hook
+    then runs in every forked supervise and costs each about 250 KiB of
+    private memory. inotify_simple only needs find_library("c") from it.
+    """
+    if "inotify_simple" in sys.modules or "ctypes.util" in sys.modules:
+        import inotify_simple
+        return inotify_simple
+    import types
+    stub = types.ModuleType("ctypes.util")
+    stub.find_library = lambda name: "libc.so.6" if name == "c" else None
+    sys.modules["ctypes.util"] = stub
+    try:
+        import inotify_simple
+    finally:
+        del sys.modules["ctypes.util"]
+    return inotify_simple
+
+
 def watch(directory):
     """inotify on the scan directory; None (with a warning) if unavailable."""
     try:
-        from inotify_simple import INotify, flags
+        inotify_simple = import_inotify()
+        INotify, flags = inotify_simple.INotify, inotify_simple.flags
         inotify = INotify()
         inotify.add_watch(".", flags.CREATE | flags.MOVED_TO | flags.DELETE
                           | flags.MOVED_FROM | flags.ATTRIB)

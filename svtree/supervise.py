@@ -15,18 +15,24 @@ means "stop restarting and exit once the service is down, without signalling
 it", which svscan uses to let a logger drain its pipe before it goes.
 """
 
+import _signal      # the C module: signal's enum wrappers cost a forked child memory
 import errno
 import os
 import select
 import signal
-import sys
 import time
 
 from . import machine, status, unix
 from .errors import describe
 
 PROG = "supervise"
-CATCHABLE = None        # filled lazily: every signal a spawned child must see at default
+
+# Plain ints, computed once in the parent: a supervise forked by svscan should
+# touch as few shared objects as it can (every page it writes is its own copy).
+SIGCHLD, SIGTERM, SIGHUP, SIGINT = (int(s) for s in (
+    signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
+CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
+                         - {signal.SIGKILL, signal.SIGSTOP}))
 
 
 def warn(what, e=None):
@@ -85,10 +91,7 @@ def open_ok(sdir, path):
 
 def spawn(argv):
     """Start argv[0] from the service directory in a session of its own."""
-    global CATCHABLE
-    if CATCHABLE is None:
-        CATCHABLE = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
-    return os.posix_spawn(argv[0], argv, os.environ, setsid=True,
+    return os.posix_spawn(argv[0], argv, os.environ._data, setsid=True,
                           setsigdef=CATCHABLE, setsigmask=())
 
 
@@ -100,7 +103,7 @@ class Loop:
         self.sdir = sdir
         self.ctl_r = ctl_r
         self.clock = clock
-        want = machine.WANT_DOWN if os.path.exists("down") else machine.WANT_UP
+        want = machine.WANT_DOWN if os.access("down", os.F_OK) else machine.WANT_UP
         self.sv = machine.Supervisor(want, clock(), critical=read_critical(path))
         self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
         self.written = None
@@ -165,14 +168,14 @@ class Loop:
 
     def on_signals(self, data):
         for signum in data:
-            if signum == signal.SIGCHLD:
+            if signum == SIGCHLD:
                 for pid, wstatus in unix.reap():
                     if pid == self.sv.pid:
                         self.feed(machine.EXITED, wstatus)
-            elif signum in (signal.SIGTERM, signal.SIGINT):
+            elif signum == SIGTERM or signum == SIGINT:
                 self.feed(machine.DOWN_CMD)
                 self.feed(machine.EXIT)
-            elif signum == signal.SIGHUP:
+            elif signum == SIGHUP:
                 self.feed(machine.HANGUP)
 
     def on_control(self):
@@ -206,6 +209,8 @@ class Loop:
 
 def read_critical(path):
     """The `critical` file: failed exits in a row that fail the service (default 3)."""
+    if not os.access("critical", os.F_OK):
+        return 0
     try:
         with open("critical") as f:
             text = f.read().strip()
@@ -224,10 +229,15 @@ def read_critical(path):
 def name_process(name):
     """Show the forked child as `supervise` in ps -o comm, top and pgrep."""
     try:
-        with open("/proc/self/comm", "w") as f:
-            f.write(name)
+        fd = os.open("/proc/self/comm", os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, name.encode())
     except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 def unix_now():
@@ -241,11 +251,11 @@ def _note(signum, frame):
 def install_signals(ignore_int=False):
     """Route CHLD, TERM, HUP (and INT) through a non-blocking wakeup pipe."""
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, _note)
+    _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    for signum in (SIGCHLD, SIGTERM, SIGHUP, SIGINT):
+        _signal.signal(signum, _note)
     if ignore_int:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _signal.signal(SIGINT, _signal.SIG_IGN)
     return r
 
 

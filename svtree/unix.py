@@ -6,6 +6,7 @@ write-open of a fifo means no reader, i.e. supervise is not running.
 """
 
 import errno
+import fcntl
 import os
 import stat
 
@@ -54,12 +55,15 @@ def open_fifo_writer(name: str, dir_fd: int | None = None) -> int:
 
 
 def make_fifo(name: str, dir_fd: int, mode: int = 0o600) -> None:
-    """Ensure NAME in dir_fd is a fifo of the given mode (replacing anything else)."""
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
+    """Ensure NAME in dir_fd is a fifo of the given mode (replacing anything else).
+
+    access() rather than catching FileNotFoundError: a forked supervise that
+    raises no exception touches fewer of the pages it shares with svscan.
+    """
+    if not os.access(name, os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
         os.mkfifo(name, mode, dir_fd=dir_fd)
     else:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if not stat.S_ISFIFO(st.st_mode):
             os.unlink(name, dir_fd=dir_fd)
             os.mkfifo(name, mode, dir_fd=dir_fd)
@@ -82,7 +86,6 @@ def open_fifo_reader(name: str, dir_fd: int) -> tuple[int, int]:
 
 def lock_nb(name: str, dir_fd: int) -> int:
     """Take an exclusive flock on NAME, or raise BlockingIOError (EAGAIN)."""
-    import fcntl
     fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
                  0o600, dir_fd=dir_fd)
     try:
