@@ -67,7 +67,7 @@ class Supervisor:
     __slots__ = ("state", "want", "paused", "term", "exit_when_down", "pid",
                  "stamp", "next_start", "finish_deadline", "once_pending",
                  "finish_timeout", "last_wstatus", "critical", "failures",
-                 "failed", "started_at")
+                 "failed", "started_at", "signalled")
 
     def __init__(self, want=WANT_UP, now=0.0, finish_timeout=FINISH_TIMEOUT, critical=0):
         self.state = DOWN
@@ -86,6 +86,7 @@ class Supervisor:
         self.failures = 0
         self.failed = False
         self.started_at = now
+        self.signalled = False       # we sent the running process a signal
 
 
 def start_wanted(sv) -> bool:
@@ -148,7 +149,7 @@ def take_down(sv, now, wall, arg):
     """svc -d while running: TERM, then CONT so a stopped process sees it."""
     want_down(sv, now, wall, arg)
     sv.paused = False
-    sv.term = True
+    sv.term = sv.signalled = True
     return [("kill", SIGTERM), ("kill", SIGCONT)]
 
 
@@ -163,6 +164,7 @@ def cont(sv, now, wall, arg):
 
 
 def send_signal(sv, now, wall, arg):
+    sv.signalled = True
     if arg == SIGTERM:
         sv.term = True
     return [("kill", arg)]
@@ -192,7 +194,7 @@ def run_started(sv, now, wall, arg):
     sv.state = RUN
     sv.pid = arg
     sv.stamp = wall
-    sv.paused = sv.term = False
+    sv.paused = sv.term = sv.signalled = False
     sv.once_pending = False
     sv.next_start = now + THROTTLE
     sv.started_at = now
@@ -206,7 +208,7 @@ def run_start_failed(sv, now, wall, arg):
 
 def count_failure(sv, now, wstatus):
     """Keep the count of failed exits that the service did not ask for."""
-    failure = wstatus != 0 and not sv.term and sv.want != WANT_DOWN
+    failure = wstatus != 0 and not sv.signalled and sv.want != WANT_DOWN
     if not failure:
         sv.failures = 0
     elif now - sv.started_at >= RESET_AFTER:

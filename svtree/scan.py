@@ -251,7 +251,8 @@ class Scanner:
     def command_ended(self, wstatus):
         """The main command is gone: its code becomes ours, the tree goes down."""
         self.command_pid = 0
-        self.exit_code = wstatus >> 8 if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
+        if self.exit_code is None:           # a critical service that failed first wins
+            self.exit_code = wstatus >> 8 if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
         self.shut_down()
 
     def supervise_ended(self, service, proc, wstatus=0):

@@ -259,3 +259,9 @@ def test_runs_as_a_non_root_user(procs):
         assert proc.wait(timeout=10) == 0
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_critical_failure_wins_over_the_main_commands_code(procs, scandir):
+    write_service(scandir, "db", run="#!/bin/sh\nexit 4\n", extra={"critical": "1"})
+    init = Init(procs, scandir, command=["sleep", "1000"])
+    assert init.wait(timeout=20) == 4

@@ -153,3 +153,51 @@ def test_deadline():
     assert m.deadline(sv) == 3.0
     m.step(sv, m.DOWN_CMD, 3.0)
     assert m.deadline(sv) is None
+
+
+def play(sv, events):
+    out = []
+    for event, arg, now in events:
+        out.append(m.step(sv, event, now, (int(now), 0), arg))
+    return out
+
+
+def test_critical_service_fails_after_n_quick_failures():
+    sv = m.Supervisor(m.WANT_UP, now=0.0, critical=2)
+    effects = play(sv, [(m.TIMEOUT, None, 0.0), (m.STARTED, 1, 0.0),
+                        (m.EXITED, exited(4), 1.0), (m.START_FAILED, None, 1.0),
+                        (m.TIMEOUT, None, 1.0), (m.STARTED, 2, 1.0),
+                        (m.EXITED, exited(4), 2.0), (m.START_FAILED, None, 2.0)])
+    assert effects[-1] == [("exit", 4)] and sv.failed
+
+
+def test_a_long_run_or_a_clean_exit_resets_the_count():
+    sv = m.Supervisor(m.WANT_UP, now=0.0, critical=2)
+    play(sv, [(m.TIMEOUT, None, 0.0), (m.STARTED, 1, 0.0),
+              (m.EXITED, exited(4), 1.0), (m.START_FAILED, None, 1.0),
+              (m.TIMEOUT, None, 1.0), (m.STARTED, 2, 1.0),
+              (m.EXITED, exited(4), 100.0), (m.START_FAILED, None, 100.0)])
+    assert sv.failures == 1 and not sv.failed
+    play(sv, [(m.TIMEOUT, None, 100.0), (m.STARTED, 3, 100.0),
+              (m.EXITED, exited(0), 101.0), (m.START_FAILED, None, 101.0)])
+    assert sv.failures == 0
+
+
+def test_signals_we_sent_are_not_failures():
+    """svc -k, -t, -d on a critical service do not count against it."""
+    sv = m.Supervisor(m.WANT_UP, now=0.0, critical=1)
+    play(sv, [(m.TIMEOUT, None, 0.0), (m.STARTED, 1, 0.0),
+              (m.SIGNAL, signal.SIGKILL, 0.5), (m.EXITED, killed(9), 0.5),
+              (m.START_FAILED, None, 0.5)])
+    assert sv.failures == 0 and not sv.failed
+    effects = play(sv, [(m.TIMEOUT, None, 1.0), (m.STARTED, 2, 1.0),
+                        (m.EXITED, killed(11), 1.5), (m.START_FAILED, None, 1.5)])
+    assert sv.failed and effects[-1] == [("exit", 128 + 11)]
+
+
+def test_finish_125_is_a_permanent_failure():
+    sv = m.Supervisor(m.WANT_UP, now=0.0, critical=3)
+    effects = play(sv, [(m.TIMEOUT, None, 0.0), (m.STARTED, 1, 0.0),
+                        (m.EXITED, exited(0), 5.0), (m.STARTED, 2, 5.0),
+                        (m.EXITED, exited(125), 5.1)])
+    assert effects[-1] == [("exit", 1)]
