@@ -45,6 +45,25 @@ def write_script(path: Path, text: str, mode=0o755):
     return path
 
 
+def descendants(pid):
+    """Every process below pid, found through the parent links in /proc."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class Processes:
     """Starts programs in their own process group and kills them all at teardown."""
 
@@ -59,11 +78,19 @@ class Processes:
         return proc
 
     def kill_all(self):
+        """KILL each process, its group, and every descendant (services run
+        in sessions of their own, so the group alone would leave them)."""
         for proc in self.procs:
+            doomed = descendants(proc.pid)
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            for pid in doomed:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             proc.wait()
             for stream in (proc.stdout, proc.stderr, proc.stdin):
                 if stream:
