@@ -6,14 +6,15 @@ and runit's sv insists on all 20, so both work on our services:
     0..11   TAI64N of the last pid change (start of run, or its exit)
     12..15  pid, little-endian; 0 when down. While finish runs: finish's pid
     16      1 if paused (svc -p) while up
-    17      want: b"u" up, b"d" down, b"\\0" once
+    17      want: b"u" up, b"d" down or once (daemontools writes b"\\0" for once)
     18      1 if TERM was sent and the process has not exited yet (runit)
     19      process state: 0 down, 1 run, 2 finish (runit)
 
-"Once" (svc -o) is written as 0 in byte 17, as daemontools does: its svstat
-then prints neither ", want up" nor ", want down", which is the truth. runit
-writes b"d" instead, so its sv shows ", want down" for a service that is
-merely not to be restarted; we prefer daemontools' reading here.
+"Once" (svc -o) is written by svtree's supervise as b"d", as runit does:
+runit's `sv -v once` waits for that byte, and daemontools' svstat then says
+", want down", which is true in the sense that matters (it will not be
+restarted) and is what runit's own sv prints too. daemontools' supervise
+writes 0 instead; unpack() reads both.
 
 daemontools' own supervise writes only the first 18 bytes; unpack() accepts
 both sizes and fills bytes 18 and 19 from the pid for the short form.

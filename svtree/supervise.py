@@ -111,9 +111,13 @@ class Loop:
         self.exit_code = None
 
     def status(self):
+        """The 20 bytes for the status file. "Once" is written as b"d", as
+        runsv writes it: runit's `sv -v once` waits for that byte, while
+        daemontools' svstat merely adds ", want down" (see status.py)."""
         sv = self.sv
+        want = status.WANT_DOWN if sv.want == machine.WANT_ONCE else sv.want
         return status.pack(status.Status(
-            sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, sv.want, sv.term, sv.state))
+            sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, want, sv.term, sv.state))
 
     def write_status(self):
         data = self.status()

@@ -330,9 +330,7 @@ def test_readers_agree(procs, service, tmp_path, who, state_name):
 def byte_cases():
     for name in STATES:
         yield pytest.param(name, id=name)
-    yield pytest.param("once", id="once, up", marks=pytest.mark.xfail(
-        strict=True, reason="svtree writes want=0 after svc -o (daemontools); runsv writes "
-                            "'d', which runit's `sv -v once` waits for"))
+    yield pytest.param("once", id="once, up")
 
 
 ONCE = State(NORMAL, False, "o",
@@ -515,9 +513,7 @@ def test_runit_sv_wait_checks_pass_on_svtree(procs, service, tmp_path):
 
 @pytest.mark.parametrize("who", [
     "runit",
-    pytest.param("svtree", marks=pytest.mark.xfail(
-        strict=True, reason="sv -v once waits for want 'd' while up; svtree writes 0 "
-                            "(status.py's daemontools reading), so sv times out, exit 1")),
+    "svtree",
 ])
 def test_runit_sv_wait_once(procs, service, tmp_path, who):
     d = service("s", run=NORMAL, parent=tmp_path / who)

@@ -24,7 +24,8 @@ def test_daemontools_golden_vector():
     assert status.pack(s)[:18] == DAEMONTOOLS_UP
 
 
-def test_once_is_a_zero_byte():
+def test_daemontools_once_is_a_zero_byte():
+    """The codec keeps daemontools' 0 for once (svtree's supervise writes b"d")."""
     assert status.pack(status.Status(want=status.WANT_ONCE))[17] == 0
 
 
