@@ -1,0 +1,75 @@
+"""multilog's script language and patterns (pure)."""
+
+from hypothesis import given, strategies as st
+
+from svtree import logscript
+from svtree.logscript import Dir
+
+
+def reference_match(pattern: bytes, line: bytes) -> bool:
+    """multilog's match(), transcribed from its documented behaviour:
+    `*` skips to the first occurrence of the next pattern character, a final
+    `*` matches the rest, anything else matches itself, no backtracking."""
+    p, s = 0, 0
+    line = line[:logscript.PATTERN_SPAN]
+    while True:
+        if p == len(pattern):
+            return s == len(line)
+        ch = pattern[p]
+        p += 1
+        if ch == ord("*"):
+            if p == len(pattern):
+                return True
+            nxt = pattern[p]
+            while True:
+                if s == len(line):
+                    return False
+                if line[s] == nxt:
+                    break
+                s += 1
+            continue
+        if s == len(line) or line[s] != ch:
+            return False
+        s += 1
+
+
+def m(pattern, line):
+    return logscript.matches(logscript.compile_pattern(pattern), line)
+
+
+def test_man_page_examples():
+    assert m(b"named[*]: Cleaned cache *", b"named[123]: Cleaned cache of 1 RRset")
+    assert not m(b"named[*]: Cleaned cache *", b"named[123]: Lame server")
+    assert m(b"*", b"")
+    assert m(b"a*", b"abc")
+    assert not m(b"a", b"ab")
+    assert m(b"*: x", b"daemon: x")
+    assert not m(b"*: x", b"a: b: x")       # no backtracking: the first ':' is taken
+
+
+def test_only_the_first_1000_bytes_count():
+    assert m(b"*x", b"a" * 999 + b"x" + b"tail" * 10)
+    assert not m(b"*x", b"a" * 1000 + b"x")
+
+
+alphabet = st.sampled_from(b"ab*:x ")
+
+
+@given(st.lists(alphabet, max_size=8).map(bytes), st.lists(alphabet, max_size=12).map(bytes))
+def test_regex_agrees_with_multilogs_matcher(pattern, line):
+    assert m(pattern, line) == reference_match(pattern, line)
+
+
+def test_parse_settings_apply_to_later_directories():
+    s = logscript.parse(["t", "s5000", "n3", "./a", "!gzip", "s1", "n1", "/b", "q", "t"])
+    assert s.stamp == "t"
+    assert s.dirs == [Dir("./a", 5000, 3, None), Dir("/b", 4096, 2, "gzip")]
+    assert s.plain
+
+
+def test_parse_selection_and_actions():
+    s = logscript.parse(["-*", "+*error*", "e", "=status", "./main"])
+    kinds = [a[0] for a in s.actions]
+    assert kinds == ["select", "select", "alert", "status", "dir"]
+    assert not s.plain and s.stamp is None
+    assert logscript.parse(["s99999999", "./x"]).dirs[0].size == logscript.MAX_SIZE
