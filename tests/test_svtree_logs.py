@@ -1,0 +1,64 @@
+"""svtree logs: the last lines with local times, and following across rotations."""
+
+import os
+import re
+import signal
+import subprocess
+
+from conftest import program, run, wait_until
+
+LOCAL = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} ")
+
+
+def fill(logdir, lines, *script):
+    subprocess.run([program("multilog"), *script, f"./{logdir.name}"], input=lines,
+                   cwd=logdir.parent, check=True)
+
+
+def test_last_lines_across_rotated_files(tmp_path):
+    service = tmp_path / "svc"
+    (service / "log").mkdir(parents=True)
+    fill(service / "log" / "main", b"".join(b"line %d\n" % i for i in range(2000)),
+         "t", "s4096", "n100")
+    r = run("svtree", "logs", "-n", "3", service)
+    assert r.returncode == 0
+    lines = r.stdout.encode().splitlines()
+    assert [l.split(b" ", 2)[2] for l in lines] == [b"line 1997", b"line 1998", b"line 1999"]
+    assert all(LOCAL.match(l) for l in lines)
+    # more lines than current holds: they come from the rotated files too
+    r = run("svtree", "logs", "-n", "600", "--raw", service / "log" / "main")
+    assert len(r.stdout.splitlines()) == 600 and r.stdout.startswith("@")
+
+
+def test_follow_sees_new_lines_and_survives_rotation(tmp_path, procs):
+    logdir = tmp_path / "main"
+    writer = procs.start(program("multilog"), "t", "./main", cwd=tmp_path, stdin=subprocess.PIPE)
+    writer.stdin.write(b"before\n")
+    writer.stdin.flush()
+    wait_until(lambda: (logdir / "current").exists() and (logdir / "current").read_bytes())
+    reader = procs.start(program("svtree"), "logs", "-f", "-n", "1", logdir)
+    os.set_blocking(reader.stdout.fileno(), False)
+    seen = []
+
+    def got(text):
+        chunk = reader.stdout.read()
+        if chunk:
+            seen.append(chunk)
+        return text in b"".join(seen)
+
+    wait_until(lambda: got(b"before"))
+    writer.stdin.write(b"after\n")
+    writer.stdin.flush()
+    wait_until(lambda: got(b"after"))
+    writer.send_signal(signal.SIGALRM)          # rotate
+    wait_until(lambda: any(p.name.startswith("@") for p in logdir.iterdir()))
+    writer.stdin.write(b"rotated\n")
+    writer.stdin.flush()
+    wait_until(lambda: got(b"rotated"))
+
+
+def test_errors():
+    assert run("svtree", "logs", "/nonexistent").returncode == 100
+    assert run("svtree", "nonsense").returncode == 100
+    r = run("svtree", "logs", "/")
+    assert r.returncode == 111 and "no log directory" in r.stderr
