@@ -42,22 +42,26 @@ def humanize(line: bytes) -> bytes:
     return line
 
 
-def tail(logdir: Path, count: int) -> list[bytes]:
-    """The last count lines of a log directory, newest last."""
+def tail(logdir: Path, count: int) -> tuple[list[bytes], int]:
+    """The last count lines of a log directory, newest last, and how many
+    bytes of current they reach to (where follow() should go on)."""
     lines: list[bytes] = []
+    seen = 0
     for path in reversed(files(logdir)):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             continue            # rotated away while we looked
+        if path.name == "current":
+            seen = len(data)
         lines = data.splitlines(keepends=True) + lines
         if len(lines) >= count:
             break
-    return lines[-count:] if count else []
+    return (lines[-count:] if count else []), seen
 
 
-def follow(logdir: Path, timeout=None):
-    """Yield lines appended to current from now on, across rotations.
+def follow(logdir: Path, offset=None, timeout=None):
+    """Yield lines appended to current after offset (default: its end), across rotations.
 
     Woken by inotify on the directory; yields None when timeout seconds pass
     with nothing new (so callers can stop), forever otherwise.
@@ -68,7 +72,10 @@ def follow(logdir: Path, timeout=None):
                       | flags.MOVED_FROM | flags.CLOSE_WRITE)
     current = logdir / "current"
     fd = os.open(current, os.O_RDONLY)
-    os.lseek(fd, 0, os.SEEK_END)
+    if offset is None:
+        os.lseek(fd, 0, os.SEEK_END)
+    else:
+        os.lseek(fd, offset, os.SEEK_SET)
     partial = b""
     try:
         while True:

@@ -39,12 +39,13 @@ def logs(service, count, follow, raw):
     show = (lambda line: line) if raw else logview.humanize
     out = sys.stdout.buffer
     for d in dirs:
-        for line in logview.tail(d, count):
+        lines, offset = logview.tail(d, count)
+        for line in lines:
             out.write(show(line))
     out.flush()
     if follow:
         try:
-            for line in logview.follow(dirs[0]):
+            for line in logview.follow(dirs[0], offset):
                 out.write(show(line))
                 out.flush()
         except KeyboardInterrupt:
