@@ -53,3 +53,24 @@ def parse(text: str) -> bytes:
         raise BadLabel(f"not a TAI64N label: {text!r}") from None
     unpack(data)
     return data
+
+
+def local_text(data: bytes) -> str:
+    """The label as local time, 'YYYY-MM-DD HH:MM:SS.nnnnnnnnn' (tai64nlocal's form).
+
+    Raises BadLabel for a bad label, and OverflowError or OSError for a
+    time localtime() cannot express.
+    """
+    seconds, nano = unpack(data)
+    return f"{local_seconds(seconds)}.{nano:09}"
+
+
+def local_seconds(seconds: int) -> str:
+    """A Unix time as local 'YYYY-MM-DD HH:MM:SS', the year unpadded.
+
+    Labels carry the fixed offset of pack(), so this is the same clock
+    daemontools' tai64nlocal shows under an ordinary (not right/) zone.
+    """
+    t = time.localtime(seconds)
+    return (f"{t.tm_year}-{t.tm_mon:02}-{t.tm_mday:02} "
+            f"{t.tm_hour:02}:{t.tm_min:02}:{t.tm_sec:02}")

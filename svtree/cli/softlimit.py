@@ -1,0 +1,100 @@
+"""softlimit [-acdflmoprst N] CHILD...: run CHILD with lower soft resource limits.
+
+Each option sets one soft limit (-m four of them) to N, a decimal number,
+or to the hard limit if N is "=". N above the hard limit is clamped to it,
+so softlimit never fails for asking too much. Options apply in the order
+given; a later one overrides an earlier one on the same limit. Exit 111 if
+a limit cannot be read or set or CHILD cannot run, 100 on a usage error.
+"""
+
+import resource
+import sys
+
+from .chain import fatal, run
+
+PROG = "softlimit"
+USAGE = ("softlimit: usage: softlimit [-a allbytes] [-c corebytes] [-d databytes]"
+         " [-f filebytes] [-l lockbytes] [-m membytes] [-o openfiles] [-p processes]"
+         " [-r residentbytes] [-s stackbytes] [-t cpusecs] child\n")
+
+R = resource
+LIMITS = {
+    "a": (R.RLIMIT_AS,),
+    "c": (R.RLIMIT_CORE,),
+    "d": (R.RLIMIT_DATA,),
+    "f": (R.RLIMIT_FSIZE,),
+    "l": (R.RLIMIT_MEMLOCK,),
+    "m": (R.RLIMIT_DATA, R.RLIMIT_STACK, R.RLIMIT_MEMLOCK, R.RLIMIT_AS),
+    "o": (R.RLIMIT_NOFILE,),
+    "p": (R.RLIMIT_NPROC,),
+    "r": (R.RLIMIT_RSS,),
+    "s": (R.RLIMIT_STACK,),
+    "t": (R.RLIMIT_CPU,),
+}
+HARD = None                     # the "=" of the command line
+LARGEST = 2**63 - 1             # Python passes rlim_t as a signed long long
+
+
+class UsageError(Exception):
+    """What to print before the usage line ('' for nothing)."""
+
+
+def parse(argv: list[str]) -> tuple[list[tuple[str, int | None]], list[str]]:
+    """([(letter, N or HARD), ...], CHILD) from argv; getopt's -o5 and -o 5."""
+    settings = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            i += 1
+            break
+        if not word.startswith("-") or word == "-":
+            break
+        letter, value = word[1], word[2:]
+        if letter not in LIMITS:
+            raise UsageError(f"{PROG}: illegal option -- {letter}\n")
+        if not value:
+            i += 1
+            if i == len(argv):
+                raise UsageError(f"{PROG}: option requires an argument -- {letter}\n")
+            value = argv[i]
+        if value == "=":
+            settings.append((letter, HARD))
+        elif value.isascii() and value.isdigit():
+            settings.append((letter, int(value)))
+        else:
+            raise UsageError("")
+        i += 1
+    return settings, argv[i:]
+
+
+def soften(which: int, n: int | None) -> None:
+    """Set one soft limit to n (HARD: to the hard limit), never above the hard."""
+    _, hard = resource.getrlimit(which)
+    if n is HARD or hard != resource.RLIM_INFINITY and n > hard:
+        n = hard
+    elif n > LARGEST:
+        n = resource.RLIM_INFINITY
+    resource.setrlimit(which, (n, hard))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings, child = parse(argv)
+        if not child:
+            raise UsageError("")
+    except UsageError as e:
+        sys.stderr.write(f"{e}{USAGE}")
+        return 100
+    for letter, n in settings:
+        for which in LIMITS[letter]:
+            try:
+                soften(which, n)
+            except (OSError, ValueError) as e:
+                return fatal(PROG, f"unable to set the soft limit of -{letter}", e)
+    return run(PROG, child)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
