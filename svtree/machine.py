@@ -1,33 +1,44 @@
 """The supervise state machine: pure, no os calls, fake time welcome.
 
-runit's orthogonal variables:
+runit's orthogonal variables, plus what svtree adds:
 
-    state   DOWN, RUN (./run alive) or FINISH (./finish alive)
-    want    UP, DOWN or ONCE (run now, never restart)
-    flags   paused, term (TERM sent, not yet exited), exit_when_down (svc -x)
-    failure failures (quick failed exits in a row), failed (for good)
-
-A critical service (critical > 0) has failed for good after `critical`
-failed exits in a row, none of them after a run of RESET_AFTER seconds or
-more, or when finish exits 125 (s6's "permanent failure"); supervise then
-exits with the service's exit code (128 + signal if killed, never 0), which
-svscan turns into the whole tree's shutdown.
+    state    DOWN, RUN (./run alive) or FINISH (./finish alive)
+    want     UP, DOWN or ONCE (run now, never restart)
+    flags    paused, term (TERM sent, not yet exited), signalled (we sent a
+             signal: its death is not a failure), exit_when_down (svc -x)
+    ready    up and ready (notification-fd newline, a passing ./check, or
+             at once when the service has neither)
+    failure  quick_deaths in a row (backoff and max-deaths), failures in a row
+             (critical services), failed for good (stays down until svc -u)
 
 s6's shape: a table indexed by (state, event) whose cells are small functions
 that change the Supervisor and return effects for the loop to carry out:
 
-    ("spawn", "run", argv)   start ./run; the loop answers STARTED or START_FAILED
-    ("spawn", "finish", argv)
-    ("kill", signum)         signal the current process (run, or finish)
-    ("exit", code)           supervise exits
+    ("spawn", what, argv)  start ./run, ./finish or ./check; the loop answers
+                           STARTED/START_FAILED (run, finish) or
+                           CHECK_STARTED/CHECK_START_FAILED (check)
+    ("kill", signum)       signal the current process (run, or finish)
+    ("killgroup", signum)  signal its whole process group
+    ("killcheck", signum)  signal the running ./check
+    ("announce", name)     a state change worth telling event readers
+    ("exit", code)         supervise exits
 
-Timers are events too: deadline() says when the loop must send TIMEOUT,
-either for the restart throttle (at least THROTTLE seconds between two starts
-of ./run) or for the finish timeout. Nothing here sleeps, so commands are
-served at once while a deadline runs.
+Timers are events too: deadline() says when the loop must send TIMEOUT:
+the restart delay (at least THROTTLE seconds between two starts, doubling
+after each quick death up to backoff-max), the finish timeout, timeout-kill,
+and the next check. Nothing here sleeps, so commands are served at once
+while a deadline runs.
+
+Quick death: ./run ended less than QUICK seconds after it started, without
+a signal from us. A critical service fails for good after `critical` failed
+exits in a row (none after a run of RESET_AFTER seconds or more); any
+service fails for good after max-deaths quick deaths in a row, or when
+./finish exits 125 (s6's "permanent failure").
 """
 
 import signal
+
+from .config import Policy
 
 # plain ints rather than signal.Signals members: cheaper for a forked supervise
 SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, SIGSTOP = (
@@ -36,21 +47,23 @@ SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, S
                      signal.SIGCONT, signal.SIGSTOP))
 
 DOWN, RUN, FINISH = 0, 1, 2                   # the status file's byte 19
-WANT_UP, WANT_DOWN, WANT_ONCE = b"u", b"d", b"\0"   # the status file's byte 17
+WANT_UP, WANT_DOWN, WANT_ONCE = b"u", b"d", b"\0"   # want (written as b"d" for once)
 
-THROTTLE = 1.0          # seconds between two starts of ./run
-FINISH_TIMEOUT = 5.0    # seconds finish may run before it is killed
-RESET_AFTER = 60.0      # a run this long clears the failure count
-CRITICAL_DEFAULT = 3    # failed exits in a row, for an empty `critical` file
+THROTTLE = 1.0          # seconds between two starts of ./run, at least
+QUICK = 10.0            # a run shorter than this is a quick death
+RESET_AFTER = 60.0      # a run this long clears a critical service's failure count
+READY_POLL = 0.1        # seconds between two readiness checks until one passes
 PERMANENT = 125         # finish's exit code for "do not restart" (s6)
 
 # events
-UP, DOWN_CMD, ONCE, PAUSE, CONT, SIGNAL, EXIT = (
-    "up", "down", "once", "pause", "cont", "signal", "exit")
+UP, DOWN_CMD, ONCE, PAUSE, CONT, SIGNAL, GROUP, RESTART, EXIT = (
+    "up", "down", "once", "pause", "cont", "signal", "group", "restart", "exit")
 HANGUP = "hangup"            # stop restarting, exit once down, send nothing
 EXITED, TIMEOUT, STARTED, START_FAILED = "exited", "timeout", "started", "start_failed"
+READY = "ready"
+CHECK_STARTED, CHECK_START_FAILED, CHECK_EXITED = "check_started", "check_start_failed", "check_exited"
 
-# control byte -> (event, argument)
+# control byte -> (event, argument): daemontools, runit's q 1 2, s6's r P C K
 COMMANDS = {
     ord("u"): (UP, None), ord("d"): (DOWN_CMD, None), ord("o"): (ONCE, None),
     ord("p"): (PAUSE, None), ord("c"): (CONT, None), ord("x"): (EXIT, None),
@@ -58,48 +71,63 @@ COMMANDS = {
     ord("i"): (SIGNAL, SIGINT), ord("t"): (SIGNAL, SIGTERM),
     ord("k"): (SIGNAL, SIGKILL), ord("q"): (SIGNAL, SIGQUIT),
     ord("1"): (SIGNAL, SIGUSR1), ord("2"): (SIGNAL, SIGUSR2),
+    ord("r"): (RESTART, None),
+    ord("P"): (GROUP, SIGSTOP), ord("C"): (GROUP, SIGCONT), ord("K"): (GROUP, SIGKILL),
 }
 
 
 class Supervisor:
     """Everything supervise knows about its service."""
 
-    __slots__ = ("state", "want", "paused", "term", "exit_when_down", "pid",
-                 "stamp", "next_start", "finish_deadline", "once_pending",
-                 "finish_timeout", "last_wstatus", "critical", "failures",
-                 "failed", "started_at", "signalled")
+    __slots__ = ("policy", "state", "want", "paused", "term", "signalled", "exit_when_down",
+                 "once_pending", "pid", "stamp", "started_at", "up_since", "next_start",
+                 "delay", "quick_deaths", "failures", "failed", "finish_deadline",
+                 "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
+                 "last_duration", "check_pid", "check_deadline", "next_check", "check_fails")
 
-    def __init__(self, want=WANT_UP, now=0.0, finish_timeout=FINISH_TIMEOUT, critical=0):
+    def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
+        self.policy = policy or Policy(**policy_fields)
         self.state = DOWN
         self.want = want
-        self.paused = False
-        self.term = False
-        self.exit_when_down = False
+        self.paused = self.term = self.signalled = self.exit_when_down = False
+        self.once_pending = False    # svc -o while down: start it once
         self.pid = 0
         self.stamp = (0, 0)          # wall time of the last pid change
-        self.next_start = now        # earliest start of ./run (throttle)
-        self.finish_deadline = None
-        self.once_pending = False    # svc -o while down: start it once
-        self.finish_timeout = finish_timeout
-        self.last_wstatus = None
-        self.critical = critical     # failed exits in a row that fail the service
+        self.started_at = now        # monotonic start of the current or last run
+        self.up_since = (0, 0)       # wall time of that start
+        self.next_start = now        # earliest start of ./run
+        self.delay = THROTTLE
+        self.quick_deaths = 0
         self.failures = 0
         self.failed = False
-        self.started_at = now
-        self.signalled = False       # we sent the running process a signal
+        self.finish_deadline = None
+        self.kill_deadline = None
+        self.ready = False
+        self.ready_since = None      # wall time
+        self.starts = 0
+        self.last_wstatus = None
+        self.last_duration = None
+        self.check_pid = 0
+        self.check_deadline = None
+        self.next_check = None
+        self.check_fails = 0
 
 
 def start_wanted(sv) -> bool:
+    if sv.failed or sv.exit_when_down:
+        return False
     return sv.want == WANT_UP or (sv.want == WANT_ONCE and sv.once_pending)
 
 
 def deadline(sv):
     """When the loop must deliver TIMEOUT (monotonic seconds), or None."""
-    if sv.state == DOWN and start_wanted(sv) and not sv.exit_when_down:
-        return sv.next_start
-    if sv.state == FINISH and sv.pid:
-        return sv.finish_deadline
-    return None
+    if sv.state == DOWN:
+        return sv.next_start if start_wanted(sv) else None
+    if sv.state == FINISH:
+        return sv.finish_deadline if sv.pid else None
+    dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check)
+            if t is not None]
+    return min(dues) if dues else None
 
 
 def exit_code(wstatus: int) -> int:
@@ -114,26 +142,31 @@ def finish_args(wstatus: int) -> list[str]:
     return ["-1", str(wstatus & 0x7F)]
 
 
-# --- cells -----------------------------------------------------------------
+# --- cells: commands ------------------------------------------------------------
 
 def ignore(sv, now, wall, arg):
     return []
 
 
 def start_if_due(sv, now, wall, arg):
-    if start_wanted(sv) and not sv.exit_when_down and now >= sv.next_start:
+    if start_wanted(sv) and now >= sv.next_start:
         return [("spawn", "run", ["./run"])]
     return []
 
 
 def want_up(sv, now, wall, arg):
     sv.want = WANT_UP
+    if sv.failed:                       # svc -u is how a failed service is revived
+        sv.failed = False
+        sv.quick_deaths = sv.failures = 0
+        sv.delay = THROTTLE
     return start_if_due(sv, now, wall, arg) if sv.state == DOWN else []
 
 
 def want_once(sv, now, wall, arg):
     sv.want = WANT_ONCE
     if sv.state == DOWN:
+        sv.failed = False
         sv.once_pending = True
         return start_if_due(sv, now, wall, arg)
     return []
@@ -145,12 +178,26 @@ def want_down(sv, now, wall, arg):
     return []
 
 
-def take_down(sv, now, wall, arg):
-    """svc -d while running: TERM, then CONT so a stopped process sees it."""
-    want_down(sv, now, wall, arg)
+def stop(sv, now):
+    """The down signal, then CONT so a stopped process sees it; KILL later."""
+    signum = sv.policy.down_signal
     sv.paused = False
-    sv.term = sv.signalled = True
-    return [("kill", SIGTERM), ("kill", SIGCONT)]
+    sv.signalled = True
+    sv.term = sv.term or signum == SIGTERM
+    if sv.policy.timeout_kill is not None and sv.kill_deadline is None:
+        sv.kill_deadline = now + sv.policy.timeout_kill
+    return [("kill", signum), ("kill", SIGCONT)]
+
+
+def take_down(sv, now, wall, arg):
+    want_down(sv, now, wall, arg)
+    return stop(sv, now)
+
+
+def restart(sv, now, wall, arg):
+    """svc -r while running: the down signal, and up again once it is gone."""
+    sv.want = WANT_UP
+    return stop(sv, now)
 
 
 def pause(sv, now, wall, arg):
@@ -168,6 +215,16 @@ def send_signal(sv, now, wall, arg):
     if arg == SIGTERM:
         sv.term = True
     return [("kill", arg)]
+
+
+def signal_group(sv, now, wall, arg):
+    if arg == SIGSTOP:
+        sv.paused = True
+    elif arg == SIGCONT:
+        sv.paused = False
+    else:
+        sv.signalled = True
+    return [("killgroup", arg)]
 
 
 def exit_now(sv, now, wall, arg):
@@ -190,15 +247,25 @@ def hang_up(sv, now, wall, arg):
     return exit_later(sv, now, wall, arg)
 
 
+# --- cells: the run ---------------------------------------------------------------
+
 def run_started(sv, now, wall, arg):
     sv.state = RUN
     sv.pid = arg
-    sv.stamp = wall
+    sv.stamp = sv.up_since = wall
     sv.paused = sv.term = sv.signalled = False
     sv.once_pending = False
-    sv.next_start = now + THROTTLE
     sv.started_at = now
-    return []
+    sv.next_start = now + THROTTLE
+    sv.starts += 1
+    sv.kill_deadline = None
+    sv.check_fails = 0
+    effects = [("announce", "up")]
+    if sv.policy.notify_fd is None and not sv.policy.check:
+        effects += become_ready(sv, now, wall)
+    elif sv.policy.notify_fd is None:
+        sv.next_check = now + READY_POLL      # poll ./check until it passes
+    return effects
 
 
 def run_start_failed(sv, now, wall, arg):
@@ -206,49 +273,86 @@ def run_start_failed(sv, now, wall, arg):
     return []
 
 
-def count_failure(sv, now, wstatus):
-    """Keep the count of failed exits that the service did not ask for."""
-    failure = wstatus != 0 and not sv.signalled and sv.want != WANT_DOWN
+def become_ready(sv, now, wall, arg=None):
+    if sv.ready:
+        return []
+    sv.ready = True
+    sv.ready_since = wall
+    if sv.policy.check and sv.policy.check_interval:
+        sv.next_check = now + sv.policy.check_interval
+    else:
+        sv.next_check = None
+    return [("announce", "ready")]
+
+
+def count_deaths(sv, now, wstatus):
+    """Quick deaths (backoff, max-deaths) and failed exits (critical)."""
+    ran = now - sv.started_at
+    sv.last_duration = ran
+    ours = sv.signalled or sv.want == WANT_DOWN
+    if ran < QUICK and not ours:
+        sv.quick_deaths += 1
+        sv.delay = min(THROTTLE * 2 ** (sv.quick_deaths - 1), max(sv.policy.backoff_max, THROTTLE))
+    else:
+        sv.quick_deaths = 0
+        sv.delay = THROTTLE
+    sv.next_start = sv.started_at + sv.delay
+    if sv.policy.max_deaths and sv.quick_deaths >= sv.policy.max_deaths:
+        sv.failed = True
+    failure = wstatus != 0 and not ours
     if not failure:
         sv.failures = 0
-    elif now - sv.started_at >= RESET_AFTER:
+    elif ran >= RESET_AFTER:
         sv.failures = 1
     else:
         sv.failures += 1
-    if sv.critical and sv.failures >= sv.critical:
+    if sv.policy.critical and sv.failures >= sv.policy.critical:
         sv.failed = True
 
 
 def run_exited(sv, now, wall, arg):
     sv.last_wstatus = arg
-    count_failure(sv, now, arg)
+    count_deaths(sv, now, arg)
+    if sv.want == WANT_UP and not sv.signalled:
+        if sv.policy.restart == "never" or (sv.policy.restart == "on-failure" and arg == 0):
+            sv.want = WANT_DOWN
     sv.state = FINISH
     sv.pid = 0
     sv.stamp = wall
     sv.paused = sv.term = False
-    return [("spawn", "finish", ["./finish", *finish_args(arg)])]
+    sv.ready = False
+    sv.ready_since = None
+    sv.kill_deadline = sv.next_check = None
+    effects = [("announce", "exited")]
+    if sv.check_pid:
+        effects.append(("killcheck", SIGKILL))
+    return effects + [("spawn", "finish", ["./finish", *finish_args(arg)])]
 
 
 def finish_started(sv, now, wall, arg):
     sv.pid = arg
     sv.stamp = wall
-    sv.finish_deadline = now + sv.finish_timeout
+    sv.finish_deadline = now + sv.policy.finish_timeout
     return []
 
 
 def finish_done(sv, now, wall, arg):
-    if sv.critical and arg is not None and exit_code(arg) == PERMANENT:
+    if arg is not None and exit_code(arg) == PERMANENT:
         sv.failed = True
     sv.state = DOWN
     if sv.pid:
         sv.stamp = wall
     sv.pid = 0
     sv.finish_deadline = None
-    if sv.exit_when_down:
-        return [("exit", 0)]
+    effects = [("announce", "down")]
     if sv.failed:
-        return [("exit", max(1, exit_code(sv.last_wstatus or 0)))]
-    return start_if_due(sv, now, wall, arg)
+        sv.want = WANT_DOWN
+        effects.append(("announce", "failed"))
+    if sv.exit_when_down:
+        return effects + [("exit", 0)]
+    if sv.failed and sv.policy.critical:
+        return effects + [("exit", max(1, exit_code(sv.last_wstatus or 0)))]
+    return effects + start_if_due(sv, now, wall, arg)
 
 
 def finish_overdue(sv, now, wall, arg):
@@ -258,19 +362,76 @@ def finish_overdue(sv, now, wall, arg):
     return []
 
 
+# --- cells: timers and checks while running ----------------------------------------
+
+def run_timers(sv, now, wall, arg):
+    effects = []
+    if sv.kill_deadline is not None and now >= sv.kill_deadline:
+        sv.kill_deadline = None
+        effects.append(("killgroup", SIGKILL))
+    if sv.check_pid:
+        if sv.check_deadline is not None and now >= sv.check_deadline:
+            sv.check_deadline = None
+            effects.append(("killcheck", SIGKILL))
+    elif sv.next_check is not None and now >= sv.next_check:
+        sv.next_check = None
+        effects.append(("spawn", "check", ["./check"]))
+    return effects
+
+
+def check_started(sv, now, wall, arg):
+    sv.check_pid = arg
+    sv.check_deadline = now + sv.policy.check_timeout
+    return []
+
+
+def check_start_failed(sv, now, wall, arg):
+    return check_exited(sv, now, wall, 127 << 8)
+
+
+def check_exited(sv, now, wall, arg):
+    sv.check_pid = 0
+    sv.check_deadline = None
+    if sv.state != RUN:
+        return []
+    if not sv.ready:
+        if arg == 0:
+            return become_ready(sv, now, wall)
+        sv.next_check = now + READY_POLL
+        return []
+    interval = sv.policy.check_interval
+    if arg == 0:
+        sv.check_fails = 0
+    else:
+        sv.check_fails += 1
+        if sv.check_fails >= sv.policy.check_failures:
+            sv.check_fails = 0
+            sv.next_check = None
+            return [("announce", "unhealthy")] + stop(sv, now)
+    sv.next_check = now + interval if interval else None
+    return []
+
+
 TABLE = {
     (DOWN, UP): want_up,            (RUN, UP): want_up,        (FINISH, UP): want_up,
     (DOWN, ONCE): want_once,        (RUN, ONCE): want_once,    (FINISH, ONCE): want_once,
     (DOWN, DOWN_CMD): want_down,    (RUN, DOWN_CMD): take_down, (FINISH, DOWN_CMD): want_down,
+    (DOWN, RESTART): want_up,       (RUN, RESTART): restart,   (FINISH, RESTART): want_up,
     (RUN, PAUSE): pause,
     (RUN, CONT): cont,
     (RUN, SIGNAL): send_signal,
+    (RUN, GROUP): signal_group,
     (DOWN, EXIT): exit_now,         (RUN, EXIT): exit_later,   (FINISH, EXIT): exit_later,
     (DOWN, HANGUP): hang_up_down,   (RUN, HANGUP): hang_up,    (FINISH, HANGUP): hang_up,
-    (DOWN, TIMEOUT): start_if_due,                             (FINISH, TIMEOUT): finish_overdue,
+    (DOWN, TIMEOUT): start_if_due,  (RUN, TIMEOUT): run_timers, (FINISH, TIMEOUT): finish_overdue,
     (DOWN, STARTED): run_started,                              (FINISH, STARTED): finish_started,
     (DOWN, START_FAILED): run_start_failed,                    (FINISH, START_FAILED): finish_done,
     (RUN, EXITED): run_exited,                                 (FINISH, EXITED): finish_done,
+    (RUN, READY): become_ready,
+    (RUN, CHECK_STARTED): check_started,
+    (RUN, CHECK_START_FAILED): check_start_failed,
+    (DOWN, CHECK_EXITED): check_exited, (RUN, CHECK_EXITED): check_exited,
+    (FINISH, CHECK_EXITED): check_exited,
 }
 
 

@@ -22,7 +22,7 @@ import select
 import signal
 import time
 
-from . import machine, status, unix
+from . import config, history, machine, status, unix
 from .errors import describe
 
 PROG = "supervise"
@@ -89,26 +89,36 @@ def open_ok(sdir, path):
         raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
 
 
-def spawn(argv):
-    """Start argv[0] from the service directory in a session of its own."""
+def spawn(argv, notify=None):
+    """Start argv[0] from the service directory in a session of its own.
+
+    notify: (fd to give, number it gets in the child) for notification-fd.
+    """
+    actions = [(os.POSIX_SPAWN_DUP2, notify[0], notify[1])] if notify else ()
     return os.posix_spawn(argv[0], argv, os.environ._data, setsid=True,
-                          setsigdef=CATCHABLE, setsigmask=())
+                          setsigdef=CATCHABLE, setsigmask=(), file_actions=actions)
 
 
 class Loop:
-    """One supervise: the machine, its fds and the status it last wrote."""
+    """One supervise: the machine, its fds and what it last wrote."""
 
     def __init__(self, path, sdir, ctl_r, clock=time.monotonic):
         self.path = path
         self.sdir = sdir
         self.ctl_r = ctl_r
         self.clock = clock
-        want = machine.WANT_DOWN if os.access("down", os.F_OK) else machine.WANT_UP
-        self.sv = machine.Supervisor(want, clock(), critical=read_critical(path))
+        self.normally_up = not os.access("down", os.F_OK)
+        want = machine.WANT_UP if self.normally_up else machine.WANT_DOWN
+        self.sv = machine.Supervisor(want, clock(), config.read(path, warn))
         self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
         self.written = None
+        self.written_state = None
         self.start_error = None      # the last warning about ./run, said once
         self.exit_code = None
+        self.poller = select.poll()
+        self.notify_r = -1           # read end of the notification-fd pipe
+
+    # --- what supervise writes -------------------------------------------------
 
     def status(self):
         """The 20 bytes for the status file. "Once" is written as b"d", as
@@ -121,20 +131,25 @@ class Loop:
 
     def write_status(self):
         data = self.status()
-        if data == self.written:
-            return
-        try:
-            unix.replace_file("status", data, dir_fd=self.sdir)
-        except OSError as e:
-            warn(f"unable to write {self.path}/supervise/status", e)
-            return
-        self.written = data
+        if data != self.written:
+            try:
+                unix.replace_file("status", data, dir_fd=self.sdir)
+                self.written = data
+            except OSError as e:
+                warn(f"unable to write {self.path}/supervise/status", e)
+        fields = history.record(self.sv, self.path, self.normally_up)
+        if fields != self.written_state:
+            try:
+                unix.replace_file("state.json", history.pack(fields), dir_fd=self.sdir)
+                self.written_state = fields
+            except OSError as e:
+                warn(f"unable to write {self.path}/supervise/state.json", e)
+
+    # --- the machine and its effects ---------------------------------------------
 
     def feed(self, event, arg=None):
         """Step the machine and carry out its effects (which may feed it again)."""
-        now = self.clock()
-        effects = machine.step(self.sv, event, now, unix_now(), arg)
-        for effect in effects:
+        for effect in machine.step(self.sv, event, self.clock(), unix_now(), arg):
             self.carry_out(effect)
 
     def carry_out(self, effect):
@@ -142,11 +157,14 @@ class Loop:
         if kind == "spawn":
             self.start(effect[1], effect[2])
         elif kind == "kill":
-            if self.sv.pid:
-                try:
-                    os.kill(self.sv.pid, effect[1])
-                except ProcessLookupError:
-                    pass
+            signal_pid(self.sv.pid, effect[1])
+        elif kind == "killgroup":
+            signal_pid(-self.sv.pid if self.sv.pid else 0, effect[1])
+        elif kind == "killcheck":
+            signal_pid(self.sv.check_pid, effect[1])
+        elif kind == "announce":
+            history.announce(self.sdir, history.event_line(self.sv, self.path, effect[1],
+                                                           unix_now()))
         elif kind == "exit":
             self.exit_code = effect[1]
             if self.exit_code:
@@ -154,21 +172,61 @@ class Loop:
                             f"(exit code {self.exit_code})\n".encode(errors="replace"))
 
     def start(self, what, argv):
+        if what == "run":
+            self.sv.policy = config.read(self.path, warn)    # edits count from now on
+        notify = self.notify_pipe() if what == "run" else None
         try:
-            pid = spawn(argv)
+            pid = spawn(argv, notify)
         except OSError as e:
-            if what == "run":
-                message = f"unable to start {self.path}/run: {describe(e)}"
-                if message != self.start_error:
-                    warn(message)
-                    self.start_error = message
-            elif e.errno not in (errno.ENOENT, errno.EACCES):
-                warn(f"unable to start {self.path}/finish", e)
-            self.feed(machine.START_FAILED)
+            self.start_failed(what, e)
             return
+        finally:
+            if notify:
+                os.close(notify[0])
         if what == "run":
             self.start_error = None
-        self.feed(machine.STARTED, pid)
+        self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
+
+    def start_failed(self, what, e):
+        if what == "run":
+            self.close_notify()
+            message = f"unable to start {self.path}/run: {describe(e)}"
+            if message != self.start_error:
+                warn(message)
+                self.start_error = message
+        elif what == "check":
+            warn(f"unable to start {self.path}/check", e)
+        elif e.errno not in (errno.ENOENT, errno.EACCES):
+            warn(f"unable to start {self.path}/finish", e)
+        self.feed(machine.CHECK_START_FAILED if what == "check" else machine.START_FAILED)
+
+    # --- notification-fd -----------------------------------------------------------
+
+    def notify_pipe(self):
+        """A fresh pipe whose write end ./run gets as its notification-fd."""
+        self.close_notify()
+        if self.sv.policy.notify_fd is None:
+            return None
+        r, w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(r, False)
+        self.notify_r = r
+        self.poller.register(r, select.POLLIN)
+        return (w, self.sv.policy.notify_fd)
+
+    def close_notify(self):
+        if self.notify_r >= 0:
+            self.poller.unregister(self.notify_r)
+            os.close(self.notify_r)
+            self.notify_r = -1
+
+    def on_notify(self):
+        data = unix.drain(self.notify_r)
+        if b"\n" in data:
+            self.feed(machine.READY)
+        if not data or b"\n" in data:       # told, or the writer is gone
+            self.close_notify()
+
+    # --- the loop --------------------------------------------------------------------
 
     def on_signals(self, data):
         for signum in data:
@@ -176,6 +234,8 @@ class Loop:
                 for pid, wstatus in unix.reap():
                     if pid == self.sv.pid:
                         self.feed(machine.EXITED, wstatus)
+                    elif pid == self.sv.check_pid:
+                        self.feed(machine.CHECK_EXITED, wstatus)
             elif signum == SIGTERM or signum == SIGINT:
                 self.feed(machine.DOWN_CMD)
                 self.feed(machine.EXIT)
@@ -184,14 +244,14 @@ class Loop:
 
     def on_control(self):
         for byte in unix.drain(self.ctl_r):
-            now = self.clock()
-            for effect in machine.command(self.sv, byte, now, unix_now()):
+            for effect in machine.command(self.sv, byte, self.clock(), unix_now()):
                 self.carry_out(effect)
 
     def run(self, wakeup_r):
-        poller = select.poll()
+        poller = self.poller
         poller.register(wakeup_r, select.POLLIN)
         poller.register(self.ctl_r, select.POLLIN)
+        history.make_event_dir(self.sdir)
         self.feed(machine.TIMEOUT)           # the first start, unless down
         self.write_status()
         ok = open_ok(self.sdir, self.path)   # after the first status, as daemontools
@@ -202,8 +262,10 @@ class Loop:
             for fd, _ in ready:
                 if fd == wakeup_r:
                     self.on_signals(unix.drain(wakeup_r))
-                else:
+                elif fd == self.ctl_r:
                     self.on_control()
+                elif fd == self.notify_r:
+                    self.on_notify()
             if not ready:
                 self.feed(machine.TIMEOUT)
             self.write_status()
@@ -211,23 +273,12 @@ class Loop:
         return self.exit_code
 
 
-def read_critical(path):
-    """The `critical` file: failed exits in a row that fail the service (default 3)."""
-    if not os.access("critical", os.F_OK):
-        return 0
-    try:
-        with open("critical") as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        return 0
-    except OSError as e:
-        warn(f"unable to read {path}/critical", e)
-        return machine.CRITICAL_DEFAULT
-    try:
-        return max(1, int(text)) if text else machine.CRITICAL_DEFAULT
-    except ValueError:
-        warn(f"unable to parse {path}/critical: not a number: {text[:40]!r}")
-        return machine.CRITICAL_DEFAULT
+def signal_pid(pid, signum):
+    if pid:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def name_process(name):

@@ -47,7 +47,7 @@ def open_dir(path: str) -> int:
 def open_fifo_writer(name: str, dir_fd: int | None = None) -> int:
     """A non-blocking write end of a fifo, or NotRunning if nobody reads it."""
     try:
-        return os.open(name, os.O_WRONLY | os.O_NONBLOCK, dir_fd=dir_fd)
+        return os.open(name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError as e:
         if e.errno == errno.ENXIO:
             raise NotRunning() from None

@@ -208,12 +208,13 @@ def test_main_command_that_cannot_run(procs, scandir, command, code):
 
 def test_services_inherit_environment_and_write_to_our_stdout(procs, scandir):
     write_service(scandir, "hello", run="#!/bin/sh\necho \"hello $GREETING\"\n"
-                                        "echo \"oops $GREETING\" >&2\nexec sleep 1000\n")
+                                        "echo \"oops $GREETING\" >&2\ntouch said\n"
+                                        "exec sleep 1000\n")
     init = Init.__new__(Init)
     init.proc = procs.start("unshare", "--pid", "--fork", "--mount-proc", program("svscan"),
                             scandir, env={**os.environ, "GREETING": "container"})
     init.pid = wait_until(lambda: children(init.proc.pid) and children(init.proc.pid)[0])
-    wait_until(lambda: service_started(scandir / "hello"))
+    wait_until(lambda: (scandir / "hello" / "said").exists())
     init.signal(signal.SIGTERM)
     assert init.wait() == 0
     assert init.proc.stdout.read() == b"hello container\n"

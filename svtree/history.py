@@ -1,0 +1,103 @@
+"""What supervise tells programs beyond the 20-byte status file.
+
+supervise/state.json, rewritten whole (tmp + rename) on every change:
+
+    {"service": PATH, "state": "down"|"run"|"finish", "want": "up"|"down"|"once",
+     "pid": N, "since": UNIX, "ready": BOOL, "ready_since": UNIX|null,
+     "paused": BOOL, "normally_up": BOOL, "starts": N,
+     "last_exit": {"code": N}|{"signal": N}|null, "last_duration": SECONDS|null,
+     "quick_deaths": N, "backoff": SECONDS, "failed": BOOL, "critical": BOOL}
+
+supervise/event/, a fifodir as in s6: a reader creates a fifo in it (any
+name not starting with a dot), opens it for reading, and gets one JSON line
+per state change: {"service", "event", "time", "pid", "state", "want",
+"ready"} with event one of up, ready, exited, down, failed, unhealthy.
+supervise opens each fifo without blocking: a fifo with no reader is
+removed, a reader whose pipe is full misses the line; nothing waits.
+"""
+
+import json
+import os
+import stat
+
+from . import machine, unix
+
+STATES = {machine.DOWN: "down", machine.RUN: "run", machine.FINISH: "finish"}
+WANTS = {machine.WANT_UP: "up", machine.WANT_DOWN: "down", machine.WANT_ONCE: "once"}
+EVENT_DIR = "event"
+
+
+def seconds(wall):
+    return None if wall is None else round(wall[0] + wall[1] / 1e9, 6)
+
+
+def last_exit(wstatus):
+    if wstatus is None:
+        return None
+    if wstatus & 0x7F == 0:
+        return {"code": wstatus >> 8 & 0xFF}
+    return {"signal": wstatus & 0x7F}
+
+
+def record(sv, path, normally_up) -> dict:
+    """The state.json fields of a Supervisor."""
+    return {
+        "service": path, "state": STATES[sv.state], "want": WANTS[sv.want], "pid": sv.pid,
+        "since": seconds(sv.stamp), "ready": sv.ready, "ready_since": seconds(sv.ready_since),
+        "paused": sv.paused, "normally_up": normally_up, "starts": sv.starts,
+        "last_exit": last_exit(sv.last_wstatus),
+        "last_duration": None if sv.last_duration is None else round(sv.last_duration, 3),
+        "quick_deaths": sv.quick_deaths, "backoff": sv.delay, "failed": sv.failed,
+        "critical": bool(sv.policy.critical),
+    }
+
+
+def pack(fields: dict) -> bytes:
+    return json.dumps(fields, ensure_ascii=False, separators=(", ", ": ")).encode() + b"\n"
+
+
+def event_line(sv, path, name, wall) -> bytes:
+    return json.dumps({"service": path, "event": name, "time": seconds(wall), "pid": sv.pid,
+                       "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready},
+                      ensure_ascii=False).encode() + b"\n"
+
+
+def make_event_dir(sdir):
+    """supervise/event/: readers (the owner and its group) add fifos here."""
+    if not os.access(EVENT_DIR, os.F_OK, dir_fd=sdir):
+        os.mkdir(EVENT_DIR, 0o700, dir_fd=sdir)
+        os.chmod(EVENT_DIR, 0o3730, dir_fd=sdir)
+
+
+def announce(sdir, line: bytes):
+    """Write line to every fifo of supervise/event/ that has a reader."""
+    try:
+        fd = os.open(EVENT_DIR, os.O_RDONLY | os.O_DIRECTORY, dir_fd=sdir)
+    except OSError:
+        return
+    try:
+        names = [n for n in os.listdir(fd) if not n.startswith(".")]
+        for name in names:
+            tell(fd, name, line)
+    finally:
+        os.close(fd)
+
+
+def tell(dfd, name, line):
+    try:
+        w = unix.open_fifo_writer(name, dfd)
+    except unix.NotRunning:                      # its reader is gone: tidy up
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except OSError:
+            pass
+        return
+    except OSError:
+        return
+    try:
+        if stat.S_ISFIFO(os.fstat(w).st_mode):
+            os.write(w, line)                    # <= PIPE_BUF: whole or not at all
+    except OSError:
+        pass                                     # full: this reader misses the line
+    finally:
+        os.close(w)
