@@ -1,4 +1,4 @@
-"""svc -udopchaitkqx12 SERVICE...: control supervised services.
+"""svc -udopchaitkqx12rPCK SERVICE...: control supervised services.
 
 Writes the option letters, in the order given, to each SERVICE's control
 fifo. Exit 0 if every service was controlled, 111 if any could not be
@@ -12,9 +12,10 @@ from ..control import send
 from ..errors import NotRunning, describe
 from .options import UsageError, letters
 
-OPTIONS = "udopchaitkqx12"
+OPTIONS = "udopchaitkqx12rPCK"
 USAGE = ("svc options: u up, d down, o once, x exit, p pause, c continue, h hup, "
-         "a alarm, i interrupt, t term, k kill, q quit, 1 usr1, 2 usr2")
+         "a alarm, i interrupt, t term, k kill, q quit, 1 usr1, 2 usr2, "
+         "r restart, P pause group, C continue group, K kill group")
 
 
 def control(service: str, commands: str) -> str | None:
