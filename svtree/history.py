@@ -64,7 +64,7 @@ def event_line(sv, path, name, wall) -> bytes:
 
 def make_event_dir(sdir):
     """supervise/event/: readers (the owner and its group) add fifos here."""
-    if not os.access(EVENT_DIR, os.F_OK, dir_fd=sdir):
+    if not os.access(EVENT_DIR, os.F_OK, dir_fd=sdir, follow_symlinks=False):
         os.mkdir(EVENT_DIR, 0o700, dir_fd=sdir)
         os.chmod(EVENT_DIR, 0o3730, dir_fd=sdir)
 
@@ -72,7 +72,7 @@ def make_event_dir(sdir):
 def announce(sdir, line: bytes):
     """Write line to every fifo of supervise/event/ that has a reader."""
     try:
-        fd = os.open(EVENT_DIR, os.O_RDONLY | os.O_DIRECTORY, dir_fd=sdir)
+        fd = os.open(EVENT_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=sdir)
     except OSError:
         return
     try:

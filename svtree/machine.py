@@ -61,6 +61,7 @@ UP, DOWN_CMD, ONCE, PAUSE, CONT, SIGNAL, GROUP, RESTART, EXIT = (
 HANGUP = "hangup"            # stop restarting, exit once down, send nothing
 EXITED, TIMEOUT, STARTED, START_FAILED = "exited", "timeout", "started", "start_failed"
 READY = "ready"
+ADOPTED = "adopted"          # a ./run left running by a supervise that died
 CHECK_STARTED, CHECK_START_FAILED, CHECK_EXITED = "check_started", "check_start_failed", "check_exited"
 
 # control byte -> (event, argument): daemontools, runit's q 1 2, s6's r P C K
@@ -135,8 +136,11 @@ def exit_code(wstatus: int) -> int:
     return wstatus >> 8 & 0xFF if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
 
 
-def finish_args(wstatus: int) -> list[str]:
-    """runit's finish arguments: exit code or -1, then the signal number or 0."""
+def finish_args(wstatus) -> list[str]:
+    """runit's finish arguments: exit code or -1, then the signal number or 0.
+    (None: an adopted process, whose exit status nobody can know.)"""
+    if wstatus is None:
+        return ["-1", "0"]
     if wstatus & 0x7F == 0:
         return [str(wstatus >> 8 & 0xFF), "0"]
     return ["-1", str(wstatus & 0x7F)]
@@ -268,6 +272,21 @@ def run_started(sv, now, wall, arg):
     return effects
 
 
+def adopt(sv, now, wall, arg):
+    """Take over a ./run that the previous supervise left running.
+
+    Its start time is the one the status file recorded; it counts as ready.
+    """
+    pid, stamp = arg
+    sv.state = RUN
+    sv.pid = pid
+    sv.stamp = sv.up_since = stamp
+    sv.started_at = now - max(0.0, (wall[0] - stamp[0]) + (wall[1] - stamp[1]) / 1e9)
+    sv.next_start = now + THROTTLE
+    sv.paused = sv.term = sv.signalled = False
+    return [("announce", "up")] + become_ready(sv, now, wall)
+
+
 def run_start_failed(sv, now, wall, arg):
     sv.next_start = now + THROTTLE       # retry in a second, if still wanted
     return []
@@ -299,7 +318,7 @@ def count_deaths(sv, now, wstatus):
     sv.next_start = sv.started_at + sv.delay
     if sv.policy.max_deaths and sv.quick_deaths >= sv.policy.max_deaths:
         sv.failed = True
-    failure = wstatus != 0 and not ours
+    failure = wstatus not in (0, None) and not ours
     if not failure:
         sv.failures = 0
     elif ran >= RESET_AFTER:
@@ -425,6 +444,7 @@ TABLE = {
     (DOWN, HANGUP): hang_up_down,   (RUN, HANGUP): hang_up,    (FINISH, HANGUP): hang_up,
     (DOWN, TIMEOUT): start_if_due,  (RUN, TIMEOUT): run_timers, (FINISH, TIMEOUT): finish_overdue,
     (DOWN, STARTED): run_started,                              (FINISH, STARTED): finish_started,
+    (DOWN, ADOPTED): adopt,
     (DOWN, START_FAILED): run_start_failed,                    (FINISH, START_FAILED): finish_done,
     (RUN, EXITED): run_exited,                                 (FINISH, EXITED): finish_done,
     (RUN, READY): become_ready,

@@ -67,7 +67,23 @@ def setup(path):
         ctl_r, ctl_w = unix.open_fifo_reader("control", sdir)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/control: {describe(e)}") from None
+    give_to_owner(sdir, ("control",))
     return sdir, lock, ctl_r, ctl_w
+
+
+def give_to_owner(sdir, names):
+    """As root, hand supervise/ and its fifos to the service directory's owner:
+    whoever owns a service may control it, and nobody else (0700 and 0600)."""
+    if os.geteuid() != 0:
+        return
+    owner = os.stat(".")
+    if owner.st_uid == 0 and owner.st_gid == 0:
+        return
+    for name in (".", *names):
+        try:
+            os.chown(name, owner.st_uid, owner.st_gid, dir_fd=sdir, follow_symlinks=False)
+        except OSError as e:
+            warn(f"unable to give supervise/{name} to its owner", e)
 
 
 def make_supervise_dir():
@@ -84,6 +100,7 @@ def open_ok(sdir, path):
     """The ok fifo, opened for reading and never read: the liveness probe."""
     try:
         unix.make_fifo("ok", sdir)
+        give_to_owner(sdir, ("ok",))
         return os.open("ok", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=sdir)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
@@ -117,6 +134,7 @@ class Loop:
         self.exit_code = None
         self.poller = select.poll()
         self.notify_r = -1           # read end of the notification-fd pipe
+        self.pidfd = -1              # an adopted ./run's exit, seen through a pidfd
 
     # --- what supervise writes -------------------------------------------------
 
@@ -226,6 +244,28 @@ class Loop:
         if not data or b"\n" in data:       # told, or the writer is gone
             self.close_notify()
 
+    # --- a ./run left running by a supervise that died -------------------------------
+
+    def adopt_leftover(self):
+        """Adopt the process the status file names, if it is the ./run that
+        the previous supervise of this directory started (then killed with
+        SIGKILL, say): one instance, never two."""
+        pid, stamp = leftover(self.sdir)
+        if not pid:
+            return
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except OSError:
+            return
+        self.poller.register(self.pidfd, select.POLLIN)
+        self.feed(machine.ADOPTED, (pid, stamp))
+
+    def on_pidfd(self):
+        self.poller.unregister(self.pidfd)
+        os.close(self.pidfd)
+        self.pidfd = -1
+        self.feed(machine.EXITED, None)
+
     # --- the loop --------------------------------------------------------------------
 
     def on_signals(self, data):
@@ -246,13 +286,16 @@ class Loop:
         for byte in unix.drain(self.ctl_r):
             for effect in machine.command(self.sv, byte, self.clock(), unix_now()):
                 self.carry_out(effect)
+        self.written = self.written_state = None   # rewrite: mends a damaged status file
 
     def run(self, wakeup_r):
         poller = self.poller
         poller.register(wakeup_r, select.POLLIN)
         poller.register(self.ctl_r, select.POLLIN)
         history.make_event_dir(self.sdir)
-        self.feed(machine.TIMEOUT)           # the first start, unless down
+        give_to_owner(self.sdir, (history.EVENT_DIR,))
+        self.adopt_leftover()
+        self.feed(machine.TIMEOUT)           # the first start, unless down or adopted
         self.write_status()
         ok = open_ok(self.sdir, self.path)   # after the first status, as daemontools
         while self.exit_code is None:
@@ -266,11 +309,43 @@ class Loop:
                     self.on_control()
                 elif fd == self.notify_r:
                     self.on_notify()
+                elif fd == self.pidfd:
+                    self.on_pidfd()
             if not ready:
                 self.feed(machine.TIMEOUT)
             self.write_status()
         os.close(ok)
         return self.exit_code
+
+
+def leftover(sdir):
+    """(pid, stamp) of a ./run the status file says is running and that still
+    is: a live session leader started when the status says it was (within
+    two seconds, so a reused pid is not mistaken for it). (0, None) if none."""
+    try:
+        fd = os.open("status", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=sdir)
+        try:
+            data = os.read(fd, status.SIZE + 1)
+        finally:
+            os.close(fd)
+        s = status.unpack(data)
+    except (OSError, status.BadStatus):
+        return 0, None
+    if not s.pid or s.state != status.RUN:
+        return 0, None
+    try:
+        with open(f"/proc/{s.pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(l.split()[1]) for l in f if l.startswith(b"btime "))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return 0, None
+    if fields[0] == b"Z" or int(fields[3]) != s.pid:
+        return 0, None
+    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    if abs(started - (s.seconds + s.nanoseconds / 1e9)) > 2:
+        return 0, None
+    return s.pid, (s.seconds, s.nanoseconds)
 
 
 def signal_pid(pid, signum):

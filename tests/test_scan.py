@@ -197,3 +197,18 @@ def test_usage_errors():
     r = run("svscan", "/nonexistent/dir")
     assert r.returncode == 111
     assert r.stderr == "svscan: fatal: unable to chdir to /nonexistent/dir: file does not exist\n"
+
+
+def test_killed_supervise_is_replaced_and_the_service_not_duplicated(procs, service, scandir):
+    sv = service("a", parent=scandir)
+    scanner = start_svscan(procs, scandir)
+    pid = wait_until(lambda: status_pid(sv))
+    [sup] = wait_until(lambda: supervise_pids(scanner.pid))
+    os.kill(sup, signal.SIGKILL)
+    wait_until(lambda: supervise_pids(scanner.pid) not in ([], [sup]), timeout=5)
+    wait_until(lambda: run("svok", sv).returncode == 0)
+    assert status_pid(sv) == pid and pid_alive(pid)
+    sleeps = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cwd")
+              and open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\x001000\x00"
+              and os.readlink(f"/proc/{p}/cwd") == str(sv)]
+    assert sleeps == [str(pid)]

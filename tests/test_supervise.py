@@ -209,3 +209,36 @@ def test_usage():
     r = run("supervise", "/nonexistent/x")
     assert r.returncode == 111
     assert r.stderr == "supervise: fatal: unable to chdir to /nonexistent/x: file does not exist\n"
+
+
+def test_a_new_supervise_adopts_the_run_left_by_a_killed_one(procs, service):
+    """supervise SIGKILLed: the next one adopts ./run instead of starting a second."""
+    sv = service(finish="#!/bin/sh\necho \"$1 $2\" >> finished\n")
+    first = start(procs, sv)
+    pid = wait_until(lambda: status_pid(sv))
+    first.kill()
+    first.wait()
+    assert pid_alive(pid)
+    start(procs, sv)
+    wait_until(lambda: run("svok", sv).returncode == 0)
+    assert status_pid(sv) == pid                     # adopted, not restarted
+    assert len([p for p in os.listdir("/proc") if p.isdigit()
+                and open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\x001000\x00"
+                and os.readlink(f"/proc/{p}/cwd") == str(sv)]) == 1
+    run("svc", "-d", sv)                             # and it is really under control
+    wait_until(lambda: not pid_alive(pid))
+    wait_until(lambda: (sv / "finished").exists())
+    assert (sv / "finished").read_text() == "-1 0\n"  # its exit status is unknowable
+    run("svc", "-u", sv)
+    wait_until(lambda: status_pid(sv) not in (0, pid))
+
+
+def test_damaged_status_is_rewritten(procs, service):
+    sv = service()
+    start(procs, sv)
+    wait_until(lambda: status_pid(sv))
+    (sv / "supervise" / "status").write_bytes(b"garbage")
+    assert run("svstat", sv).stdout == f"{sv}: unable to read supervise/status: bad format\n"
+    run("svc", "-c", sv)                             # any control byte mends it
+    wait_until(lambda: len(status_bytes(sv)) == 20)
+    assert run("svstat", sv).stdout.startswith(f"{sv}: up (pid ")
