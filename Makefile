@@ -22,11 +22,13 @@ run: compile
 	rm -rf scratch/service && mkdir -p scratch && cp -R service.example scratch/service
 	@echo "svscan is supervising scratch/service (Ctrl-C brings it down). In another shell:"
 	@echo "  . $(BIN)/activate"
-	@echo "  svstat scratch/service/* scratch/service/clock/log"
+	@echo "  svstat scratch/service/*/ scratch/service/clock/log"
+	@echo "  svtree status scratch/service    # the richer view"
+	@echo "  svtree logs -f scratch/service/clock"
 	@echo "  svc -u scratch/service/idle      # start the normally-down service"
 	@echo "  svc -d scratch/service/clock     # stop the clock"
 	@echo "  svok scratch/service/clock && echo supervised"
-	$(BIN)/svscan scratch/service
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/svscan scratch/service
 
 test: compile
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
