@@ -13,11 +13,13 @@ reported and the default used. supervise reads them before each start of
     backoff-max      S     cap of the restart delay, doubling from 1 s (default 60)
     max-deaths       N     quick deaths in a row that fail it for good (default: never)
     down-signal      SIG   what svc -d and svc -r send (default TERM) (s6)
-    timeout-kill     MS    then KILL its process group this long after (s6)
-    timeout-finish   MS    finish is killed this long after it starts (default 5000) (s6)
+    timeout-kill     MS    then KILL its process group this long after (s6; 0: never)
+    timeout-finish   MS    finish is killed this long after it starts (default 5000;
+                           0: no limit) (s6)
     critical         [N]   under svscan, N failed exits in a row stop the whole tree
 """
 
+import math
 import os
 import signal
 
@@ -61,14 +63,16 @@ def signal_number(text: str) -> int:
 def positive(convert):
     def parse(text):
         value = convert(text.strip())
-        if value < 0:
+        if value < 0 or not math.isfinite(value):
             raise ValueError(text)
         return value
     return parse
 
 
 def milliseconds(text):
-    return positive(int)(text) / 1000
+    """s6's convention: a number of milliseconds, 0 meaning never."""
+    value = positive(int)(text)
+    return value / 1000 if value else None
 
 
 def restart_word(text):
@@ -116,6 +120,8 @@ def read(path: str, warn) -> Policy:
             setattr(policy, field, parse(text))
         except (OSError, ValueError, AttributeError):
             warn(f"unable to use {path}/{name}: not a valid value; using the default")
+            if field == "critical":
+                policy.critical = CRITICAL_DEFAULT   # still critical, as it says
     if policy.notify_fd is not None and policy.notify_fd < 3:
         warn(f"unable to use {path}/notification-fd: must be 3 or more")
         policy.notify_fd = None

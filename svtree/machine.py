@@ -64,6 +64,9 @@ READY = "ready"
 ADOPTED = "adopted"          # a ./run left running by a supervise that died
 CHECK_STARTED, CHECK_START_FAILED, CHECK_EXITED = "check_started", "check_start_failed", "check_exited"
 
+# signals that end a process by default: a death after one of these is ours
+ENDING = frozenset((SIGTERM, SIGKILL, SIGINT, SIGQUIT))
+
 # control byte -> (event, argument): daemontools, runit's q 1 2, s6's r P C K
 COMMANDS = {
     ord("u"): (UP, None), ord("d"): (DOWN_CMD, None), ord("o"): (ONCE, None),
@@ -161,16 +164,23 @@ def start_if_due(sv, now, wall, arg):
 def want_up(sv, now, wall, arg):
     sv.want = WANT_UP
     if sv.failed:                       # svc -u is how a failed service is revived
-        sv.failed = False
-        sv.quick_deaths = sv.failures = 0
-        sv.delay = THROTTLE
+        revive(sv, now)
     return start_if_due(sv, now, wall, arg) if sv.state == DOWN else []
+
+
+def revive(sv, now):
+    """Forget a failure: counts, backoff and the delay already running."""
+    sv.failed = False
+    sv.quick_deaths = sv.failures = 0
+    sv.delay = THROTTLE
+    sv.next_start = max(now, sv.started_at + THROTTLE)
 
 
 def want_once(sv, now, wall, arg):
     sv.want = WANT_ONCE
     if sv.state == DOWN:
-        sv.failed = False
+        if sv.failed:
+            revive(sv, now)
         sv.once_pending = True
         return start_if_due(sv, now, wall, arg)
     return []
@@ -215,7 +225,8 @@ def cont(sv, now, wall, arg):
 
 
 def send_signal(sv, now, wall, arg):
-    sv.signalled = True
+    if arg in ENDING:
+        sv.signalled = True         # its death is our doing; a reload (HUP) is not
     if arg == SIGTERM:
         sv.term = True
     return [("kill", arg)]
@@ -226,7 +237,7 @@ def signal_group(sv, now, wall, arg):
         sv.paused = True
     elif arg == SIGCONT:
         sv.paused = False
-    else:
+    elif arg in ENDING:
         sv.signalled = True
     return [("killgroup", arg)]
 
@@ -311,7 +322,8 @@ def count_deaths(sv, now, wstatus):
     ours = sv.signalled or sv.want == WANT_DOWN
     if ran < QUICK and not ours:
         sv.quick_deaths += 1
-        sv.delay = min(THROTTLE * 2 ** (sv.quick_deaths - 1), max(sv.policy.backoff_max, THROTTLE))
+        doubled = THROTTLE * 2 ** min(sv.quick_deaths - 1, 32)     # no overflow, ever
+        sv.delay = min(doubled, max(sv.policy.backoff_max, THROTTLE))
     else:
         sv.quick_deaths = 0
         sv.delay = THROTTLE
@@ -351,7 +363,8 @@ def run_exited(sv, now, wall, arg):
 def finish_started(sv, now, wall, arg):
     sv.pid = arg
     sv.stamp = wall
-    sv.finish_deadline = now + sv.policy.finish_timeout
+    limit = sv.policy.finish_timeout
+    sv.finish_deadline = None if limit is None else now + limit
     return []
 
 

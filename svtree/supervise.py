@@ -126,7 +126,8 @@ class Loop:
         self.clock = clock
         self.normally_up = not os.access("down", os.F_OK)
         want = machine.WANT_UP if self.normally_up else machine.WANT_DOWN
-        self.sv = machine.Supervisor(want, clock(), config.read(path, warn))
+        self.warned = set()          # policy complaints already made
+        self.sv = machine.Supervisor(want, clock(), config.read(path, self.warn_once))
         self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
         self.written = None
         self.written_state = None
@@ -135,6 +136,12 @@ class Loop:
         self.poller = select.poll()
         self.notify_r = -1           # read end of the notification-fd pipe
         self.pidfd = -1              # an adopted ./run's exit, seen through a pidfd
+
+    def warn_once(self, message):
+        """A bad policy file is said once, not at every restart."""
+        if message not in self.warned:
+            self.warned.add(message)
+            warn(message)
 
     # --- what supervise writes -------------------------------------------------
 
@@ -191,7 +198,7 @@ class Loop:
 
     def start(self, what, argv):
         if what == "run":
-            self.sv.policy = config.read(self.path, warn)    # edits count from now on
+            self.sv.policy = config.read(self.path, self.warn_once)   # edits count from now on
         notify = self.notify_pipe() if what == "run" else None
         try:
             pid = spawn(argv, notify)

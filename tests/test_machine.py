@@ -206,3 +206,29 @@ def test_finish_125_is_a_permanent_failure():
                         (m.EXITED, exited(0), 5.0), (m.STARTED, 2, 5.0),
                         (m.EXITED, exited(125), 5.1)])
     assert effects[-1] == [("exit", 1)]
+
+
+def test_backoff_never_overflows():
+    sv = m.Supervisor(m.WANT_UP, now=0.0, backoff_max=60.0)
+    now = 0.0
+    for _ in range(2000):
+        play(sv, [(m.TIMEOUT, None, max(now, sv.next_start)), (m.STARTED, 1, max(now, sv.next_start))])
+        now = sv.next_start + 0.5
+        play(sv, [(m.EXITED, exited(1), now), (m.START_FAILED, None, now)])
+    assert sv.delay == 60.0 and sv.quick_deaths == 2000
+
+
+def test_a_reload_signal_does_not_excuse_a_later_crash():
+    sv = m.Supervisor(m.WANT_UP, now=0.0, critical=1)
+    play(sv, [(m.TIMEOUT, None, 0.0), (m.STARTED, 1, 0.0),
+              (m.SIGNAL, signal.SIGHUP, 0.5), (m.EXITED, exited(2), 1.0),
+              (m.START_FAILED, None, 1.0)])
+    assert sv.failed and sv.quick_deaths == 1
+
+
+def test_svc_u_on_a_failed_service_starts_it_without_the_old_delay():
+    sv = m.Supervisor(m.WANT_UP, now=0.0, max_deaths=1, backoff_max=60.0)
+    play(sv, [(m.TIMEOUT, None, 0.0), (m.STARTED, 1, 0.0), (m.EXITED, exited(1), 0.1),
+              (m.START_FAILED, None, 0.1)])
+    assert sv.failed
+    assert play(sv, [(m.UP, None, 5.0)]) == [[RUN]]
