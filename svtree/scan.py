@@ -1,7 +1,8 @@
 """svscan: one supervise per service directory, and the log pipes between.
 
 A service is a subdirectory of the scan directory (or a symlink to one) whose
-name does not start with a dot and which holds a `run` file; it is known by
+name does not start with a dot and which holds a `run` file (a name ending
+in `@HOST` counts only on the host called HOST); it is known by
 (st_dev, st_ino), so renaming it keeps its supervise. A service with a `log`
 subdirectory gets a second supervise for `log`, joined to the first by a pipe
 that svscan holds open for as long as the service exists, so neither side's
@@ -117,7 +118,7 @@ class Scanner:
             warn(f"unable to read {self.directory}", e)
             return
         for name in names:
-            if name.startswith("."):
+            if name.startswith(".") or not meant_for_this_host(name):
                 continue
             try:
                 st = os.stat(name)
@@ -417,6 +418,20 @@ def status_pid(path, finishing=False):
     if len(data) < 18 or (len(data) == 20 and data[19] != 1 and not finishing):
         return 0              # down, or finish running (it has its own timeout)
     return int.from_bytes(data[12:16], "little")
+
+
+def meant_for_this_host(name, host=None):
+    """False for a service `NAME@HOST` when this host is not HOST.
+
+    HOST is compared with the node name (what gethostname() returns) and
+    with its first label, so `web@db1` also runs on db1.example.org. Such a
+    service is skipped: one tree can be deployed to every host.
+    """
+    base, at, wanted = name.rpartition("@")
+    if not at or not base or not wanted:
+        return True
+    host = os.uname().nodename if host is None else host
+    return wanted in (host, host.split(".", 1)[0])
 
 
 def has_log(name):

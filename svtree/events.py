@@ -1,0 +1,328 @@
+"""Following the state changes of services, one dict per change.
+
+svtree's supervise tells its changes through supervise/event/, a fifodir
+(see history.py): we make a fifo there, `svtree-events-PID-N` (supervise
+skips names starting with a dot), and read one JSON line per change:
+
+    {"service": PATH, "event": "up"|"ready"|"exited"|"down"|"failed"|"unhealthy",
+     "time": UNIX, "pid": N, "state": "down"|"run"|"finish", "want": W, "ready": B}
+
+We keep a write end of each fifo open ourselves, so a reader never sees
+end-of-file between two writers (and supervise always finds a reader while
+we live); the fifos are removed when the generator is closed. "service" is
+rewritten to the path we know the service by (supervise says whatever path
+it was started with).
+
+Services without supervise/event/ (daemontools, runit) are followed through
+inotify on supervise/: each new status yields an "up", "exited" or "down"
+of our own making, with "ready": null.
+
+Scan directories are watched too. A service that appears in one after we
+started is followed from then on; the "up" of its first start may come
+before we can make our fifo, so once its supervise has written a status we
+add one line {"event": "new", ...} with the state it is in. A service
+removed from the scan directory is dropped.
+"""
+
+import errno
+import itertools
+import json
+import os
+import select
+import time
+from pathlib import Path
+
+from . import status, tree, unix
+from .errors import describe
+from .scan import meant_for_this_host
+
+FIFO_PREFIX = "svtree-events-"
+IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x8, 0x40, 0x80, 0x100, 0x200
+IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
+SCAN_MASK = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
+SERVICE_MASK = IN_CREATE | IN_MOVED_TO
+SUPERVISE_MASK = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE
+
+
+class Followed:
+    """One service we follow: its watches, its fifo and what we last saw."""
+
+    def __init__(self, path: Path, logger_of=None, new=False):
+        self.path = path
+        self.logger_of = logger_of
+        self.new = new                 # owes a "new" line once it has a status
+        self.service_wd = None
+        self.supervise_wd = None
+        self.event_dir = -1            # fd of supervise/event/ once attached
+        self.fifo = None               # our fifo's name in it
+        self.r = self.w = -1
+        self.partial = b""
+        self.last = None               # (process, pid) for services without event/
+
+
+def synthetic(before, snap):
+    """The event a status change means, for services without event/ (pure)."""
+    now = (snap.process, snap.pid)
+    if before == now:
+        return None
+    if snap.process == "run":
+        return "up"
+    if snap.process == "finish":
+        return "exited"
+    return "down"
+
+
+class Follower:
+    """Services and scan directories, their watches and fifos."""
+
+    def __init__(self, inotify, *, clock=time.time, warn=lambda message: None):
+        self.inotify = inotify
+        self.clock = clock
+        self.warn = warn
+        self.scandirs = {}             # wd -> scan directory
+        self.followed = {}             # path -> Followed
+        self.by_wd = {}                # wd -> Followed
+        self.by_fd = {}                # fifo read fd -> Followed
+        self.names = (f"{FIFO_PREFIX}{os.getpid()}-{n}" for n in itertools.count(1))
+
+    # --- what to follow ---------------------------------------------------------
+
+    def start(self, args):
+        """Follow the services the arguments name (tree.find()'s rules); lines
+        already due (none at start) are not returned."""
+        for arg in args or ["."]:
+            path = Path(arg)
+            if not path.is_dir():
+                os.stat(path)                  # FileNotFoundError, or:
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+            if not tree.is_service(path):
+                wd = self.inotify.add_watch(str(path), SCAN_MASK)
+                self.scandirs[wd] = path
+                for name in tree.scan_names(path):
+                    if meant_for_this_host(name):
+                        self.add(path / name)
+            else:
+                self.add(path)
+
+    def add(self, path, logger_of=None, new=False):
+        if path in self.followed:
+            return []
+        f = self.followed[path] = Followed(path, logger_of, new)
+        try:
+            f.service_wd = self.inotify.add_watch(str(path), SERVICE_MASK)
+        except OSError as e:
+            self.warn(f"unable to watch {path}: {describe(e)}")
+            del self.followed[path]
+            return []
+        self.by_wd[f.service_wd] = f
+        lines = self.watch_supervise(f)
+        if logger_of is None and (path / "log").is_dir():
+            lines += self.add(path / "log", path, new)
+        return lines
+
+    def drop(self, f):
+        self.followed.pop(f.path, None)
+        for wd in (f.service_wd, f.supervise_wd):
+            if wd is not None and self.by_wd.pop(wd, None) is not None:
+                try:
+                    self.inotify.rm_watch(wd)
+                except OSError:
+                    pass                       # already gone with its directory
+        self.detach(f)
+
+    def detach(self, f):
+        if f.r >= 0:
+            self.by_fd.pop(f.r, None)
+            os.close(f.r)
+            os.close(f.w)
+            f.r = f.w = -1
+        if f.event_dir >= 0:
+            try:
+                os.unlink(f.fifo, dir_fd=f.event_dir)
+            except OSError:
+                pass
+            os.close(f.event_dir)
+            f.event_dir = -1
+
+    def close(self):
+        """Remove our fifos and close everything."""
+        for f in list(self.followed.values()):
+            self.detach(f)
+        self.followed.clear()
+
+    # --- a service's supervise/ -------------------------------------------------------
+
+    def watch_supervise(self, f):
+        """Watch supervise/ once it exists, attach to event/, note the status."""
+        if f.supervise_wd is None:
+            try:
+                f.supervise_wd = self.inotify.add_watch(str(f.path / "supervise"), SUPERVISE_MASK)
+            except OSError:
+                return []                      # not yet: the service watch sees it come
+            self.by_wd[f.supervise_wd] = f
+        if f.r < 0:
+            self.attach(f)
+        return self.look(f)
+
+    def attach(self, f):
+        """Make our fifo in supervise/event/ and open both ends."""
+        try:
+            d = os.open(str(f.path / "supervise" / "event"),
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return                             # not svtree's supervise (or not yet)
+        name = next(self.names)
+        try:
+            unix.make_fifo(name, d)
+            f.r, f.w = unix.open_fifo_reader(name, d)
+        except OSError as e:
+            self.warn(f"unable to make a fifo in {f.path}/supervise/event: {describe(e)}")
+            os.close(d)
+            return
+        f.event_dir, f.fifo = d, name
+        self.by_fd[f.r] = f
+
+    def look(self, f):
+        """Read the status: the "new" line owed, or a change to report when
+        there is no fifo to tell us."""
+        if not f.new and f.r >= 0:
+            return []
+        try:
+            fd = unix.open_dir(str(f.path))
+        except OSError:
+            return []
+        try:
+            snap = tree.snapshot(fd)
+        except (OSError, status.BadStatus):
+            return []
+        finally:
+            os.close(fd)
+        lines = []
+        if f.new:
+            f.new = False
+            lines.append(self.line(f, "new", snap))
+        elif f.r < 0:
+            name = synthetic(f.last, snap) if f.last is not None else None
+            if name:
+                lines.append(self.line(f, name, snap))
+        f.last = (snap.process, snap.pid)
+        return lines
+
+    def line(self, f, event, snap):
+        return {"service": str(f.path), "event": event, "time": round(self.clock(), 6),
+                "pid": snap.pid, "state": snap.process, "want": snap.want, "ready": snap.ready}
+
+    # --- input ------------------------------------------------------------------------
+
+    def on_inotify(self, events):
+        lines = []
+        for event in events:
+            if event.mask & IN_Q_OVERFLOW:
+                lines += self.recover()
+                continue
+            if event.wd in self.scandirs:
+                lines += self.on_scandir(self.scandirs[event.wd], event)
+                continue
+            f = self.by_wd.get(event.wd)
+            if f is None:
+                continue
+            if event.mask & IN_IGNORED:
+                self.by_wd.pop(event.wd, None)
+                if event.wd == f.service_wd:   # the directory is gone
+                    f.service_wd = None
+                    self.drop(f)
+                elif event.wd == f.supervise_wd:
+                    f.supervise_wd = None
+                    self.detach(f)
+            elif event.wd == f.service_wd:
+                if event.name == "supervise":
+                    lines += self.watch_supervise(f)
+                elif (event.name == "log" and f.logger_of is None
+                      and (f.path / "log").is_dir()):
+                    lines += self.add(f.path / "log", f.path, True)
+            elif event.name == "event" and f.r < 0:
+                self.attach(f)
+            elif event.name in ("status", "state.json"):
+                lines += self.look(f)
+        return lines
+
+    def recover(self):
+        """inotify lost events: look at every scan directory and status again."""
+        lines = []
+        for scandir in list(self.scandirs.values()):
+            for name in tree.scan_names(scandir):
+                if meant_for_this_host(name):
+                    lines += self.add(scandir / name, new=True)
+        for f in list(self.followed.values()):
+            if f.supervise_wd is None or f.r < 0:
+                lines += self.watch_supervise(f)
+        return lines
+
+    def on_scandir(self, scandir, event):
+        if event.mask & IN_IGNORED:
+            del self.scandirs[event.wd]
+            return []
+        name = event.name
+        if not name or name.startswith(".") or not meant_for_this_host(name):
+            return []
+        path = scandir / name
+        if event.mask & (IN_DELETE | IN_MOVED_FROM):
+            for f in [f for f in self.followed.values()
+                      if f.path == path or f.logger_of == path]:
+                self.drop(f)
+            return []
+        if path.is_dir():
+            return self.add(path, new=True)
+        return []
+
+    def on_fifo(self, fd):
+        """Complete JSON lines from a fifo, with our name for the service."""
+        f = self.by_fd[fd]
+        f.partial += unix.drain(fd, 65536)
+        *complete, f.partial = f.partial.split(b"\n")
+        lines = []
+        for raw in complete:
+            try:
+                fields = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(fields, dict):
+                fields.pop("service", None)
+                lines.append({"service": str(f.path), **fields})
+        return lines
+
+
+def follow(args, *, hangup_fd=None, clock=time.time, warn=lambda message: None):
+    """Yield one dict per state change of the services args name, forever.
+
+    hangup_fd: the fd the lines go to; when its reader goes away (a pipe
+    whose reader exited), BrokenPipeError is raised at once rather than at
+    the next write. Closing the generator removes our fifos. Raises OSError
+    for an argument that is not a directory.
+    """
+    from inotify_simple import INotify
+    inotify = INotify()
+    follower = Follower(inotify, clock=clock, warn=warn)
+    poller = select.poll()
+    poller.register(inotify.fileno(), select.POLLIN)
+    if hangup_fd is not None:
+        poller.register(hangup_fd, 0)        # POLLERR and POLLHUP come anyway
+    registered = set()
+    try:
+        follower.start(args)
+        while True:
+            for fd in set(follower.by_fd) - registered:
+                poller.register(fd, select.POLLIN)
+            for fd in registered - set(follower.by_fd):
+                poller.unregister(fd)
+            registered = set(follower.by_fd)
+            for fd, mask in poller.poll():
+                if fd == hangup_fd:
+                    raise BrokenPipeError(errno.EPIPE, "the reader of our output is gone")
+                if fd == inotify.fileno():
+                    yield from follower.on_inotify(inotify.read(timeout=0))
+                elif fd in follower.by_fd:
+                    yield from follower.on_fifo(fd)
+    finally:
+        follower.close()
+        inotify.close()

@@ -1,0 +1,122 @@
+"""Prometheus text exposition of a tree, and a tiny HTTP server for it.
+
+The format (version 0.0.4, what node_exporter's textfile collector reads):
+for each metric a `# HELP` and a `# TYPE` line, then one sample a service:
+
+    # HELP svtree_up 1 if the service's ./run is running.
+    # TYPE svtree_up gauge
+    svtree_up{service="/service/db"} 1
+
+Label values escape backslash, double quote and newline. A value that is not
+known (starts of a daemontools service, the exit code of a service that never
+ran) is left out rather than guessed. Skipped services (NAME@HOST for another
+host) are not exported; a service with no supervise shows svtree_supervised
+0 and, as nothing keeps it running, svtree_up and svtree_ready 0.
+"""
+
+from http.server import BaseHTTPRequestHandler, HTTPServer
+import socket
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _up(r):
+    return int(r["process"] == "run")
+
+
+def _ready(r):
+    # without state.json (daemontools, runit) up is ready, as for svtree wait
+    return int(r["process"] == "run" and r["ready"] is not False)
+
+
+def _last_exit(r):
+    e = r["last_exit"]
+    if not e:
+        return None
+    return 128 + e["signal"] if "signal" in e else e.get("code")
+
+
+def _failed(r):
+    return None if r["failed"] is None else int(r["failed"])
+
+
+# name, type, help, value of a supervised record (None: leave the sample out)
+METRICS = (
+    ("svtree_up", "gauge", "1 if the service's ./run is running.", _up),
+    ("svtree_ready", "gauge", "1 if ./run is running and ready (notification-fd, check, "
+     "or at once without them).", _ready),
+    ("svtree_starts_total", "counter", "How many times supervise has started ./run.",
+     lambda r: r["starts"]),
+    ("svtree_last_exit_code", "gauge", "How ./run last ended: its exit code, or 128 plus "
+     "the number of the signal that killed it.", _last_exit),
+    ("svtree_seconds_in_state", "gauge", "Seconds since the service entered the state "
+     "svtree status shows.", lambda r: r["seconds"]),
+    ("svtree_failed", "gauge", "1 if supervise gave up restarting the service "
+     "(max-deaths, finish exit 125) until svc -u.", _failed),
+    ("svtree_supervised", "gauge", "1 if a supervise process runs for the service.",
+     lambda r: int(r["supervised"])),
+)
+UNSUPERVISED = {"svtree_up": 0, "svtree_ready": 0, "svtree_supervised": 0}
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def number(value) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(round(value, 3))
+    return str(value)
+
+
+def exposition(records) -> str:
+    """The text for a list of tree.Records (pure)."""
+    records = [r for r in records if r["state"] != "skipped"]
+    out = []
+    for name, kind, text, value in METRICS:
+        out.append(f"# HELP {name} {text}")
+        out.append(f"# TYPE {name} {kind}")
+        for r in records:
+            v = value(r) if r["supervised"] else UNSUPERVISED.get(name)
+            if v is not None:
+                out.append(f'{name}{{service="{escape(r["service"])}"}} {number(v)}')
+    return "\n".join(out) + "\n"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """ADDR:PORT, [IPV6]:PORT or :PORT (every address). Raises ValueError."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"not ADDR:PORT: {text}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def server(host: str, port: int, render) -> HTTPServer:
+    """An HTTP server answering GET /metrics with render()'s text.
+
+    Port 0 picks a free port: server.server_address says which.
+    """
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404, "try /metrics")
+                return
+            body = render().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass                  # scrapes every few seconds would flood stderr
+
+    class Server(HTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        allow_reuse_address = True
+
+    return Server((host, port), Handler)

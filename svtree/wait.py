@@ -1,0 +1,191 @@
+"""Waiting until services are up, ready, down or finished, woken by inotify.
+
+supervise replaces supervise/status and supervise/state.json by rename on
+every change, so a watch on each service's supervise/ directory (IN_MOVED_TO,
+IN_CLOSE_WRITE, IN_CREATE) wakes us exactly when there is something new to
+read; nothing polls. A watch on the service directory itself sees supervise/
+appear, so a service can be waited for before its supervise has started (a
+run script waiting for ../db may well start first).
+
+The goals, read from tree.snapshot():
+
+    up        ./run is running (paused counts)
+    ready     ./run is running and ready (without state.json, up is ready)
+    down      ./run is not running (./finish may be)
+    finished  ./run is not running and neither is ./finish
+
+up and ready also need a live supervise (one holds supervise/ok open): a
+status file left by a dead supervise may say "up" for a process long gone.
+supervise writes its first status *before* it opens supervise/ok, so when
+the status already says yes and only the liveness is missing, the watch
+takes IN_OPEN too, for the open of ok; it is dropped again at once, as our
+own probe of ok would otherwise wake us. down and finished are believed from
+the status file alone: after `svc -dx` supervise is gone, and the service
+is down.
+
+Errors (raised as WaitError): a service directory that cannot be entered,
+a supervise/ that cannot be read, and, waiting for up or ready, a service
+that has failed for good (it comes back only with svc -u).
+"""
+
+import errno
+import os
+import time
+from pathlib import Path
+
+from . import status, tree, unix
+from .errors import describe
+
+GOALS = ("up", "ready", "down", "finished")
+NEEDS_SUPERVISE = {"up", "ready"}
+
+IN_CLOSE_WRITE, IN_OPEN = 0x8, 0x20
+IN_MOVED_TO, IN_CREATE, IN_DELETE_SELF = 0x80, 0x100, 0x400
+IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
+SUPERVISE_MASK = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF
+SERVICE_MASK = IN_CREATE | IN_MOVED_TO
+
+
+class WaitError(Exception):
+    """A service cannot be waited for."""
+
+
+def reached(goal: str, snap: tree.Snapshot) -> bool:
+    """Is a service in the goal state, by its status alone? (pure)"""
+    if goal == "up":
+        return snap.process == "run"
+    if goal == "ready":
+        return snap.process == "run" and snap.ready is not False
+    if goal == "down":
+        return snap.process != "run"
+    return snap.process == "down"
+
+
+class Waited:
+    """One service: its watches and the last answer."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.service_wd = None
+        self.supervise_wd = None
+        self.want_open = False        # the supervise/ watch also takes IN_OPEN
+        self.done = False
+        self.why = "not supervised"   # why not done, for the timeout message
+
+
+class Waiter:
+    """Wait for a goal on several services; see wait()."""
+
+    def __init__(self, paths, goal, inotify):
+        if goal not in GOALS:
+            raise ValueError(goal)
+        self.goal = goal
+        self.inotify = inotify
+        self.services = [Waited(Path(p)) for p in paths]
+        self.by_wd = {}
+
+    def start(self):
+        for w in self.services:
+            try:
+                w.service_wd = self.inotify.add_watch(str(w.path), SERVICE_MASK)
+            except OSError as e:
+                raise WaitError(f"unable to watch {w.path}: {describe(e)}") from None
+            self.by_wd[w.service_wd] = w
+            self.watch_supervise(w)
+            self.check(w)
+
+    def watch_supervise(self, w):
+        mask = SUPERVISE_MASK | (IN_OPEN if w.want_open else 0)
+        try:
+            wd = self.inotify.add_watch(str(w.path / "supervise"), mask)
+        except FileNotFoundError:
+            return                    # not yet: the service watch will see it made
+        except OSError as e:
+            if e.errno == errno.ENOTDIR:
+                return
+            raise WaitError(f"unable to watch {w.path}/supervise: {describe(e)}") from None
+        w.supervise_wd = wd
+        self.by_wd[wd] = w
+
+    def check(self, w):
+        """Read one service again and decide whether it is done."""
+        try:
+            fd = unix.open_dir(str(w.path))
+        except OSError as e:
+            raise WaitError(f"unable to chdir to {w.path}: {describe(e)}") from None
+        try:
+            snap = tree.snapshot(fd)
+            live = reached(self.goal, snap) and (
+                self.goal not in NEEDS_SUPERVISE or tree.is_supervised(fd))
+        except FileNotFoundError:
+            snap, live = None, False
+        except (OSError, status.BadStatus) as e:
+            raise WaitError(f"unable to read {w.path}/supervise/status: {describe(e)}") from None
+        finally:
+            os.close(fd)
+        if snap is not None and snap.failed and self.goal in NEEDS_SUPERVISE:
+            raise WaitError(f"unable to wait for {w.path}: failed for good (svc -u revives it)")
+        w.done = live
+        w.why = "not supervised" if snap is None else f"not {self.goal}"
+        # status says yes but supervise/ok is not open yet: listen for its open
+        want_open = bool(snap and not live and reached(self.goal, snap))
+        if want_open != w.want_open and w.supervise_wd is not None:
+            w.want_open = want_open
+            self.watch_supervise(w)
+
+    def on_events(self, events):
+        touched = []
+        for event in events:
+            if event.mask & IN_Q_OVERFLOW:           # events were lost: read everything
+                touched = list(self.services)
+                break
+            w = self.by_wd.get(event.wd)
+            if w is None:
+                continue
+            if event.mask & IN_IGNORED:              # supervise/ went away
+                del self.by_wd[event.wd]
+                if event.wd == w.supervise_wd:
+                    w.supervise_wd = None
+                elif event.wd == w.service_wd:
+                    w.service_wd = None
+            elif event.mask & IN_OPEN and event.name != "ok":
+                continue                             # our own reads of status
+            elif event.wd == w.service_wd and event.name != "supervise":
+                continue
+            if w not in touched:
+                touched.append(w)
+        for w in touched:
+            if w.supervise_wd is None:
+                self.watch_supervise(w)
+            self.check(w)
+
+    def pending(self):
+        return [w for w in self.services if not w.done]
+
+
+def wait(paths, goal, timeout=None, *, clock=time.monotonic, inotify=None):
+    """Return [] once every service in paths is in goal at the same moment,
+    or, after timeout seconds, the Waited entries that were not.
+
+    Raises WaitError.
+    """
+    from inotify_simple import INotify
+    own = inotify is None
+    inotify = INotify() if own else inotify
+    try:
+        waiter = Waiter(paths, goal, inotify)
+        waiter.start()
+        deadline = None if timeout is None else clock() + timeout
+        while waiter.pending():
+            if deadline is None:
+                events = inotify.read()
+            else:
+                left = deadline - clock()
+                if left <= 0:
+                    return waiter.pending()
+                events = inotify.read(timeout=max(1, int(left * 1000 + 0.999)))
+            waiter.on_events(events)
+        return []
+    finally:
+        if own:
+            inotify.close()
