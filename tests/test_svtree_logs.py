@@ -57,8 +57,8 @@ def test_follow_sees_new_lines_and_survives_rotation(tmp_path, procs):
     wait_until(lambda: got(b"rotated"))
 
 
-def test_errors():
+def test_errors(tmp_path):
     assert run("svtree", "logs", "/nonexistent").returncode == 100
     assert run("svtree", "nonsense").returncode == 100
-    r = run("svtree", "logs", "/")
+    r = run("svtree", "logs", tmp_path)
     assert r.returncode == 111 and "no log directory" in r.stderr
