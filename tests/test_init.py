@@ -40,6 +40,10 @@ def children(pid):
     return out
 
 
+def first(pids):
+    return pids[0] if pids else 0
+
+
 def descendants(pid):
     todo, seen = [pid], []
     while todo:
@@ -58,7 +62,7 @@ class Init:
         if command:
             argv += ["--", *command]
         self.proc = procs.start(*argv)
-        self.pid = wait_until(lambda: children(self.proc.pid) and children(self.proc.pid)[0])
+        self.pid = wait_until(lambda: first(children(self.proc.pid)))
 
     def signal(self, signum):
         os.kill(self.pid, signum)
@@ -213,7 +217,7 @@ def test_services_inherit_environment_and_write_to_our_stdout(procs, scandir):
     init = Init.__new__(Init)
     init.proc = procs.start("unshare", "--pid", "--fork", "--mount-proc", program("svscan"),
                             scandir, env={**os.environ, "GREETING": "container"})
-    init.pid = wait_until(lambda: children(init.proc.pid) and children(init.proc.pid)[0])
+    init.pid = wait_until(lambda: first(children(init.proc.pid)))
     wait_until(lambda: (scandir / "hello" / "said").exists())
     init.signal(signal.SIGTERM)
     assert init.wait() == 0
