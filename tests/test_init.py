@@ -62,9 +62,12 @@ class Init:
         if command:
             argv += ["--", *command]
         self.proc = procs.start(*argv)
-        self.pid = wait_until(lambda: first(children(self.proc.pid)))
+        # svscan may come and go (a critical service failing at once) before we look
+        self.pid = wait_until(lambda: first(children(self.proc.pid))
+                              or (self.proc.poll() is not None and "gone"))
 
     def signal(self, signum):
+        assert isinstance(self.pid, int) and self.pid > 1, self.pid
         os.kill(self.pid, signum)
 
     def wait(self, timeout=20):
