@@ -16,9 +16,9 @@ supervise opens each fifo without blocking: a fifo with no reader is
 removed, a reader whose pipe is full misses the line; nothing waits.
 """
 
-import json
 import os
 import stat
+from json.encoder import encode_basestring     # C; json.dumps would build an encoder per call
 
 from . import machine, unix
 
@@ -52,14 +52,30 @@ def record(sv, path, normally_up) -> dict:
     }
 
 
+def value(v) -> str:
+    """JSON for the few kinds of value these records hold."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return encode_basestring(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{encode_basestring(k)}: {value(x)}" for k, x in v.items()) + "}"
+    return repr(v)          # int or float: repr is valid JSON for finite numbers
+
+
 def pack(fields: dict) -> bytes:
-    return json.dumps(fields, ensure_ascii=False, separators=(", ", ": ")).encode() + b"\n"
+    """One line of JSON, written by hand: cheaper for a forked supervise than
+    json.dumps, and exactly what json.loads reads back."""
+    return (value(fields) + "\n").encode("utf-8", "surrogateescape")
 
 
 def event_line(sv, path, name, wall) -> bytes:
-    return json.dumps({"service": path, "event": name, "time": seconds(wall), "pid": sv.pid,
-                       "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready},
-                      ensure_ascii=False).encode() + b"\n"
+    return pack({"service": path, "event": name, "time": seconds(wall), "pid": sv.pid,
+                 "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready})
 
 
 def make_event_dir(sdir):
