@@ -4,8 +4,9 @@
     .venv/bin/python bench/run.py [--quick] [--only NAME[,NAME...]] [--output FILE]
 
 Every figure comes from this one run: svtree and each installed peer
-(daemontools, runit, s6, supervisord) are measured one after the other, on
-the same machine, with the same service scripts, and compared by median.
+(daemontools, runit, s6, supervisord) are measured in turn (restart and
+idle: side by side), on the same machine, with the same service scripts,
+and compared by median.
 
 Benchmarks (NAME for --only):
 
@@ -18,8 +19,11 @@ Benchmarks (NAME for --only):
   restart  kill -9 of a service's process; time until ./run has started again.
            Each service is killed once, after 11 s up (every supervise
            throttles restarts to one a second, and svtree backs off after a
-           death within 10 s of the start).
-  startup  launch of the scanner; time until all 100 ./run have started.
+           death within 10 s of the start); the trees of all systems run side
+           by side, so that wait is paid once.
+  startup  launch of the scanner; time until all 100 ./run have started, and
+           the CPU time (schedstat) the scanner and its supervise processes
+           have used by then. The systems take turns, round after round.
   memory   PSS (smaps_rollup) of the scanner plus its supervise processes,
            without the services, per service, at 100 services.
   cli      whole-process wall time of svc -u S, svok S, svstat S and svstat on
@@ -508,25 +512,46 @@ def bench_detect(system, reps):
 RESTART_UPTIME = 11.0   # svtree counts a death within 10 s of the start as quick, and backs off
 
 
-def bench_restart(system, reps):
-    """Each of `reps` services killed once, after RESTART_UPTIME seconds up."""
+def bench_restart(systems, reps):
+    """Each of `reps` services killed once, after RESTART_UPTIME seconds up.
+
+    The trees of all systems run side by side (idle but for the one service
+    being restarted), so the wait for the uptime is paid once.
+    """
     names = [f"r{i:02d}" for i in range(reps)]
-    tree = Tree(system, names)
-    samples = []
+    trees = {}
+    out = {}
     try:
-        started(tree, 30)
-        for name in names:
-            t_last, pid = tree.reporter.last[name]
-            pause = t_last + RESTART_UPTIME - time.monotonic()
-            time.sleep(max(pause, 0.1))
-            mark = tree.reporter.mark()
-            t0 = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            t1 = tree.reporter.wait_names([name], mark, 15, what="restart")
-            samples.append((t1 - t0) * 1000)
+        for system in systems:
+            trees[system] = Tree(system, names)
+            try:
+                started(trees[system], 30)
+            except BenchError as e:
+                say(f"  error: {system}: {e}")
+                out[system] = Figures(error=str(e))
+        for system, tree in trees.items():
+            if system in out:
+                continue
+            samples = []
+            try:
+                for name in names:
+                    t_last, pid = tree.reporter.last[name]
+                    pause = t_last + RESTART_UPTIME - time.monotonic()
+                    time.sleep(max(pause, 0.1))
+                    mark = tree.reporter.mark()
+                    t0 = time.monotonic()
+                    os.kill(pid, signal.SIGKILL)
+                    t1 = tree.reporter.wait_names([name], mark, 15, what="restart")
+                    samples.append((t1 - t0) * 1000)
+            except (BenchError, OSError) as e:
+                say(f"  error: {system}: {e}")
+                out[system] = Figures(error=str(e))
+                continue
+            out[system] = Figures(samples)
+            say(f"    {system}: {spread(out[system])}")
     finally:
-        tree.stop()
-    return Figures(samples)
+        stop_all(trees.values())
+    return out
 
 
 def startup_once(system):
@@ -945,11 +970,8 @@ def run_benches(args, q, peers, systems, rep):
     if "restart" in args.benches:
         say("== restart latency")
         reps = 6 if q else 20
-        figs = {}
-        for system in systems:
-            say(f"  {system}: {reps} reps")
-            figs[system] = guarded(bench_restart, system, reps)
-            say(f"    {spread(figs[system]) or figs[system].error}")
+        say(f"  {reps} reps each, all trees side by side")
+        figs = bench_restart(systems, reps)
         for peer in peers:
             rep.add("restart after kill -9", "ms", figs["svtree"], peer, figs[peer])
         for s, f in figs.items():
@@ -1116,16 +1138,18 @@ the peer's (below 1: svtree is faster or smaller).
 - **restart after kill -9**: n services, each killed once after it has been
   up for {RESTART_UPTIME:.0f} s, past every supervisor's restart throttle and past
   svtree's 10 s "quick death" window (inside it, svtree backs off
-  exponentially); from the kill to the new `run`'s report. supervisord:
+  exponentially); from the kill to the new `run`'s report. The trees of all
+  systems run side by side, idle but for the one being measured. supervisord:
   `autorestart=true`, `startsecs=0`. s6-supervise (2.11) was seen to wait 1 s
   after every death, however long the service had run; supervisord acts on
   SIGCHLD in its main loop, which wakes once a second.
 - **100 services started**: from just before the scanner is launched to the
   report of the last of the 100 `run`s (a fresh tree each time; the systems
   take turns, round after round, so load from elsewhere hits them alike).
-  Wall time suffers from other load on the machine; the CPU time the scanner
-  and its supervise processes have used by then (`/proc/PID/schedstat`) does
-  much less, hence the second row.
+  The second row is the CPU time the scanner and its supervise processes
+  have used by then (`/proc/PID/schedstat`): a view without the waiting for
+  a CPU, though on a busy VM it rises with load too (fork, exec and page
+  faults cost more).
 - **PSS per service**: sum of `Pss` in `/proc/PID/smaps_rollup` of the scanner
   and of its supervise processes (not the services), 2 s after the 100
   services have started, divided by 100. supervisord: its one process.
