@@ -33,6 +33,10 @@ run: compile
 test: compile
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# the fault, abuse and permission suite alone (make test runs it too)
+check: compile
+	$(BIN)/python -m pytest -q tests/test_faults.py
+
 bench: compile
 	$(BIN)/python bench/run.py
 
