@@ -100,12 +100,9 @@ def children(pid, state=None):
                   and (state is None or st[0] == state))
 
 
-@pytest.fixture
-def strays(procs, tmp_path):
-    """Roots whose processes are killed at the end (tmp_path is one); the tests'
-    own processes go first, so no svscan restarts what is being killed."""
-    roots = [tmp_path]
-    yield roots
+def kill_everything(procs, roots):
+    """The tests' own processes first, so no svscan restarts what is being
+    killed; then whatever still works under one of roots."""
     procs.kill_all()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -118,6 +115,14 @@ def strays(procs, tmp_path):
             except ProcessLookupError:
                 pass
         time.sleep(0.01)
+
+
+@pytest.fixture
+def strays(procs, tmp_path):
+    """Roots whose processes are killed at the end (tmp_path is one)."""
+    roots = [tmp_path]
+    yield roots
+    kill_everything(procs, roots)
 
 
 @pytest.fixture
@@ -779,13 +784,13 @@ def two_users():
 
 
 @pytest.fixture
-def open_tree(strays):
+def open_tree(procs):
     """A directory every user can reach (tmp_path's parents are root's 0700)."""
     top = Path(tempfile.mkdtemp(prefix="svtree-faults-"))
     os.chmod(top, 0o755)
-    strays.append(top)
     yield top
-    shutil.rmtree(top, ignore_errors=True)
+    kill_everything(procs, [top])       # or supervise writes as rmtree deletes
+    shutil.rmtree(top)
 
 
 def as_user(user, prog, *args):
