@@ -109,7 +109,8 @@ def write_status(name, body):
     try:
         unix.replace_file(name, data)
     except OSError as e:
-        os.write(2, f"multilog: warning: unable to write {name}: {e.strerror}\n".encode())
+        os.write(2, f"multilog: warning: unable to write {name}: {e.strerror}\n"
+                 .encode(errors="surrogateescape"))
 
 
 def _note(signum, frame):

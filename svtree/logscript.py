@@ -125,7 +125,7 @@ def parse(args: list[str]) -> Script:
 def number(text, default):
     digits = ""
     for ch in text:
-        if not ch.isdigit():
+        if ch not in "0123456789":     # not str.isdigit(): "²" is a digit to it
             break
         digits += ch
     return int(digits) if digits else default

@@ -55,7 +55,7 @@ def warn(what, e=None):
 class Proc:
     """One supervise process svscan started: the main one or the logger's."""
 
-    __slots__ = ("path", "pid", "started", "restart_at", "delay")
+    __slots__ = ("path", "pid", "started", "restart_at", "delay", "control")
 
     def __init__(self, path):
         self.path = path
@@ -63,6 +63,7 @@ class Proc:
         self.started = 0.0
         self.restart_at = None
         self.delay = RESTART
+        self.control = -1     # the control fifo of a supervise we found running
 
 
 class Service:
@@ -105,6 +106,7 @@ class Scanner:
         self.command_pid = 0       # svscan DIR -- CMD: the main command
         self.exit_code = None      # set by the main command or a critical service
         self.orphans_told = False  # adopted orphans were sent TERM at shutdown
+        self.inherited = []        # supervise processes of an earlier svscan, told to go
 
     # --- scanning -----------------------------------------------------------
 
@@ -164,9 +166,48 @@ class Scanner:
             return
         self.watches[wd] = name
 
+    def inherit(self, proc):
+        """Keep a way to reach a supervise started by an earlier svscan (one
+        that was killed, say): its control fifo, held open, works even after
+        the directory is removed."""
+        if proc.control < 0:
+            try:
+                proc.control = os.open(os.path.join(proc.path, "supervise", "control"),
+                                       os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                pass
+
+    def tell_inherited(self, service):
+        """Inherited supervise processes: the main one gets d and x, the
+        logger's x, so it exits once its logger has drained the pipe."""
+        for proc, letters in ((service.main, b"dx"), (service.log, b"x")):
+            if proc is not None and proc.control >= 0:
+                try:
+                    os.write(proc.control, letters)
+                    self.inherited.append(proc)
+                except OSError:
+                    os.close(proc.control)
+                    proc.control = -1
+
+    def probe_inherited(self):
+        """Forget inherited supervise processes that are gone (EPIPE on a
+        byte that supervise ignores)."""
+        for proc in list(self.inherited):
+            try:
+                os.write(proc.control, b"\0")
+                continue
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            os.close(proc.control)
+            proc.control = -1
+            self.inherited.remove(proc)
+
     def retire(self, service):
         """The directory is gone: bring the service down, then its logger."""
         service.active = False
+        self.tell_inherited(service)
         if service.main.pid:
             os.kill(service.main.pid, signal.SIGTERM)
         else:
@@ -197,7 +238,11 @@ class Scanner:
 
     def fork_supervise(self, service, proc):
         if is_supervised(proc.path):
-            return                 # another supervise holds it: leave it be
+            self.inherit(proc)     # another supervise holds it: leave it be
+            return
+        if proc.control >= 0:      # the inherited one is gone; ours takes over
+            os.close(proc.control)
+            proc.control = -1
         # Frozen objects are skipped by the collector: the child's collections
         # then leave the pages it shares with svscan untouched.
         gc.freeze()
@@ -278,8 +323,11 @@ class Scanner:
 
     def deadline(self):
         dues = [self.next_scan]
+        if self.inherited:         # their exit cannot be waited for: look 10 times a second
+            dues.append(self.clock() + 0.1)
         if self.stopping:
-            dues = [self.kill_at] if self.kill_at is not None else []
+            dues = [d for d in (self.kill_at, dues[-1] if self.inherited else None)
+                    if d is not None]
         else:
             for service in self.services.values():
                 if service.active:
@@ -289,6 +337,8 @@ class Scanner:
 
     def on_timeout(self):
         now = self.clock()
+        if self.inherited:
+            self.probe_inherited()
         if self.stopping:
             if self.kill_at is not None and now >= self.kill_at:
                 self.kill_all()
@@ -313,6 +363,7 @@ class Scanner:
             kill(-self.command_pid, signal.SIGCONT)
         for service in list(self.services.values()):
             service.active = False
+            self.tell_inherited(service)
             if service.main.pid:
                 os.kill(service.main.pid, signal.SIGTERM)
             else:
@@ -331,6 +382,9 @@ class Scanner:
                 for proc in service.procs():
                     if proc.pid:
                         kill_group(status_pid(proc.path, finishing=True))
+            for proc in self.inherited:
+                kill_group(status_pid(proc.path, finishing=True))
+            self.inherited = []        # their supervise exits when its service has gone
             for pid in [*self.by_pid, self.command_pid, *adopted_children()]:
                 if pid:
                     kill(pid, signal.SIGKILL)
@@ -345,11 +399,14 @@ class Scanner:
         for service in list(self.services.values()):
             if service.main.pid:
                 kill_group(status_pid(service.main.path))
+        for proc in self.inherited:
+            if not proc.path.endswith("/log"):
+                kill_group(status_pid(proc.path))
 
     def running(self):
         """Is anything of the tree left? Once the supervise processes and the
         main command are gone, orphans we adopted get TERM, then KILL."""
-        if self.by_pid or self.command_pid:
+        if self.by_pid or self.command_pid or (self.stopping and self.inherited):
             return True
         if not self.stopping:
             return False
@@ -560,7 +617,8 @@ def run(directory, *, grace=GRACE, command=None):
     try:
         os.chdir(directory)
     except OSError as e:
-        os.write(2, f"{PROG}: fatal: unable to chdir to {directory}: {describe(e)}\n".encode())
+        os.write(2, f"{PROG}: fatal: unable to chdir to {directory}: {describe(e)}\n"
+                 .encode(errors="surrogateescape"))
         return 111
     wakeup_r = install_signals()
     become_subreaper()

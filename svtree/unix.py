@@ -24,7 +24,11 @@ def replace_file(name: str, data: bytes, *, dir_fd: int | None = None,
                  mode: int = 0o644, durable: bool = False) -> None:
     """Readers see the old file or the new one, never half of either."""
     tmp = name + ".new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+    try:                       # whatever is there (a planted symlink, say) goes
+        os.unlink(tmp, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                  mode, dir_fd=dir_fd)
     try:
         write_all(fd, data)

@@ -152,6 +152,7 @@ def test_restart_letter_and_group_signals(procs, service):
                            and int((sv / "child").read_text() or 0))
     run("svc", "-K", sv)                               # KILL to the group: child too
     wait_until(lambda: not pid_alive(new_child))
+    os.kill(child, signal.SIGKILL)                     # r sent TERM to sh, not its child
 
 
 def test_event_fifodir_stream(procs, service, tmp_path):
