@@ -205,7 +205,8 @@ class Scanner:
             self.inherited.remove(proc)
 
     def retire(self, service):
-        """The directory is gone: bring the service down, then its logger."""
+        """Bring the service down, then its logger (its directory is gone, or
+        the tree is shutting down)."""
         service.active = False
         self.tell_inherited(service)
         if service.main.pid:
@@ -362,12 +363,7 @@ class Scanner:
             kill(-self.command_pid, signal.SIGTERM)
             kill(-self.command_pid, signal.SIGCONT)
         for service in list(self.services.values()):
-            service.active = False
-            self.tell_inherited(service)
-            if service.main.pid:
-                os.kill(service.main.pid, signal.SIGTERM)
-            else:
-                self.main_gone(service)
+            self.retire(service)
 
     def kill_all(self):
         """The grace period is over: KILL each service's process group.
