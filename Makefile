@@ -39,6 +39,7 @@ check: compile
 
 bench: compile
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/more.py
 
 man:
 	@for page in man/*.[1-8]; do \

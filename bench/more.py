@@ -1,0 +1,1220 @@
+#!/usr/bin/env python3
+"""More benchmarks: shutdown, logging and load, svtree next to its peers.
+
+    .venv/bin/python bench/more.py [--quick] [--only NAME[,NAME...]] [--output FILE]
+    .venv/bin/python bench/more.py --chart-only      # redraw bench/ratios.png
+
+Run after bench/run.py (`make bench` runs both): run.py writes BENCHMARKS.md
+whole; this script replaces (or appends) only its own section, the one that
+starts with `## Shutdown, logging and load` and ends before the next `## `
+heading, then draws bench/ratios.png from every `svtree/peer` ratio row of
+every table in BENCHMARKS.md.
+
+Benchmarks (NAME for --only):
+
+  shutdown-prompt    100 services that exit at once on TERM; time from SIGTERM
+                     to the scanner's exit: svtree's svscan, s6-svscan (which
+                     brings the tree down and waits for it), daemontools'
+                     svscan and runsvdir (which exit at once, leaving every
+                     supervise and service running: no comparable figure).
+  shutdown-stubborn  one service that ignores TERM; svtree's `svscan -g 1`,
+                     time from SIGTERM to its exit (target: grace + 100 ms).
+                     s6-svscan has no grace period of its own: s6-supervise
+                     waits for the service for ever, unless the service dir
+                     holds a `timeout-kill` file (measured with 1000 ms).
+  logger             1,000,000 87-byte lines fed by cat through a pipe to
+                     multilog (ours and daemontools'), svlogd and s6-log, each
+                     timestamping and rotating at 16 MiB, 10 files kept; wall
+                     time, lines/s and peak RSS (/usr/bin/time -f %M).
+  load-1000          1000 services in one scan directory: time until all 1000
+                     ./run have started, PSS per service (scanner + supervise).
+  crash-load         100 services that exit 1 at once, for 60 s (15 s with
+                     --quick), under svtree and daemontools; latency of
+                     `svc -u S` and `svstat S` of a healthy service during
+                     that window, next to the same tree before the crash loop.
+
+A NAME may also be a peer (daemontools, runit, s6) to restrict the peers;
+svtree is always measured. A run with --only writes no BENCHMARKS.md (and no
+chart) unless --output is given.
+
+Trees are run.py's: a temp dir each, the scanner in a session of its own,
+every process tagged through its environment and killed at the end of each
+benchmark whatever happens; the benchmark is a child subreaper. Every wait
+has a deadline. Standard library only.
+"""
+
+import argparse
+import datetime
+import math
+import os
+import random
+import resource
+import select
+import shlex
+import shutil
+import signal
+import statistics
+import struct
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as base  # noqa: E402  (bench/run.py: trees, reporter fifo, process helpers)
+
+ROOT = base.ROOT
+VENV_BIN = base.VENV_BIN
+BenchError = base.BenchError
+say = base.say
+fmt = base.fmt
+
+SECTION = "## Shutdown, logging and load"
+BENCHES = ("shutdown-prompt", "shutdown-stubborn", "logger", "load-1000", "crash-load")
+PEERS = ("daemontools", "runit", "s6")
+SYSTEMS = ("svtree",) + PEERS
+PROGRAMS = {
+    "svtree": [str(VENV_BIN / p) for p in ("svscan", "svc", "svstat", "multilog")],
+    "daemontools": ["/usr/bin/svscan", "/usr/bin/supervise", "/usr/bin/svc",
+                    "/usr/bin/svstat", "/usr/bin/multilog"],
+    "runit": ["/usr/bin/runsvdir", "/usr/bin/runsv", "/usr/bin/svlogd"],
+    "s6": ["/usr/bin/s6-svscan", "/usr/bin/s6-supervise", "/usr/bin/s6-log"],
+}
+LOGGER_NAMES = {"svtree": "multilog (svtree)", "daemontools": "multilog",
+                "runit": "svlogd -tt", "s6": "s6-log"}
+GRACE = 1.0                      # svscan -g for shutdown-stubborn
+S6_TIMEOUT_KILL_MS = 1000
+TIME = "/usr/bin/time"           # GNU time, for the loggers' peak RSS
+N_LINES = 1_000_000
+LINE_BYTES = 87
+LOG_SIZE = 16777215
+N_LOAD = 1000
+N_CRASH = 100
+
+TEMPS = set()                    # temp dirs to remove at the end, whatever happens
+GROUPS = set()                   # process groups (sessions) we spawned outside trees
+
+
+# --- processes --------------------------------------------------------------
+
+def alive(pid):
+    try:
+        _, fields = base.read_stat(pid)
+    except (OSError, ValueError):
+        return False
+    return fields[0] != b"Z"
+
+
+def pidfd_wait(pid, timeout):
+    """Monotonic time at which pid exits, or None after timeout seconds.
+
+    Through a pidfd, so the time is not that of a polling loop's next round.
+    The process is not reaped.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return time.monotonic()
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(max(0.0, timeout) * 1000):
+            return None
+        return time.monotonic()
+    finally:
+        os.close(fd)
+
+
+def kill_group(pid):
+    for target in (-pid, pid):
+        base.kill(target)
+
+
+def spawn(argv, *, stdin=None, stdout=None, setsid=True, env=None):
+    """posix_spawn with stdin/stdout from fds (or /dev/null), stderr to /dev/null."""
+    actions = []
+    actions.append((os.POSIX_SPAWN_DUP2, stdin, 0) if stdin is not None
+                   else (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
+    actions.append((os.POSIX_SPAWN_DUP2, stdout, 1) if stdout is not None
+                   else (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0))
+    actions.append((os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0))
+    env = env or {"PATH": base.TREE_PATH, "LC_ALL": "C"}
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=setsid)
+    GROUPS.add(pid)
+    return pid
+
+
+def finish(pid, timeout, what):
+    """Wait for pid (our child) to exit within timeout; (exit code, rusage).
+
+    On timeout its session is killed and BenchError raised.
+    """
+    if pidfd_wait(pid, timeout) is None:
+        kill_group(pid)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        GROUPS.discard(pid)
+        raise BenchError(f"{what} did not finish within {timeout:.0f} s")
+    _, wstatus, usage = os.wait4(pid, 0)
+    GROUPS.discard(pid)
+    return os.waitstatus_to_exitcode(wstatus), usage
+
+
+def timed(argv, timeout=10.0, expect=0):
+    """Wall time (ms) of one whole process, output to /dev/null."""
+    t0 = time.perf_counter()
+    pid = spawn(argv)
+    code, _ = finish(pid, timeout, argv[0])
+    t1 = time.perf_counter()
+    if code != expect:
+        raise BenchError(f"{' '.join(argv[:3])}... exited {code}, not {expect}")
+    return (t1 - t0) * 1000
+
+
+def kill_spawned():
+    for pid in list(GROUPS):
+        kill_group(pid)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        GROUPS.discard(pid)
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def cpu_ticks_with_children(pid):
+    """utime+stime+cutime+cstime of a process (its reaped children included)."""
+    _, fields = base.read_stat(pid)
+    return sum(int(fields[i]) for i in (11, 12, 13, 14))
+
+
+# --- trees --------------------------------------------------------------------
+
+def report_line(tree, name):
+    return f'echo "{name} $$" >{shlex.quote(str(tree.fifo))}'
+
+
+class Tree(base.Tree):
+    """run.py's tree, with scanner options and service scripts of our own."""
+
+    def __init__(self, system, options=()):
+        super().__init__(system, [])
+        self.options = list(options)
+
+    def argv(self):
+        argv = super().argv()
+        return [argv[0], *self.options, *argv[1:]]
+
+    def add(self, name, body, files=None, wanted=True):
+        """A service whose run reports NAME PID on the fifo, then runs body."""
+        d = self.scan / name
+        d.mkdir()
+        run = d / "run"
+        run.write_text(f"#!/bin/sh\n{report_line(self, name)}\n{body}\n")
+        run.chmod(0o755)
+        for fname, text in (files or {}).items():
+            (d / fname).write_text(text)
+        if wanted:
+            self.names.append(name)
+        return d
+
+
+def start_tree(tree, timeout):
+    """Start a tree, wait for every wanted service; BenchError with how many
+    started and the tree's log if they do not all start in time."""
+    t0 = tree.start()
+    try:
+        t1 = tree.wait_all(timeout)
+    except BenchError:
+        seen = {name for _, name, _ in tree.reporter.events}
+        tail = tree.log_tail().replace("\n", " / ")
+        if tree.proc.poll() is not None:
+            why = f"the scanner exited ({tree.proc.returncode})"
+        else:
+            why = f"timed out after {timeout:.0f} s"
+        raise BenchError(f"{len(seen & set(tree.names))} of {len(tree.names)} services "
+                         f"started ({why}){'; log: ' + tail[-300:] if tail else ''}") from None
+    return t0, t1
+
+
+# --- figures --------------------------------------------------------------------
+
+class Stat:
+    """One figure: a value from n samples, or an error / n/a text."""
+
+    def __init__(self, value=None, n=0, error=None):
+        self.value, self.n, self.error = value, n, error
+
+    @classmethod
+    def of(cls, samples, how="median"):
+        if not samples:
+            return cls(error="no samples")
+        if how == "median":
+            return cls(statistics.median(samples), len(samples))
+        return cls(percentile(samples, 95), len(samples))
+
+    @property
+    def ok(self):
+        return self.error is None and self.value is not None
+
+    def cell(self):
+        if self.ok:
+            return f"{fmt(self.value)} (n={self.n})"
+        return self.error if self.error and self.error.startswith("n/a") else "error"
+
+
+def percentile(samples, p):
+    """Nearest-rank percentile."""
+    s = sorted(samples)
+    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def spread(samples):
+    if not samples:
+        return "no samples"
+    s = sorted(samples)
+    return (f"median {fmt(statistics.median(s))}, min {fmt(s[0])}, max {fmt(s[-1])}, "
+            f"n={len(s)}")
+
+
+def guarded(fn, *args):
+    try:
+        return fn(*args)
+    except (BenchError, OSError) as e:
+        say(f"  error: {e}")
+        return BenchError(str(e))
+
+
+class Report:
+    def __init__(self):
+        self.rows = []          # (label, unit, svtree Stat, peer, peer Stat)
+        self.targets = []       # (benchmark, target, verdict)
+        self.details = []
+        self.extra_tables = []  # (title, markdown)
+
+    def add(self, label, unit, ours, peer, theirs):
+        self.rows.append((label, unit, ours, peer, theirs))
+
+    def table(self):
+        lines = ["| Benchmark | Unit | svtree | Peer | Peer figure | svtree/peer |",
+                 "|---|---|---:|---|---:|---:|"]
+        for label, unit, ours, peer, theirs in self.rows:
+            r = base.ratio(ours.value if ours.ok else None, theirs.value if theirs.ok else None)
+            lines.append(f"| {label} | {unit} | {ours.cell()} | {peer} | {theirs.cell()} | {r} |")
+        return "\n".join(lines)
+
+    def target_table(self):
+        lines = ["| Benchmark | Target | Result |", "|---|---|---|"]
+        lines += [f"| {b} | {t} | {v} |" for b, t, v in self.targets]
+        return "\n".join(lines)
+
+
+def verdict(value, limit, unit):
+    return base.verdict(value, limit, unit)
+
+
+def verdict_at_least(value, floor, unit):
+    if value is None:
+        return "not measured"
+    if value >= floor:
+        return f"met ({fmt(value)} {unit}; floor {fmt(floor)} {unit})"
+    return (f"MISSED by {fmt(floor - value)} {unit} ({fmt(value)} {unit} vs {fmt(floor)} "
+            f"{unit}, x{fmt(value / floor)})")
+
+
+# --- 1. shutdown, prompt services -------------------------------------------------
+
+def prompt_tree(system, n):
+    tree = Tree(system)
+    for i in range(n):
+        tree.add(f"p{i:03d}", "exec sleep 100000")
+    return tree
+
+
+def shutdown_once(tree, timeout, start_timeout=60):
+    """Start the tree, TERM the scanner; (ms to its exit or None, services
+    still alive at its exit, services alive 0.5 s later)."""
+    start_tree(tree, start_timeout)
+    time.sleep(0.5)                        # every supervise has settled
+    tree.reporter.pump(0)
+    services = set(tree.reporter.pids)
+    t0 = time.monotonic()
+    os.kill(tree.proc.pid, signal.SIGTERM)
+    t1 = pidfd_wait(tree.proc.pid, timeout)
+    at_exit = sum(1 for pid in services if alive(pid))
+    time.sleep(0.5)
+    later = sum(1 for pid in services if alive(pid))
+    return (None if t1 is None else (t1 - t0) * 1000), at_exit, later
+
+
+def bench_shutdown_prompt(systems, reps):
+    """Rounds over the systems; {system: (samples ms, notes)}."""
+    samples = {s: [] for s in systems}
+    notes = {s: [] for s in systems}
+    errors = {}
+    for _ in range(reps):
+        for system in systems:
+            if system in errors:
+                continue
+            stays = system in ("daemontools", "runit")
+            tree = prompt_tree(system, base.N_TREE)
+            try:
+                ms, at_exit, later = shutdown_once(tree, 3 if stays else 15)
+            except (BenchError, OSError) as e:
+                say(f"  error: {system}: {e}")
+                errors[system] = str(e)
+                continue
+            finally:
+                tree.stop()
+            if ms is None:
+                errors[system] = "the scanner did not exit"
+                continue
+            samples[system].append(ms)
+            notes[system].append((at_exit, later))
+            time.sleep(0.2)
+    return samples, notes, errors
+
+
+# --- 2. shutdown, a stubborn service ----------------------------------------------
+
+STUBBORN = "trap '' TERM\nexec sleep 100000"      # SIG_IGN survives exec
+
+
+def bench_shutdown_stubborn(variants, reps):
+    """variants: {label: (system, scanner options, service files, timeout, reps)}."""
+    out = {}
+    for label, (system, options, files, timeout, n) in variants.items():
+        samples, remarks = [], []
+        try:
+            for _ in range(n):
+                tree = Tree(system, options)
+                tree.add("stubborn", STUBBORN, files)
+                try:
+                    ms, at_exit, later = shutdown_once(tree, timeout, 20)
+                finally:
+                    tree.stop()
+                if ms is None:
+                    remarks.append(f"still running {timeout:.0f} s after SIGTERM")
+                    break
+                samples.append(ms)
+                remarks.append(f"service alive at exit: {at_exit}")
+        except (BenchError, OSError) as e:
+            say(f"  error: {label}: {e}")
+            out[label] = (samples, [f"error: {e}"])
+            continue
+        out[label] = (samples, remarks)
+        say(f"    {label}: {spread(samples) if samples else remarks[-1]}")
+    return out
+
+
+# --- 3. logger throughput ----------------------------------------------------------
+
+def make_lines(path):
+    """N_LINES lines of exactly LINE_BYTES bytes (newline included)."""
+    filler = b"abcdefghijklmnopqrstuvwxyz0123456789" * 4
+    body = LINE_BYTES - 1 - 8
+    with open(path, "wb") as f:
+        chunk = []
+        for i in range(N_LINES):
+            chunk.append(b"%07d " % i + filler[i % 36:i % 36 + body] + b"\n")
+            if len(chunk) == 10000:
+                f.write(b"".join(chunk))
+                chunk = []
+        f.write(b"".join(chunk))
+    if path.stat().st_size != N_LINES * LINE_BYTES:
+        raise BenchError("the input file has the wrong size")
+
+
+def logger_argv(system, logdir):
+    d = str(logdir)
+    if system == "svtree":
+        return [str(VENV_BIN / "multilog"), "t", f"s{LOG_SIZE}", "n10", d]
+    if system == "daemontools":
+        return ["/usr/bin/multilog", "t", f"s{LOG_SIZE}", "n10", d]
+    if system == "runit":
+        logdir.mkdir()
+        (logdir / "config").write_text(f"s{LOG_SIZE}\nn10\n")
+        return ["/usr/bin/svlogd", "-tt", d]
+    if system == "s6":
+        return ["/usr/bin/s6-log", "t", f"s{LOG_SIZE}", "n10", d]
+    raise ValueError(system)
+
+
+def count_lines(logdir):
+    n = 0
+    for entry in os.scandir(logdir):
+        if entry.name == "current" or entry.name.startswith("@"):
+            with open(entry.path, "rb") as f:
+                while True:
+                    block = f.read(1 << 20)
+                    if not block:
+                        break
+                    n += block.count(b"\n")
+    return n
+
+
+def logger_once(system, lines, work, timeout):
+    """(wall s, peak RSS KiB) of one logger run on the N_LINES lines."""
+    logdir = work / f"log-{system}"
+    shutil.rmtree(logdir, ignore_errors=True)
+    argv = logger_argv(system, logdir)
+    rss_file = work / "maxrss"
+    if os.access(TIME, os.X_OK):
+        # ru_maxrss of a child of ours would count our own image (fork/vfork
+        # then exec keeps the old mm's high-water mark): GNU time's is ~1 MiB
+        rss_file.unlink(missing_ok=True)
+        argv = [TIME, "-f", "%M", "-o", str(rss_file), *argv]
+    r, w = os.pipe()
+    logger = cat = None
+    try:
+        t0 = time.monotonic()
+        logger = spawn(argv, stdin=r)
+        cat = spawn(["/bin/cat", str(lines)], stdout=w)
+        os.close(r)
+        os.close(w)
+        r = w = -1
+        t1 = pidfd_wait(logger, timeout)
+        if t1 is None:
+            raise BenchError(f"{argv[0]} did not finish within {timeout:.0f} s")
+        code, usage = finish(logger, 1, argv[0])
+        logger = None
+        finish(cat, 5, "cat")
+        cat = None
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+        for pid in (logger, cat):
+            if pid is not None:
+                kill_group(pid)
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+                GROUPS.discard(pid)
+    if code != 0:
+        raise BenchError(f"{argv[0]} exited {code}")
+    peak = usage.ru_maxrss
+    if argv[0] == TIME:
+        try:
+            peak = int(rss_file.read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            raise BenchError(f"no peak RSS from {TIME}") from None
+    got = count_lines(logdir)
+    shutil.rmtree(logdir, ignore_errors=True)
+    if got != N_LINES:
+        raise BenchError(f"{argv[0]} logged {got} lines, not {N_LINES}")
+    return t1 - t0, peak
+
+
+def bench_logger(systems, reps):
+    work = Path(tempfile.mkdtemp(prefix="svbench-logger-"))
+    TEMPS.add(work)
+    lines = work / "lines"
+    say(f"  writing {N_LINES} lines of {LINE_BYTES} bytes")
+    make_lines(lines)
+    walls = {s: [] for s in systems}
+    rss = {s: [] for s in systems}
+    errors = {}
+    try:
+        for _ in range(reps):
+            for system in systems:
+                if system in errors:
+                    continue
+                try:
+                    wall, peak = logger_once(system, lines, work, 120)
+                except (BenchError, OSError) as e:
+                    say(f"  error: {system}: {e}")
+                    errors[system] = str(e)
+                    continue
+                walls[system].append(wall)
+                rss[system].append(peak / 1024)
+                say(f"    {system}: {wall:.2f} s, {N_LINES / wall:,.0f} lines/s, "
+                    f"peak RSS {peak / 1024:.1f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        TEMPS.discard(work)
+    return walls, rss, errors
+
+
+# --- 4. 1000 services -----------------------------------------------------------------
+
+def load_once(system, timeout):
+    """(ms to all started, PSS KiB of the scanner and its supervise processes,
+    how many of them, ms to the first start)."""
+    options = ["-c", str(2 * N_LOAD)] if system == "s6" else []
+    tree = Tree(system, options)
+    try:
+        for i in range(N_LOAD):
+            tree.add(f"s{i:04d}", "exec sleep 100000")
+        t0, t1 = start_tree(tree, timeout)
+        time.sleep(2)                        # let the tree settle
+        pids, table = tree.supervision_pids()
+        pss = 0
+        for pid in pids:
+            try:
+                pss += base.smaps_rollup(pid).get("Pss", 0)
+            except OSError:
+                pass
+        first = (tree.reporter.events[0][0] - t0) * 1000
+        return (t1 - t0) * 1000, pss, len(pids), first
+    finally:
+        tree.stop()
+
+
+# --- 5. CLI under a crash loop ------------------------------------------------------------
+
+def supervised(service):
+    """Does a supervise read service/supervise/control? (svok's test)"""
+    try:
+        fd = os.open(service / "supervise" / "control", os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def crash_tree(system):
+    tree = Tree(system)
+    tree.add("healthy", "exec sleep 100000")
+    for i in range(N_CRASH):
+        tree.add(f"c{i:03d}", "exit 1", files={"down": ""}, wanted=False)
+    return tree
+
+
+def cli_samples(commands, until=None, count=None, gap=0.02, reporter=None):
+    """Alternate the commands until a time or a count; {name: [ms]}."""
+    out = {name: [] for name in commands}
+    i = 0
+    while True:
+        if until is not None and time.monotonic() >= until:
+            break
+        if count is not None and i >= count:
+            break
+        for name, argv in commands.items():
+            out[name].append(timed(argv))
+        if reporter is not None:
+            reporter.pump(0)
+        time.sleep(gap)
+        i += 1
+    return out
+
+
+def load_idle(r, cmd, p):
+    """Load/idle ratio of a command's latency at percentile p (50: median)."""
+    if p == 50:
+        return statistics.median(r["load"][cmd]) / statistics.median(r["idle"][cmd])
+    return percentile(r["load"][cmd], p) / percentile(r["idle"][cmd], p)
+
+
+def crash_once(system, window, n_idle):
+    tree = crash_tree(system)
+    try:
+        start_tree(tree, 30)
+        crashers = [tree.scan / f"c{i:03d}" for i in range(N_CRASH)]
+        deadline = time.monotonic() + 20
+        while not all(supervised(d) for d in crashers):
+            if time.monotonic() > deadline:
+                raise BenchError("the crashing services' supervise processes did not all start")
+            time.sleep(0.1)
+        time.sleep(1)
+        prefix = VENV_BIN if system == "svtree" else Path("/usr/bin")
+        healthy = str(tree.scan / "healthy")
+        commands = {"svc -u S": [str(prefix / "svc"), "-u", healthy],
+                    "svstat S": [str(prefix / "svstat"), healthy]}
+        for argv in commands.values():        # warm the page cache
+            timed(argv)
+        idle = cli_samples(commands, count=n_idle)
+        pids, _ = tree.supervision_pids()
+        cpu0 = {}
+        for pid in pids:
+            try:
+                cpu0[pid] = cpu_ticks_with_children(pid)
+            except (OSError, ValueError):
+                pass
+        mark = tree.reporter.mark()
+        timed([str(prefix / "svc"), "-u", *map(str, crashers)])
+        t0 = time.monotonic()
+        load = cli_samples(commands, until=t0 + window, reporter=tree.reporter)
+        elapsed = time.monotonic() - t0
+        tree.reporter.pump(0)
+        starts = sum(1 for _, name, _ in tree.reporter.events[mark:] if name.startswith("c"))
+        ticks = 0
+        for pid, before in cpu0.items():
+            try:
+                ticks += cpu_ticks_with_children(pid) - before
+            except (OSError, ValueError):
+                pass
+        cpu_ms = ticks * 1000 / base.CLK_TCK
+        return {"idle": idle, "load": load, "starts": starts, "elapsed": elapsed,
+                "cpu_ms": cpu_ms}
+    finally:
+        tree.stop()
+
+
+# --- running them -------------------------------------------------------------------------
+
+def run_benches(args, q, peers, systems, rep):
+    if "shutdown-prompt" in args.benches:
+        reps = 3 if q else 7
+        say(f"== shutdown, {base.N_TREE} prompt services ({reps} rounds over "
+            f"{', '.join(systems)})")
+        samples, notes, errors = bench_shutdown_prompt(systems, reps)
+        figs = {}
+        for s in systems:
+            if s in errors:
+                figs[s] = Stat(error=errors[s])
+            elif s in ("daemontools", "runit"):
+                figs[s] = Stat(error="n/a: leaves services running")
+            else:
+                figs[s] = Stat.of(samples[s])
+            say(f"    {s}: {spread(samples[s]) if samples[s] else errors.get(s)} ms")
+        for peer in peers:
+            rep.add(f"shutdown, {base.N_TREE} services, SIGTERM to exit", "ms",
+                    figs["svtree"], peer, figs[peer])
+        for s in systems:
+            left = notes[s]
+            gone = (f"; services alive at the scanner's exit: "
+                    f"{max(a for a, _ in left)} at most, 0.5 s later: "
+                    f"{max(b for _, b in left)} at most" if left else "")
+            caveat = (" (exits at once on TERM without stopping anything: every supervise "
+                      "and service keeps running)" if s in ("daemontools", "runit") else "")
+            rep.details.append(f"shutdown-prompt, {s}: "
+                               f"{spread(samples[s]) + ' ms' if samples[s] else errors.get(s)}"
+                               f"{gone}{caveat}")
+        s6 = figs.get("s6")
+        ours = figs["svtree"]
+        rep.targets.append((f"shutdown, {base.N_TREE} services", "svtree median <= s6-svscan",
+                            verdict(ours.value, s6.value, "ms") if s6 and s6.ok and ours.ok
+                            else "s6 not measured" if ours.ok else "not measured"))
+
+    if "shutdown-stubborn" in args.benches:
+        reps = 3 if q else 5
+        say(f"== shutdown, one service ignoring TERM, svscan -g {GRACE:g}")
+        variants = {"svtree": ("svtree", ["-g", f"{GRACE:g}"], None, GRACE + 10, reps)}
+        if "s6" in peers:
+            variants["s6"] = ("s6", [], None, GRACE + 4, 1)
+            variants["s6+tk"] = ("s6", [], {"timeout-kill": f"{S6_TIMEOUT_KILL_MS}\n"},
+                                 GRACE + 10, reps)
+        out = bench_shutdown_stubborn(variants, reps)
+        ours = Stat.of(out["svtree"][0]) if out["svtree"][0] else Stat(error="error")
+        label = f"shutdown, service ignoring TERM (svscan -g {GRACE:g})"
+        if "s6" in out:
+            s6_samples, remarks = out["s6"]
+            s6 = (Stat(error="n/a: waits for ever (no grace kill)") if not s6_samples
+                  and remarks and remarks[-1].startswith("still") else Stat.of(s6_samples)
+                  if s6_samples else Stat(error="error"))
+            rep.add(label, "ms", ours, "s6", s6)
+            tk = Stat.of(out["s6+tk"][0]) if out["s6+tk"][0] else Stat(error="error")
+            rep.add(label, "ms", ours, f"s6, timeout-kill {S6_TIMEOUT_KILL_MS} ms", tk)
+        for key, (samples, remarks) in out.items():
+            what = {"svtree": f"svtree, svscan -g {GRACE:g}", "s6": "s6, no timeout-kill",
+                    "s6+tk": f"s6, timeout-kill {S6_TIMEOUT_KILL_MS}"}[key]
+            rep.details.append(f"shutdown-stubborn, {what}: "
+                               f"{spread(samples) + ' ms' if samples else 'no figure'}"
+                               f"{'; ' + remarks[-1] if remarks else ''}")
+        rep.targets.append((f"shutdown, service ignoring TERM",
+                            f"svtree median <= grace + 100 ms ({GRACE * 1000 + 100:.0f} ms)",
+                            verdict(ours.value, GRACE * 1000 + 100, "ms") if ours.ok
+                            else "not measured"))
+
+    if "logger" in args.benches:
+        reps = 1 if q else 3
+        say(f"== logger throughput, {N_LINES} lines ({reps} rounds)")
+        walls, rss, errors = bench_logger(systems, reps)
+        wall = {s: Stat(error=errors[s]) if s in errors else Stat.of(walls[s])
+                for s in systems}
+        rate = {s: Stat(N_LINES / w.value, w.n) if w.ok else Stat(error=w.error)
+                for s, w in wall.items()}
+        peak = {s: Stat(error=errors[s]) if s in errors else
+                Stat(max(rss[s]), len(rss[s])) for s in systems}
+        label = f"logger, {N_LINES // 1000}k lines of {LINE_BYTES} B"
+        for peer in peers:
+            rep.add(f"{label}: wall time", "s", wall["svtree"], LOGGER_NAMES[peer], wall[peer])
+        for peer in peers:
+            rep.add(f"{label}: rate", "lines/s", rate["svtree"], LOGGER_NAMES[peer], rate[peer])
+        for peer in peers:
+            rep.add(f"{label}: peak RSS", "MiB", peak["svtree"], LOGGER_NAMES[peer], peak[peer])
+        for s in systems:
+            rep.details.append(
+                f"logger, {LOGGER_NAMES[s]}: " + (
+                    f"wall {spread(walls[s])} s; {fmt(rate[s].value)} lines/s "
+                    f"({fmt(rate[s].value * LINE_BYTES / 2**20)} MiB/s); peak RSS "
+                    f"{', '.join(fmt(x) for x in rss[s])} MiB" if walls[s] else errors[s]))
+        dt = rate.get("daemontools")
+        ours = rate["svtree"]
+        rep.targets.append(("logger throughput", "svtree >= 0.5 x daemontools multilog's rate",
+                            verdict_at_least(ours.value, 0.5 * dt.value, "lines/s")
+                            if dt and dt.ok and ours.ok else "not measured"))
+        rep.targets.append(("logger memory", "svtree multilog peak RSS < 20 MiB",
+                            verdict(peak["svtree"].value, 20, "MiB")
+                            if peak["svtree"].ok else "not measured"))
+
+    if "load-1000" in args.benches:
+        say(f"== {N_LOAD} services in one scan directory")
+        budget_end = time.monotonic() + 110
+        figs, pss, notes = {}, {}, {}
+        for system in systems:
+            left = budget_end - time.monotonic()
+            if left < 15:
+                figs[system] = pss[system] = Stat(error="skipped: out of time")
+                say(f"    {system}: skipped (out of the 2-minute budget)")
+                continue
+            got = guarded(load_once, system, min(40, left - 10))
+            if isinstance(got, BenchError):
+                figs[system] = pss[system] = Stat(error=str(got))
+                notes[system] = str(got)
+                continue
+            ms, pss_kib, nprocs, first = got
+            figs[system] = Stat(ms, 1)
+            pss[system] = Stat(pss_kib / 1024 / N_LOAD, 1)
+            notes[system] = (f"all started after {fmt(ms)} ms (first after {fmt(first)} ms); "
+                             f"{nprocs} scanner/supervise processes, total PSS "
+                             f"{fmt(pss_kib / 1024)} MiB, {fmt(pss_kib / N_LOAD)} KiB per service")
+            say(f"    {system}: {notes[system]}")
+        for peer in peers:
+            rep.add(f"{N_LOAD} services started", "ms", figs["svtree"], peer, figs[peer])
+        for peer in peers:
+            rep.add(f"PSS per service ({N_LOAD} services)", "MiB", pss["svtree"], peer, pss[peer])
+        for s in systems:
+            rep.details.append(f"load-{N_LOAD}, {s}: {notes.get(s, figs[s].error)}")
+
+    if "crash-load" in args.benches:
+        window = 15 if q else 60
+        n_idle = 40 if q else 100
+        crash_systems = [s for s in systems if s in ("svtree", "daemontools")]
+        say(f"== CLI latency with {N_CRASH} services crash-looping for {window} s "
+            f"({', '.join(crash_systems)})")
+        got = {}
+        for system in crash_systems:
+            r = guarded(crash_once, system, window, n_idle)
+            if isinstance(r, BenchError):
+                got[system] = r
+                continue
+            got[system] = r
+            say(f"    {system}: {r['starts']} crash starts, CPU {fmt(r['cpu_ms'])} ms; "
+                + "; ".join(f"{cmd} idle {fmt(statistics.median(r['idle'][cmd]))} / load "
+                            f"{fmt(statistics.median(r['load'][cmd]))} ms" for cmd in r["idle"]))
+        lines = ["| Command | System | Idle median ms | Idle p95 ms | Load median ms | "
+                 "Load p95 ms | Load/idle, median | Load/idle, p95 |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|"]
+        stats = {}
+        for system, r in got.items():
+            if isinstance(r, BenchError):
+                lines.append(f"| - | {system} | error | | | | | |")
+                rep.details.append(f"crash-load, {system}: {r}")
+                continue
+            for cmd in r["idle"]:
+                i_med, i_p95 = statistics.median(r["idle"][cmd]), percentile(r["idle"][cmd], 95)
+                l_med, l_p95 = statistics.median(r["load"][cmd]), percentile(r["load"][cmd], 95)
+                stats[(system, cmd)] = (Stat(l_med, len(r["load"][cmd])),
+                                        Stat(l_p95, len(r["load"][cmd])))
+                lines.append(f"| `{cmd}` | {system} | {fmt(i_med)} | {fmt(i_p95)} | "
+                             f"{fmt(l_med)} | {fmt(l_p95)} | {fmt(load_idle(r, cmd, 50))} | "
+                             f"{fmt(load_idle(r, cmd, 95))} |")
+            rep.details.append(
+                f"crash-load, {system}: {r['starts']} starts of the crashing services in "
+                f"{r['elapsed']:.1f} s ({fmt(r['starts'] / r['elapsed'])}/s); CPU of the "
+                f"scanner and supervise processes, their reaped children included: "
+                f"{fmt(r['cpu_ms'])} ms; samples: idle n={len(r['idle']['svc -u S'])}, "
+                f"load n={len(r['load']['svc -u S'])} per command")
+        rep.extra_tables.append((f"CLI latency, idle and with {N_CRASH} services "
+                                 f"crash-looping for {window} s", "\n".join(lines)))
+        if "daemontools" in got:
+            unit = f"starts / {window} s"
+            def starts(system):
+                r = got.get(system)
+                return (Stat(r["starts"], 1) if isinstance(r, dict) else Stat(error="error"))
+            for cmd in ("svc -u S", "svstat S"):
+                for k, what in ((0, "median"), (1, "p95")):
+                    ours = stats.get(("svtree", cmd), (Stat(error="error"),) * 2)[k]
+                    theirs = stats.get(("daemontools", cmd), (Stat(error="error"),) * 2)[k]
+                    rep.add(f"`{cmd}` under crash load, {what}", "ms", ours, "daemontools",
+                            theirs)
+            rep.add(f"starts of {N_CRASH} crash-looping services", unit, starts("svtree"),
+                    "daemontools", starts("daemontools"))
+
+            def cpu(system):
+                r = got.get(system)
+                return (Stat(r["cpu_ms"], 1) if isinstance(r, dict) else Stat(error="error"))
+            rep.add(f"CPU of the tree, {N_CRASH} services crash-looping",
+                    f"ms CPU / {window} s", cpu("svtree"), "daemontools", cpu("daemontools"))
+        ours = got.get("svtree")
+        if isinstance(ours, dict):
+            rep.targets.append((
+                "CLI under crash load", "none (reported): load/idle median and p95",
+                "svtree: " + "; ".join(
+                    f"`{cmd}` x{fmt(load_idle(ours, cmd, 50))} / x{fmt(load_idle(ours, cmd, 95))}"
+                    for cmd in ours["idle"])))
+
+
+def render(rep, info, vers, when, command, took, quick, nofile):
+    peers = ", ".join(f"{p} {v}" for p, v in vers.items()) or "none"
+    extra = "".join(f"{title}:\n\n{table}\n\n" for title, table in rep.extra_tables)
+    return f"""{SECTION}
+
+Measured by `bench/more.py` (`make bench` runs it after `bench/run.py`), all
+systems in the same run; medians; the ratio is svtree's figure divided by
+the peer's (below 1: svtree is faster or smaller, except for lines/s, where
+above 1 is better). The chart shows every ratio row of this file (log scale;
+green: svtree better, red: worse).
+
+![ratios](bench/ratios.png)
+
+- Date: {when.strftime('%Y-%m-%d %H:%M UTC')} (run took {took:.0f} s{', --quick' if quick else ''})
+- Command: `{command}`
+- svtree: {info['revision']}
+- Machine: {info['nproc']} CPUs (nproc){', ' + info['cpu'] if info['cpu'] else ''}, Linux {info['kernel']}, Python {info['python']} (.venv); RLIMIT_NOFILE {nofile}
+- Load: {info['load']}
+- Peers: {peers} (Debian packages)
+
+### Results
+
+{rep.table()}
+
+{extra}### Targets
+
+{rep.target_table()}
+
+### How
+
+- Trees are bench/run.py's (a temp dir each, the scanner in a session of its
+  own, everything killed at the end of each benchmark); each `run` reports
+  `NAME PID` on a fifo before it does its work.
+- **shutdown**: {base.N_TREE} services whose `run` ends in `exec sleep 100000` (so
+  they die at once of TERM), 0.5 s after all have started; from `kill
+  -TERM` of the scanner to its exit, seen through a pidfd. svtree's svscan
+  and s6-svscan (2.11: SIGTERM = `s6-svscanctl -t`) bring every service down
+  and exit when the last supervise has; daemontools' svscan dies of the
+  signal (default action) and runsvdir exits 0 at once: both leave every
+  supervise and service running, so their time means nothing ("n/a").
+- **service ignoring TERM**: one service, `trap '' TERM; exec sleep 100000`;
+  svtree's `svscan -g {GRACE:g}` sends TERM, then after the grace period KILL to the
+  service's process group. s6 has no such grace period in s6-svscan:
+  s6-supervise waits for the service for ever unless its directory holds
+  `timeout-kill` (milliseconds from TERM to KILL), measured here with
+  {S6_TIMEOUT_KILL_MS}. daemontools and runit exit at once (see above).
+- **logger**: {N_LINES:,} lines of {LINE_BYTES} bytes, written once to a temp file, fed
+  by `cat` through a pipe; from the logger's spawn to its exit after end of
+  input: `multilog t s{LOG_SIZE} n10 DIR` (svtree's and daemontools'),
+  `svlogd -tt DIR` with `s{LOG_SIZE}` and `n10` in DIR/config, `s6-log t
+  s{LOG_SIZE} n10 DIR`; the lines are counted in the log dir afterwards.
+  Peak RSS, the largest of the runs: `/usr/bin/time -f %M` (GNU time's
+  wait4 ru_maxrss: the logger's, plus at most time's own ~1 MiB image it
+  was forked from; the benchmark's own ru_maxrss would count the Python
+  parent instead). The wall time then includes time's fork and exec (about
+  1 ms). Runs interleaved.
+- **{N_LOAD} services**: from the scanner's launch to the report of the last
+  `run`; PSS (smaps_rollup) of the scanner and every supervise 2 s later, per
+  service. s6-svscan gets `-c {2 * N_LOAD}` (2.11 holds 500 services by default and
+  warns "too many services" for the rest); daemontools' svscan and runsvdir
+  hold at most 1000 services (svtree's svscan too), so {N_LOAD} is their limit
+  exactly. One tree at a time, 40 s deadline each, 110 s for all.
+- **crash load**: a healthy service plus {N_CRASH} services whose `run` reports and
+  exits 1; first the idle figures (the {N_CRASH} are down: `down` file), then
+  `svc -u` of all {N_CRASH} and, for the window, `svc -u S` and `svstat S` of the
+  healthy one in turn, 20 ms apart (each tree's own tools: svtree's Python
+  ones, daemontools' C ones), timed as whole processes. daemontools'
+  supervise restarts a crashing service once a second, for ever; svtree's
+  backs off exponentially after quick deaths (1, 2, 4 ... 60 s), so it forks
+  far less often: that is the main cause of any difference in the load
+  (see the starts and CPU rows). The CPU row counts the scanner and every
+  supervise over the window, the crashing `run`s they reaped included
+  (utime+stime+cutime+cstime). The idle and load samples are taken minutes
+  apart, so other work on the machine can push a load/idle ratio below 1.
+
+### Details
+
+{chr(10).join('- ' + d for d in rep.details)}
+"""
+
+
+# --- BENCHMARKS.md and the chart ----------------------------------------------------------
+
+def replace_section(text, section):
+    """text with our section replaced, or appended if absent."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
+    body = section.rstrip("\n") + "\n"
+    if start is None:
+        head = text.rstrip("\n")
+        return (head + "\n\n" if head else "") + body
+    end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")),
+               len(lines))
+    tail = "".join(lines[end:])
+    return "".join(lines[:start]) + body + ("\n" + tail if tail else "")
+
+
+def ratio_rows(text):
+    """[(section heading, label, unit, ratio)] from every markdown table whose
+    last column is svtree/peer and whose ratio cell is a plain number."""
+    rows = []
+    heading = ""
+    header = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            if line.startswith("## "):
+                heading = line[3:].strip()
+            header = None
+            continue
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            continue
+        if set("".join(cells)) <= set("-: "):
+            continue                       # the separator row
+        if header[-1] != "svtree/peer" or len(cells) != len(header):
+            continue
+        try:
+            r = float(cells[-1])
+        except ValueError:
+            continue
+        col = {name: i for i, name in enumerate(header)}
+        label = cells[col.get("Benchmark", 0)].replace("`", "")
+        peer = cells[col["Peer"]] if "Peer" in col else ""
+        unit = cells[col["Unit"]] if "Unit" in col else ""
+        rows.append((heading, f"{label} vs {peer}" if peer else label, unit, r))
+    return rows
+
+
+# 5x7 font (and a descender row for g j p q y), ASCII 32..126: five column
+# bytes per glyph, bit 0 at the top.
+FONT = bytes.fromhex(
+    "0000000000" "00005f0000" "0007000700" "147f147f14" "242a7f2a12" "2313086462"
+    "3649552250" "0005030000" "001c224100" "0041221c00" "14083e0814" "08083e0808"
+    "0050300000" "0808080808" "0060600000" "2010080402" "3e5149453e" "00427f4000"
+    "4261514946" "2141454b31" "1814127f10" "2745454539" "3c4a494930" "0171090503"
+    "3649494936" "064949291e" "0036360000" "0056360000" "0814224100" "1414141414"
+    "0041221408" "0201510906" "324979413e" "7e1111117e" "7f49494936" "3e41414122"
+    "7f4141221c" "7f49494941" "7f09090101" "3e41415132" "7f0808087f" "00417f4100"
+    "2040413f01" "7f08142241" "7f40404040" "7f0204027f" "7f0408107f" "3e4141413e"
+    "7f09090906" "3e4151215e" "7f09192946" "4649494931" "01017f0101" "3f4040403f"
+    "1f2040201f" "7f2018207f" "6314081463" "0304780403" "6151494543" "007f414100"
+    "0204081020" "0041417f00" "0402010204" "4040404040" "0001020400" "2054545478"
+    "7f48444438" "3844444420" "384444487f" "3854545418" "087e090102" "18a4a4a47c"
+    "7f08040478" "00447d4000" "4080847d00" "7f10284400" "00417f4000" "7c04180478"
+    "7c08040478" "3844444438" "fc24242418" "18242424fc" "7c08040408" "4854545420"
+    "043f444020" "3c4040207c" "1c2040201c" "3c4030403c" "4428102844" "1ca0a0a07c"
+    "4464544c44" "0008364100" "00007f0000" "0041360800" "0201020402")
+
+
+class Canvas:
+    def __init__(self, width, height, bg=(255, 255, 255)):
+        self.w, self.h = width, height
+        self.px = bytearray(bytes(bg) * (width * height))
+
+    def rect(self, x0, y0, x1, y1, color):
+        x0, x1 = max(0, min(x0, x1)), min(self.w, max(x0, x1))
+        y0, y1 = max(0, min(y0, y1)), min(self.h, max(y0, y1))
+        row = bytes(color) * (x1 - x0)
+        for y in range(y0, y1):
+            i = (y * self.w + x0) * 3
+            self.px[i:i + len(row)] = row
+
+    def text(self, x, y, s, color=(0, 0, 0), scale=2):
+        for ch in s:
+            code = ord(ch)
+            if not 32 <= code <= 126:
+                code = ord("?")
+            glyph = FONT[(code - 32) * 5:(code - 32) * 5 + 5]
+            for cx, bits in enumerate(glyph):
+                for cy in range(8):
+                    if bits >> cy & 1:
+                        self.rect(x + cx * scale, y + cy * scale,
+                                  x + (cx + 1) * scale, y + (cy + 1) * scale, color)
+            x += 6 * scale
+        return x
+
+    def png(self):
+        raw = b"".join(b"\0" + bytes(self.px[y * self.w * 3:(y + 1) * self.w * 3])
+                       for y in range(self.h))
+
+        def chunk(kind, data):
+            return (struct.pack(">I", len(data)) + kind + data
+                    + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (b"\x89PNG\r\n\x1a\n"
+                + chunk(b"IHDR", struct.pack(">IIBBBBB", self.w, self.h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def higher_is_better(unit):
+    return unit.replace(" ", "").endswith("/s") and not unit.startswith("ms")
+
+
+def draw_chart(rows, path):
+    """Horizontal bars of log10(ratio) around 1, clipped to [1e-3, 1e3]."""
+    lo, hi = -3, 3
+    s = 2                                   # font scale: 12 px per character
+    cw = 6 * s
+    label_w = max((len(label) for _, label, _, _ in rows), default=10) * cw + 30
+    value_w = 9 * cw
+    plot_w = 600
+    row_h = 22
+    top = 70
+    sections = []
+    for heading, *_ in rows:
+        if not sections or sections[-1] != heading:
+            sections.append(heading)
+    height = top + (len(rows) + len(sections)) * row_h + 50
+    width = label_w + value_w + plot_w + 30
+    c = Canvas(width, height)
+    c.text(10, 10, "svtree / peer, median ratios from BENCHMARKS.md (log scale, "
+                   f"clipped to 1e{lo}..1e{hi})", scale=s)
+    c.text(10, 32, "green: svtree better (lower; higher for lines/s)   red: svtree worse",
+           color=(90, 90, 90), scale=s)
+    px0 = label_w + value_w
+
+    def x_of(r):
+        v = min(max(r, 10.0 ** lo), 10.0 ** hi)
+        return px0 + int((math.log10(v) - lo) / (hi - lo) * plot_w)
+
+    y_end = height - 40
+    for e in range(lo, hi + 1):              # decade grid and its labels
+        x = x_of(10.0 ** e)
+        c.rect(x, top - 6, x + (2 if e == 0 else 1), y_end,
+               (80, 80, 80) if e == 0 else (215, 215, 215))
+        tick = {-3: "0.001", -2: "0.01", -1: "0.1", 0: "1", 1: "10", 2: "100",
+                3: "1000"}.get(e, f"1e{e}")
+        c.text(x - len(tick) * cw // 2, y_end + 8, tick, color=(60, 60, 60), scale=s)
+    y = top
+    current = None
+    for heading, label, unit, r in rows:
+        if heading != current:
+            current = heading
+            c.text(10, y + 4, heading or "(untitled)", color=(0, 0, 140), scale=s)
+            c.rect(10, y + row_h - 3, width - 10, y + row_h - 2, (0, 0, 140))
+            y += row_h
+        c.text(10, y + 4, label, scale=s)
+        shown = "0" if r == 0 else f"x{fmt(r)}"
+        c.text(label_w, y + 4, shown, color=(60, 60, 60), scale=s)
+        better = r > 1 if higher_is_better(unit) else r < 1
+        color = (150, 150, 150) if r == 1 else (40, 150, 60) if better else (200, 50, 40)
+        x1 = x_of(1.0)
+        x2 = x_of(r) if r > 0 else x_of(10.0 ** lo)
+        if abs(x2 - x1) < 2:
+            x2 = x1 + 2
+        c.rect(min(x1, x2), y + 4, max(x1, x2), y + row_h - 4, color)
+        if r > 0 and not 10.0 ** lo <= r <= 10.0 ** hi:
+            c.text(x2 + (4 if x2 > x1 else -4 * cw), y + 4, ">>" if x2 > x1 else "<<",
+                   color=color, scale=s)
+        y += row_h
+    path.write_bytes(c.png())
+
+
+def write_outputs(section_text, output):
+    path = Path(output)
+    old = path.read_text() if path.exists() else ""
+    new = replace_section(old, section_text)
+    path.write_text(new)
+    say(f"wrote {path}")
+    chart(path)
+
+
+def chart(md_path):
+    rows = ratio_rows(Path(md_path).read_text())
+    out = Path(md_path).resolve().parent / "bench" / "ratios.png"
+    if not out.parent.is_dir():
+        out = Path(__file__).resolve().parent / "ratios.png"
+    draw_chart(rows, out)
+    say(f"wrote {out} ({len(rows)} ratios)")
+
+
+# --- main ---------------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repetitions, a 15 s crash window")
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help=f"benchmarks ({', '.join(BENCHES)}) and/or peers "
+                        f"({', '.join(PEERS)}); comma-separated or repeated")
+    p.add_argument("--output", metavar="FILE",
+                   help="the markdown file whose section to replace (default "
+                        "BENCHMARKS.md; with --only, none unless given)")
+    p.add_argument("--chart-only", action="store_true",
+                   help="only redraw bench/ratios.png from BENCHMARKS.md (or --output)")
+    args = p.parse_args(argv)
+    names = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHES and n not in SYSTEMS]
+    if unknown:
+        p.error(f"unknown NAME(s): {', '.join(unknown)}; "
+                f"choose from {', '.join(BENCHES + SYSTEMS)}")
+    args.benches = [b for b in BENCHES if b in names] or list(BENCHES)
+    args.peers = [s for s in PEERS if s in names] or list(PEERS)
+    if args.output is None and (not names or args.chart_only):
+        args.output = str(ROOT / "BENCHMARKS.md")
+    return args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.chart_only:
+        chart(args.output)
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    base.become_subreaper()
+    nofile = raise_nofile()
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    revision = base.svtree_revision()
+    load_before = os.getloadavg()
+    t_begin = time.monotonic()
+    for prog in PROGRAMS["svtree"]:
+        if not os.access(prog, os.X_OK):
+            say(f"more.py: fatal: {prog} is missing: run make first (make test or make bench)")
+            return 111
+    peers = []
+    for peer in args.peers:
+        missing = [p for p in PROGRAMS[peer] if not os.access(p, os.X_OK)]
+        if missing:
+            say(f"skipping {peer}: {', '.join(missing)} not installed")
+        else:
+            peers.append(peer)
+    systems = ["svtree"] + peers
+    rep = Report()
+    try:
+        run_benches(args, args.quick, peers, systems, rep)
+    finally:
+        base.stop_all(base.LIVE)
+        kill_spawned()
+        for d in list(TEMPS):
+            shutil.rmtree(d, ignore_errors=True)
+        base.reap_orphans()
+    took = time.monotonic() - t_begin
+    command = ".venv/bin/python bench/more.py" + "".join(f" {shlex.quote(a)}" for a in argv)
+    info = base.machine()
+    info["revision"] = revision
+    info["load"] = (f"{load_before[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+                    f"(1-minute load average; other work on the machine adds noise)")
+    vers = base.versions(peers)
+    text = render(rep, info, vers, started_at, command, took, args.quick,
+                  f"{nofile[0]} (soft), {nofile[1]} (hard)")
+    print()
+    print(text)
+    if args.output:
+        write_outputs(text, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        base.stop_all(base.LIVE)
+        kill_spawned()
+        sys.exit(130)
