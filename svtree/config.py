@@ -22,6 +22,7 @@ reported and the default used. supervise reads them before each start of
 import math
 import os
 import signal
+import stat
 
 CRITICAL_DEFAULT = 3
 
@@ -112,8 +113,10 @@ def read(path: str, warn) -> Policy:
         if not os.access(name, os.F_OK):
             continue
         try:
-            fd = os.open(name, os.O_RDONLY)
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)   # a fifo must not hang us
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise ValueError(name)
                 text = os.read(fd, 256).decode("utf-8", "replace")
             finally:
                 os.close(fd)

@@ -54,6 +54,16 @@ def describe(e: BaseException) -> str:
     return str(e)
 
 
+def tell(prog: str, kind: str, what: str, e: BaseException | None = None) -> None:
+    """A daemon's `prog: kind: what[: reason]` line on fd 2. Never raises: a
+    daemon whose stderr reader has gone must carry on, not die of EPIPE."""
+    reason = f": {describe(e)}" if e is not None else ""
+    try:
+        os.write(2, f"{prog}: {kind}: {what}{reason}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
 def say(prog: str, kind: str, what: str, e: BaseException | None = None) -> None:
     """Print `prog: kind: what[: reason]` on stderr."""
     reason = f": {describe(e)}" if e is not None else ""

@@ -172,14 +172,14 @@ class Follower:
         except OSError:
             return                             # not svtree's supervise (or not yet)
         name = next(self.names)
-        try:
+        f.event_dir, f.fifo = d, name          # known before it exists: an interrupt
+        try:                                   # right after mkfifo still removes it
             unix.make_fifo(name, d)
             f.r, f.w = unix.open_fifo_reader(name, d)
         except OSError as e:
             self.warn(f"unable to make a fifo in {f.path}/supervise/event: {describe(e)}")
-            os.close(d)
+            self.detach(f)
             return
-        f.event_dir, f.fifo = d, name
         self.by_fd[f.r] = f
 
     def look(self, f):

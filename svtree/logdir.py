@@ -20,10 +20,11 @@ service back through its pipe instead of losing its output.
 """
 
 import os
+import stat
 import time
 
 from . import tai64n, unix
-from .errors import describe
+from .errors import describe, tell
 
 
 class Locked(Exception):
@@ -31,7 +32,7 @@ class Locked(Exception):
 
 
 def warn(what):
-    os.write(2, f"multilog: warning: {what}\n".encode(errors="replace"))
+    tell("multilog", "warning", what)
 
 
 class LogDir:
@@ -123,15 +124,31 @@ class LogDir:
     # --- rotation ------------------------------------------------------------------
 
     def rotate(self):
-        """Close current safely and start a new one."""
-        if self.used == 0:
+        """Close current safely and start a new one. A step the directory
+        refuses (a rename, the new current) is retried every second: the
+        logger pauses, it does not die."""
+        if self.used == 0 and self.fd is not None:
             return
-        self.finish()
-        if self.processor:
-            os.rename("current", "previous", src_dir_fd=self.dfd, dst_dir_fd=self.dfd)
+        complained = False
+        while True:
+            try:
+                self.rotate_once()
+                return
+            except OSError as e:
+                if not complained:
+                    warn(f"unable to rotate {self.path}, pausing: {describe(e)}")
+                    complained = True
+                self.pause(1)
+
+    def rotate_once(self):
+        """The steps of a rotation, each safe to try again."""
+        if self.fd is not None:
+            self.finish()
+        if os.access("current", os.F_OK, dir_fd=self.dfd, follow_symlinks=False):
+            target = "previous" if self.processor else self.stamped(".s")
+            os.rename("current", target, src_dir_fd=self.dfd, dst_dir_fd=self.dfd)
+        if self.processor and os.access("previous", os.F_OK, dir_fd=self.dfd):
             self.process("previous")
-        else:
-            os.rename("current", self.stamped(".s"), src_dir_fd=self.dfd, dst_dir_fd=self.dfd)
         self.purge()
         self.open_current()
 
@@ -200,9 +217,15 @@ class LogDir:
     def purge(self):
         """Keep at most num - 1 old files, deleting the oldest."""
         old = sorted(n for n in os.listdir(self.dfd)
-                     if n.startswith("@") and n[-2:] in (".s", ".u"))
+                     if n.startswith("@") and n[-2:] in (".s", ".u") and self.regular(n))
         while len(old) >= self.num:
             os.unlink(old.pop(0), dir_fd=self.dfd)
+
+    def regular(self, name):
+        try:
+            return stat.S_ISREG(os.stat(name, dir_fd=self.dfd, follow_symlinks=False).st_mode)
+        except OSError:
+            return False
 
     def close(self):
         """At exit: current is fsynced and marked finished (0744)."""

@@ -16,6 +16,7 @@ import select
 import time
 
 from . import logscript, tai64n, unix
+from .errors import tell
 from .logdir import LogDir
 
 CHUNK = 1 << 16
@@ -90,7 +91,10 @@ class Logger:
             elif kind == "dir":
                 self.dirs[id(action[1])].write(line)
             elif kind == "alert":
-                os.write(2, body[:logscript.ALERT_SPAN] + b"\n")
+                try:
+                    os.write(2, body[:logscript.ALERT_SPAN] + b"\n")
+                except OSError:
+                    pass            # nobody reads the alerts: the logs still matter
             elif kind == "status":
                 write_status(action[1], body)
 
@@ -109,8 +113,7 @@ def write_status(name, body):
     try:
         unix.replace_file(name, data)
     except OSError as e:
-        os.write(2, f"multilog: warning: unable to write {name}: {e.strerror}\n"
-                 .encode(errors="surrogateescape"))
+        tell("multilog", "warning", f"unable to write {name}", e)
 
 
 def _note(signum, frame):

@@ -32,7 +32,7 @@ import sys
 import time
 
 from . import supervise, unix
-from .errors import describe
+from .errors import describe, tell
 
 PROG = "svscan"
 # what svscan catches that a forked supervise must not (plain ints: see supervise.py)
@@ -48,14 +48,13 @@ MAX_SERVICES = 1000
 
 
 def warn(what, e=None):
-    reason = f": {describe(e)}" if e is not None else ""
-    os.write(2, f"{PROG}: warning: {what}{reason}\n".encode(errors="replace"))
+    tell(PROG, "warning", what, e)
 
 
 class Proc:
     """One supervise process svscan started: the main one or the logger's."""
 
-    __slots__ = ("path", "pid", "started", "restart_at", "delay", "control")
+    __slots__ = ("path", "pid", "started", "restart_at", "delay", "control", "ok")
 
     def __init__(self, path):
         self.path = path
@@ -64,6 +63,7 @@ class Proc:
         self.restart_at = None
         self.delay = RESTART
         self.control = -1     # the control fifo of a supervise we found running
+        self.ok = -1          # and its ok fifo: EPIPE there means it is gone
 
 
 class Service:
@@ -137,7 +137,14 @@ class Scanner:
                 if len(self.services) >= MAX_SERVICES:
                     warn(f"unable to start {name}: running too many services")
                     continue
-                service = self.services[key] = Service(name, has_log(name))
+                try:
+                    service = Service(name, has_log(name))
+                except OSError as e:           # out of fds: the next scan tries again
+                    warn(f"unable to create pipe for {name}", e)
+                    continue
+                self.services[key] = service
+            if not service.active:
+                continue          # still draining its logger; a fresh one comes next scan
             if service.name != name:
                 service.rename(name)
             seen.add(key)
@@ -168,14 +175,25 @@ class Scanner:
 
     def inherit(self, proc):
         """Keep a way to reach a supervise started by an earlier svscan (one
-        that was killed, say): its control fifo, held open, works even after
-        the directory is removed."""
+        that was killed, say): its control and ok fifos, held open, work even
+        after the directory is removed."""
         if proc.control < 0:
+            base = os.path.join(proc.path, "supervise")
             try:
-                proc.control = os.open(os.path.join(proc.path, "supervise", "control"),
-                                       os.O_WRONLY | os.O_NONBLOCK)
+                proc.control = os.open(os.path.join(base, "control"),
+                                       os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+                proc.ok = os.open(os.path.join(base, "ok"),
+                                  os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
             except OSError:
-                pass
+                self.forget_inherited(proc)
+
+    def forget_inherited(self, proc):
+        for fd in (proc.control, proc.ok):
+            if fd >= 0:
+                os.close(fd)
+        proc.control = proc.ok = -1
+        if proc in self.inherited:
+            self.inherited.remove(proc)
 
     def tell_inherited(self, service):
         """Inherited supervise processes: the main one gets d and x, the
@@ -186,23 +204,18 @@ class Scanner:
                     os.write(proc.control, letters)
                     self.inherited.append(proc)
                 except OSError:
-                    os.close(proc.control)
-                    proc.control = -1
+                    self.forget_inherited(proc)
 
     def probe_inherited(self):
-        """Forget inherited supervise processes that are gone (EPIPE on a
-        byte that supervise ignores)."""
+        """Forget inherited supervise processes that are gone: a byte written
+        to their ok fifo (which supervise never reads) meets EPIPE."""
         for proc in list(self.inherited):
             try:
-                os.write(proc.control, b"\0")
-                continue
+                os.write(proc.ok, b"\0")
             except BlockingIOError:
-                continue
+                pass               # full after hours of probing: still there
             except OSError:
-                pass
-            os.close(proc.control)
-            proc.control = -1
-            self.inherited.remove(proc)
+                self.forget_inherited(proc)
 
     def retire(self, service):
         """Bring the service down, then its logger (its directory is gone, or
@@ -242,8 +255,7 @@ class Scanner:
             self.inherit(proc)     # another supervise holds it: leave it be
             return
         if proc.control >= 0:      # the inherited one is gone; ours takes over
-            os.close(proc.control)
-            proc.control = -1
+            self.forget_inherited(proc)
         # Frozen objects are skipped by the collector: the child's collections
         # then leave the pages it shares with svscan untouched.
         gc.freeze()
@@ -470,7 +482,19 @@ def status_pid(path, finishing=False):
         return 0
     if len(data) < 18 or (len(data) == 20 and data[19] != 1 and not finishing):
         return 0              # down, or finish running (it has its own timeout)
-    return int.from_bytes(data[12:16], "little")
+    pid = int.from_bytes(data[12:16], "little")
+    return pid if pid > 1 and session_leader(pid) else 0
+
+
+def session_leader(pid):
+    """Is pid a live process leading its own session, as supervise starts
+    ./run? Keeps a damaged status file from aiming KILL at anything else."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[3]) == pid
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def meant_for_this_host(name, host=None):
@@ -613,8 +637,7 @@ def run(directory, *, grace=GRACE, command=None):
     try:
         os.chdir(directory)
     except OSError as e:
-        os.write(2, f"{PROG}: fatal: unable to chdir to {directory}: {describe(e)}\n"
-                 .encode(errors="surrogateescape"))
+        tell(PROG, "fatal", f"unable to chdir to {directory}", e)
         return 111
     wakeup_r = install_signals()
     become_subreaper()

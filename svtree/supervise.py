@@ -23,7 +23,7 @@ import signal
 import time
 
 from . import config, history, machine, status, unix
-from .errors import describe
+from .errors import describe, tell
 
 PROG = "supervise"
 
@@ -36,8 +36,7 @@ CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
 
 
 def warn(what, e=None):
-    reason = f": {describe(e)}" if e is not None else ""
-    os.write(2, f"{PROG}: warning: {what}{reason}\n".encode(errors="replace"))
+    tell(PROG, "warning", what, e)
 
 
 class Fatal(Exception):
@@ -193,8 +192,8 @@ class Loop:
         elif kind == "exit":
             self.exit_code = effect[1]
             if self.exit_code:
-                os.write(2, f"{PROG}: fatal: critical service {self.path} failed "
-                            f"(exit code {self.exit_code})\n".encode(errors="replace"))
+                tell(PROG, "fatal", f"critical service {self.path} failed "
+                                    f"(exit code {self.exit_code})")
 
     def start(self, what, argv):
         if what == "run":
@@ -245,7 +244,10 @@ class Loop:
             self.notify_r = -1
 
     def on_notify(self):
-        data = unix.drain(self.notify_r)
+        try:
+            data = os.read(self.notify_r, 4096)
+        except BlockingIOError:               # a stale readiness: nothing yet
+            return
         if b"\n" in data:
             self.feed(machine.READY)
         if not data or b"\n" in data:       # told, or the writer is gone
@@ -361,6 +363,8 @@ def signal_pid(pid, signum):
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
+        except OSError as e:        # EPERM: it became someone else's (exec sudo ...)
+            warn(f"unable to signal {pid}", e)
 
 
 def name_process(name):
@@ -410,5 +414,5 @@ def run(path, *, under_svscan=False):
         loop = Loop(path, sdir, ctl_r)
         return loop.run(wakeup_r)
     except Fatal as e:
-        os.write(2, f"{PROG}: fatal: {e}\n".encode(errors="replace"))
+        tell(PROG, "fatal", str(e))
         return 111
