@@ -25,6 +25,7 @@ way; what is still alive after the grace period gets SIGKILL.
 import _signal
 import gc
 import os
+import resource
 import select
 import signal
 import stat
@@ -286,6 +287,7 @@ class Scanner:
                 else:
                     os.dup2(service.pipe[0], 0)
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
             code = supervise.run(proc.path, under_svscan=True)
         except BaseException as e:     # never return into svscan's loop
             try:
@@ -579,6 +581,23 @@ def watch(directory):
         return None
 
 
+NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)   # as svscan was started
+
+
+def roomy_fd_limit():
+    """Two pipe ends per logged service: 1000 of them need more than the
+    usual 1024 descriptors. svscan raises its own soft limit; every supervise
+    it forks puts the original back, so services see what they always saw."""
+    soft, hard = NOFILE
+    want = 4 * MAX_SERVICES + 64
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+        except (ValueError, OSError):
+            pass
+
+
 def become_subreaper():
     """Adopt orphaned descendants (PR_SET_CHILD_SUBREAPER) so they are reaped."""
     if os.getpid() == 1:
@@ -641,6 +660,7 @@ def run(directory, *, grace=GRACE, command=None):
         return 111
     wakeup_r = install_signals()
     become_subreaper()
+    roomy_fd_limit()
     scanner = Scanner(directory, grace=grace)
     scanner.inotify = watch(directory)
     poller = select.poll()
