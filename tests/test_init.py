@@ -131,9 +131,9 @@ def test_sigterm_brings_down_services_then_loggers_with_no_line_lost(procs, scan
 
 def test_grace_period_then_sigkill_and_nonzero_exit(procs, scandir):
     write_service(scandir, "stubborn", run="#!/bin/sh\ntrap '' TERM\n(trap '' TERM; sleep 1000) &\n"
-                                           "while :; do sleep 0.05; done\n")
+                                           "touch deaf\nwhile :; do sleep 0.05; done\n")
     init = Init(procs, scandir, "-g", "1")
-    wait_until(lambda: service_started(scandir / "stubborn"))
+    wait_until(lambda: (scandir / "stubborn" / "deaf").exists())     # its trap is set
     began = time.monotonic()
     init.signal(signal.SIGTERM)
     assert init.wait() == 111
@@ -143,9 +143,10 @@ def test_grace_period_then_sigkill_and_nonzero_exit(procs, scandir):
 
 def test_grace_from_the_environment(procs, scandir, monkeypatch):
     monkeypatch.setenv("SVSCAN_GRACE", "0.5")
-    write_service(scandir, "stubborn", run="#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+    write_service(scandir, "stubborn", run="#!/bin/sh\ntrap '' TERM\ntouch deaf\n"
+                                           "while :; do sleep 0.05; done\n")
     init = Init(procs, scandir)
-    wait_until(lambda: service_started(scandir / "stubborn"))
+    wait_until(lambda: (scandir / "stubborn" / "deaf").exists())     # its trap is set
     began = time.monotonic()
     init.signal(signal.SIGTERM)
     assert init.wait() == 111

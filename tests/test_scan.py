@@ -179,9 +179,10 @@ def test_sigterm_shuts_the_tree_down_cleanly(procs, service, scandir):
 
 def test_grace_period_then_kill(procs, service, scandir):
     stubborn = service("stubborn", parent=scandir,
-                       run="#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+                       run="#!/bin/sh\ntrap '' TERM\ntouch deaf\nwhile :; do sleep 0.05; done\n")
     scanner = start_svscan(procs, scandir, "-g", "0.5")
     pid = wait_until(lambda: status_pid(stubborn))
+    wait_until(lambda: (stubborn / "deaf").exists())                 # its trap is set
     began = time.monotonic()
     scanner.send_signal(signal.SIGTERM)
     assert scanner.wait(timeout=10) == 111
