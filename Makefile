@@ -40,6 +40,7 @@ check: compile
 bench: compile
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/more.py
+	$(BIN)/python bench/faults.py
 
 man:
 	@for page in man/*.[1-8]; do \
