@@ -83,7 +83,7 @@ def test_crash_loop_backs_off_exponentially(procs, service):
     times = [float(t) for t in (sv / "starts").read_text().split()]
     gaps = [b - a for a, b in zip(times, times[1:])][:4]
     for gap, expected in zip(gaps, [1, 2, 4, 4]):          # capped at backoff-max
-        assert expected - 0.05 <= gap < expected + 0.5, gaps
+        assert expected - 0.05 <= gap < expected + 1.0, gaps
     assert state(sv)["quick_deaths"] >= 4 and state(sv)["backoff"] == 4
 
 
