@@ -40,13 +40,14 @@ def send(dir_fd: int, letters: str) -> None:
         os.close(fd)
 
 
-def is_up(dir_fd: int) -> bool:
-    """True if a supervise holds the service's ok fifo open.
+def is_up(dir_fd: int | None, service: str = ".") -> bool:
+    """True if a supervise holds the service's ok fifo open: the service open
+    as dir_fd, or the path service (dir_fd None).
 
     Returns False for a missing fifo or no reader; raises other OSErrors.
     """
     try:
-        fd = unix.open_fifo_writer("supervise/ok", dir_fd)
+        fd = unix.open_fifo_writer(os.path.join(service, "supervise/ok"), dir_fd)
     except (unix.NotRunning, FileNotFoundError):
         return False
     os.close(fd)

@@ -11,7 +11,6 @@ OBJECT: REASON`, and an exit code: 100 usage or permanent, 111 temporary.
 
 import errno
 import os
-import sys
 
 USAGE, TEMPORARY = 100, 111
 
@@ -63,9 +62,3 @@ def tell(prog: str, kind: str, what: str, e: BaseException | None = None) -> Non
     except OSError:
         pass
 
-
-def say(prog: str, kind: str, what: str, e: BaseException | None = None) -> None:
-    """Print `prog: kind: what[: reason]` on stderr."""
-    reason = f": {describe(e)}" if e is not None else ""
-    sys.stderr.write(f"{prog}: {kind}: {what}{reason}\n")
-    sys.stderr.flush()

@@ -32,7 +32,7 @@ import stat
 import sys
 import time
 
-from . import supervise, unix
+from . import control, machine, status, supervise, unix
 from .errors import describe, tell
 
 PROG = "svscan"
@@ -313,7 +313,7 @@ class Scanner:
         """The main command is gone: its code becomes ours, the tree goes down."""
         self.command_pid = 0
         if self.exit_code is None:           # a critical service that failed first wins
-            self.exit_code = wstatus >> 8 if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
+            self.exit_code = machine.exit_code(wstatus)
         self.shut_down()
 
     def supervise_ended(self, service, proc, wstatus=0):
@@ -478,14 +478,12 @@ def status_pid(path, finishing=False):
     0 if down or unreadable.
     """
     try:
-        with open(os.path.join(path, "supervise", "status"), "rb") as f:
-            data = f.read(20)
-    except OSError:
+        s = status.read(path)
+    except (OSError, status.BadStatus):
         return 0
-    if len(data) < 18 or (len(data) == 20 and data[19] != 1 and not finishing):
+    if s.state != status.RUN and not (finishing and s.state == status.FINISH):
         return 0              # down, or finish running (it has its own timeout)
-    pid = int.from_bytes(data[12:16], "little")
-    return pid if pid > 1 and session_leader(pid) else 0
+    return s.pid if s.pid > 1 and session_leader(s.pid) else 0
 
 
 def session_leader(pid):
@@ -520,11 +518,9 @@ def has_log(name):
 def is_supervised(path):
     """True if some supervise already reads path/supervise/ok."""
     try:
-        fd = os.open(os.path.join(path, "supervise", "ok"), os.O_WRONLY | os.O_NONBLOCK)
+        return control.is_up(None, path)
     except OSError:
         return False
-    os.close(fd)
-    return True
 
 
 # --- the process --------------------------------------------------------------

@@ -127,6 +127,7 @@ class Loop:
         want = machine.WANT_UP if self.normally_up else machine.WANT_DOWN
         self.warned = set()          # policy complaints already made
         self.sv = machine.Supervisor(want, clock(), config.read(path, self.warn_once))
+        self.policy_fresh = True     # just read: the first start need not read it again
         self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
         self.written = None
         self.written_state = None
@@ -196,7 +197,7 @@ class Loop:
                                     f"(exit code {self.exit_code})")
 
     def start(self, what, argv):
-        if what == "run":
+        if what == "run" and not self.policy_fresh:
             self.sv.policy = config.read(self.path, self.warn_once)   # edits count from now on
         elif what == "finish" and not os.access("finish", os.X_OK):
             self.feed(machine.START_FAILED)    # no finish: skip a spawn that would fail
@@ -308,6 +309,7 @@ class Loop:
         give_to_owner(self.sdir, (history.EVENT_DIR,))
         self.adopt_leftover()
         self.feed(machine.TIMEOUT)           # the first start, unless down or adopted
+        self.policy_fresh = False            # later starts read the files again
         self.write_status()
         ok = open_ok(self.sdir, self.path)   # after the first status, as daemontools
         while self.exit_code is None:

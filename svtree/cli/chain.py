@@ -15,7 +15,7 @@ import sys
 
 import _signal    # the C module: `signal` would import enum at every start
 
-from ..errors import say
+from ..errors import tell
 
 # CPython ignores these so that writes fail with EPIPE and EFBIG instead
 # of killing it; an ignored signal survives exec, and a child such as
@@ -33,7 +33,7 @@ def usage(prog: str, synopsis: str) -> int:
 
 def fatal(prog: str, what: str, e: BaseException | None = None) -> int:
     """Print `prog: fatal: what[: reason]` and return 111."""
-    say(prog, "fatal", what, e)
+    tell(prog, "fatal", what, e)
     return 111
 
 

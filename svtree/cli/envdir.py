@@ -14,6 +14,7 @@ CHILD cannot run, 100 on a usage error.
 import os
 import sys
 
+from ..unix import open_dir
 from .chain import fatal, run, usage
 
 PROG = "envdir"
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
         return usage(PROG, "envdir dir child")
     where, child = argv[0], argv[1:]
     try:
-        dir_fd = os.open(where, os.O_PATH | os.O_DIRECTORY)
+        dir_fd = open_dir(where)
     except OSError as e:
         return fatal(PROG, f"unable to switch to directory {where}", e)
     try:

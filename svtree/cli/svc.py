@@ -10,6 +10,7 @@ import sys
 
 from ..control import send
 from ..errors import NotRunning, describe
+from ..unix import open_dir
 from .options import UsageError, letters
 
 OPTIONS = "udopchaitkqx12rPCK"
@@ -21,7 +22,7 @@ USAGE = ("svc options: u up, d down, o once, x exit, p pause, c continue, h hup,
 def control(service: str, commands: str) -> str | None:
     """Send commands to one service; the warning to print, or None if sent."""
     try:
-        fd = os.open(service, os.O_PATH | os.O_DIRECTORY)
+        fd = open_dir(service)
     except OSError as e:
         return f"unable to chdir to {service}: {describe(e)}"
     try:

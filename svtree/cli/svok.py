@@ -8,6 +8,7 @@ import sys
 
 from ..control import is_up
 from ..errors import describe
+from ..unix import open_dir
 
 
 def main(argv=None) -> int:
@@ -22,7 +23,7 @@ def main(argv=None) -> int:
             return 100
     service = argv[0]
     try:
-        fd = os.open(service, os.O_PATH | os.O_DIRECTORY)
+        fd = open_dir(service)
     except OSError as e:
         sys.stderr.write(f"svok: fatal: unable to chdir to {service}: {describe(e)}\n")
         return 111

@@ -13,13 +13,13 @@ import time
 
 from .. import status
 from ..errors import NotRunning, describe
-from ..unix import open_fifo_writer
+from ..unix import open_dir, open_fifo_writer
 
 
 def line(service: str, now: float) -> str:
     """The svstat line for one service (without the trailing newline)."""
     try:
-        fd = os.open(service, os.O_PATH | os.O_DIRECTORY)
+        fd = open_dir(service)
     except OSError as e:
         return f"{service}: unable to chdir: {describe(e)}"
     try:
