@@ -6,14 +6,17 @@ run in loops and health checks, so they parse argv themselves.
 
 
 class UsageError(Exception):
-    """An option that is not in the program's list."""
+    """A word of argv that is not a valid option; str() is getopt's complaint
+    ("illegal option -- z", "option requires an argument -- o")."""
 
 
-def letters(argv, allowed):
-    """Split argv into (option letters in order, operands).
+def options(argv, flags, valued=""):
+    """Split argv into ([(letter, value or None), ...] in order, operands).
 
-    Options are single letters, bundled or not (-dx, -d -x); "--" or the
-    first word not starting with "-" ends them. A lone "-" is an operand.
+    Letters in flags take no value and may be bundled (-dx, -d -x); a letter
+    in valued takes the rest of its word or the next word (-o5, -o 5).
+    "--" or the first word not starting with "-" ends the options; a lone
+    "-" is an operand.
     """
     found = []
     i = 0
@@ -24,9 +27,24 @@ def letters(argv, allowed):
             break
         if not word.startswith("-") or word == "-":
             break
-        for ch in word[1:]:
-            if ch not in allowed:
-                raise UsageError(ch)
-            found.append(ch)
+        for j, ch in enumerate(word[1:], 2):
+            if ch in valued:
+                value = word[j:]
+                if not value:
+                    i += 1
+                    if i == len(argv):
+                        raise UsageError(f"option requires an argument -- {ch}")
+                    value = argv[i]
+                found.append((ch, value))
+                break
+            if ch not in flags:
+                raise UsageError(f"illegal option -- {ch}")
+            found.append((ch, None))
         i += 1
     return found, argv[i:]
+
+
+def letters(argv, allowed):
+    """Split argv into (option letters in order, operands); see options()."""
+    found, operands = options(argv, allowed)
+    return [ch for ch, _ in found], operands

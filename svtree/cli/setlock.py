@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     try:
         found, rest = letters(argv, "nNxX")
     except UsageError as e:
-        sys.stderr.write(f"{PROG}: illegal option -- {e}\n{USAGE}")
+        sys.stderr.write(f"{PROG}: {e}\n{USAGE}")
         return 100
     if len(rest) < 2:
         sys.stderr.write(USAGE)

@@ -11,6 +11,7 @@ import resource
 import sys
 
 from .chain import fatal, run
+from .options import UsageError, options
 
 PROG = "softlimit"
 USAGE = ("softlimit: usage: softlimit [-a allbytes] [-c corebytes] [-d databytes]"
@@ -35,37 +36,24 @@ HARD = None                     # the "=" of the command line
 LARGEST = 2**63 - 1             # Python passes rlim_t as a signed long long
 
 
-class UsageError(Exception):
-    """What to print before the usage line ('' for nothing)."""
-
-
 def parse(argv: list[str]) -> tuple[list[tuple[str, int | None]], list[str]]:
-    """([(letter, N or HARD), ...], CHILD) from argv; getopt's -o5 and -o 5."""
+    """([(letter, N or HARD), ...], CHILD) from argv; getopt's -o5 and -o 5.
+
+    Raises UsageError: its text goes before the usage line ('' for nothing).
+    """
+    try:
+        found, child = options(argv, "", "".join(LIMITS))
+    except UsageError as e:
+        raise UsageError(f"{PROG}: {e}\n") from None
     settings = []
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word == "--":
-            i += 1
-            break
-        if not word.startswith("-") or word == "-":
-            break
-        letter, value = word[1], word[2:]
-        if letter not in LIMITS:
-            raise UsageError(f"{PROG}: illegal option -- {letter}\n")
-        if not value:
-            i += 1
-            if i == len(argv):
-                raise UsageError(f"{PROG}: option requires an argument -- {letter}\n")
-            value = argv[i]
+    for letter, value in found:
         if value == "=":
             settings.append((letter, HARD))
         elif value.isascii() and value.isdigit():
             settings.append((letter, int(value)))
         else:
             raise UsageError("")
-        i += 1
-    return settings, argv[i:]
+    return settings, child
 
 
 def soften(which: int, n: int | None) -> None:

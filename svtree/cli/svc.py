@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     try:
         found, services = letters(argv, OPTIONS)
     except UsageError as e:
-        sys.stderr.write(f"svc: illegal option -- {e}\n{USAGE}\n")
+        sys.stderr.write(f"svc: {e}\n{USAGE}\n")
         return 100
     commands = "".join(found)
     code = 0
