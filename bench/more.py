@@ -1174,17 +1174,9 @@ def main(argv=None):
     revision = base.svtree_revision()
     load_before = os.getloadavg()
     t_begin = time.monotonic()
-    for prog in PROGRAMS["svtree"]:
-        if not os.access(prog, os.X_OK):
-            say(f"more.py: fatal: {prog} is missing: run make first (make test or make bench)")
-            return 111
-    peers = []
-    for peer in args.peers:
-        missing = [p for p in PROGRAMS[peer] if not os.access(p, os.X_OK)]
-        if missing:
-            say(f"skipping {peer}: {', '.join(missing)} not installed")
-        else:
-            peers.append(peer)
+    peers = base.installed_peers("more.py", PROGRAMS, args.peers)
+    if peers is None:
+        return 111
     systems = ["svtree"] + peers
     rep = Report()
     try:

@@ -895,6 +895,23 @@ def parse_args(argv):
     return args
 
 
+def installed_peers(script, programs, wanted):
+    """The peers of wanted whose programs are all installed (a word on stderr
+    for each one left out), or None, with a fatal word, if svtree's are not."""
+    for prog in programs["svtree"]:
+        if not os.access(prog, os.X_OK):
+            say(f"{script}: fatal: {prog} is missing: run make first (make test or make bench)")
+            return None
+    peers = []
+    for peer in wanted:
+        missing = [p for p in programs[peer] if not os.access(p, os.X_OK)]
+        if missing:
+            say(f"skipping {peer}: {', '.join(missing)} not installed")
+        else:
+            peers.append(peer)
+    return peers
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     random.seed(args.seed)
@@ -904,17 +921,9 @@ def main(argv=None):
     revision = svtree_revision()
     load_before = os.getloadavg()
     t_begin = time.monotonic()
-    for prog in PROGRAMS["svtree"]:
-        if not os.access(prog, os.X_OK):
-            say(f"run.py: fatal: {prog} is missing: run make first (make test or make bench)")
-            return 111
-    peers = []
-    for peer in args.peers:
-        missing = [p for p in PROGRAMS[peer] if not os.access(p, os.X_OK)]
-        if missing:
-            say(f"skipping {peer}: {', '.join(missing)} not installed")
-        else:
-            peers.append(peer)
+    peers = installed_peers("run.py", PROGRAMS, args.peers)
+    if peers is None:
+        return 111
     systems = ["svtree"] + peers
     q = args.quick
     rep = Report()
