@@ -6,7 +6,6 @@ write-open of a fifo means no reader, i.e. supervise is not running.
 """
 
 import errno
-import fcntl
 import os
 import stat
 
@@ -90,6 +89,7 @@ def open_fifo_reader(name: str, dir_fd: int) -> tuple[int, int]:
 
 def lock_nb(name: str, dir_fd: int) -> int:
     """Take an exclusive flock on NAME, or raise BlockingIOError (EAGAIN)."""
+    import fcntl        # here, not at the top: svc, svstat and svok never lock
     fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
                  0o600, dir_fd=dir_fd)
     try:
