@@ -73,8 +73,11 @@ def test_restarts_are_throttled_to_one_a_second(procs, service):
     wait_until(lambda: (sv / "starts").exists() and len((sv / "starts").read_text().split()) >= 3,
                timeout=10)
     times = [float(t) for t in (sv / "starts").read_text().split()]
+    # the run script takes each time after a fork and two execs, which a loaded
+    # machine may delay; supervise schedules each start a second after the last one
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(gap >= 0.95 for gap in gaps), gaps
+    assert all(gap >= 0.6 for gap in gaps), gaps
+    assert times[-1] - times[0] >= len(gaps) - 0.4, gaps
 
 
 def test_control_is_served_while_the_throttle_runs(procs, service):
