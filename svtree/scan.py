@@ -32,7 +32,7 @@ import stat
 import sys
 import time
 
-from . import control, machine, status, supervise, unix
+from . import config, control, machine, status, supervise, unix
 from .errors import describe, tell
 
 PROG = "svscan"
@@ -218,13 +218,24 @@ class Scanner:
             except OSError:
                 self.forget_inherited(proc)
 
-    def retire(self, service):
+    def retire(self, service, hurry=None):
         """Bring the service down, then its logger (its directory is gone, or
-        the tree is shutting down)."""
+        the tree is shutting down).
+
+        hurry: (pid, signal) of the running ./run, which then gets its down
+        signal (and CONT) from us right after its supervise got TERM. The
+        supervise has its TERM pending before the service can die, so it
+        still sees "down, then exited", as if it had sent the signal itself;
+        meanwhile every service of the tree ends at once, instead of each
+        waiting for its supervise to get the CPU.
+        """
         service.active = False
         self.tell_inherited(service)
         if service.main.pid:
             os.kill(service.main.pid, signal.SIGTERM)
+            if hurry:
+                kill(hurry[0], hurry[1])
+                kill(hurry[0], signal.SIGCONT)
         else:
             self.main_gone(service)
 
@@ -376,8 +387,11 @@ class Scanner:
         if self.command_pid:
             kill(-self.command_pid, signal.SIGTERM)
             kill(-self.command_pid, signal.SIGCONT)
-        for service in list(self.services.values()):
-            self.retire(service)
+        services = list(self.services.values())
+        # read first, while the supervise processes still sleep
+        hurry = [running_service(service.main) for service in services]
+        for service, pid_signal in zip(services, hurry):
+            self.retire(service, pid_signal)
 
     def kill_all(self):
         """The grace period is over: KILL each service's process group.
@@ -438,24 +452,28 @@ class Scanner:
 
 def adopted_children():
     """Our children that we did not start: orphans adopted as init or subreaper."""
-    me = str(os.getpid())
+    me = os.getpid()
     try:
-        if os.readlink("/proc/self") != me:
+        if os.readlink("/proc/self") != str(me):
             return []       # a /proc of another pid namespace: its numbers are not ours
     except OSError:
         return []
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me.encode() and fields[0] != b"Z":
-            found.append(int(name))
-    return found
+    try:                    # svscan has one thread: its children are all listed here
+        with open(f"/proc/{me}/task/{me}/children", "rb") as f:
+            pids = [int(p) for p in f.read().split()]
+    except OSError:         # a kernel without CONFIG_PROC_CHILDREN: look at everyone
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    return [pid for pid in pids if parent_if_alive(pid) == me]
+
+
+def parent_if_alive(pid):
+    """pid's parent, or 0 if pid is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0
+    return 0 if fields[0] == b"Z" else int(fields[1])
 
 
 def kill(pid, signum):
@@ -484,6 +502,36 @@ def status_pid(path, finishing=False):
     if s.state != status.RUN and not (finishing and s.state == status.FINISH):
         return 0              # down, or finish running (it has its own timeout)
     return s.pid if s.pid > 1 and session_leader(s.pid) else 0
+
+
+def running_service(proc):
+    """(pid, down signal) of the ./run that proc, a supervise we started,
+    runs; None if there is none, or if its down signal is not plain."""
+    if not proc.pid:
+        return None
+    pid = status_pid(proc.path)
+    signum = down_signal(proc.path) if pid else None
+    return (pid, signum) if signum else None
+
+
+def down_signal(path):
+    """The signal path's supervise sends to bring it down: the one its
+    down-signal file names, TERM without one; None if that file cannot be
+    read (its supervise will say why and use TERM)."""
+    try:
+        fd = os.open(os.path.join(path, "down-signal"), os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return signal.SIGTERM
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return config.signal_number(os.read(fd, 256).decode("utf-8", "replace"))
+    except (OSError, ValueError, AttributeError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def session_leader(pid):

@@ -191,6 +191,33 @@ def test_grace_period_then_kill(procs, service, scandir):
     assert not pid_alive(pid)
 
 
+def test_shutdown_gives_each_service_its_own_down_signal(procs, service, scandir):
+    """svscan signals the services itself at shutdown (they end at once, not
+    one supervise after another), with the signal each one's supervise would
+    send; every supervise still records a wanted exit and restarts nothing."""
+    hup = service("hup", parent=scandir,
+                  run="#!/bin/sh\necho start >> starts\ntrap '' TERM\n"
+                      "trap 'echo hup >> got; exit 0' HUP\ntouch deaf\n"
+                      "while :; do sleep 0.05; done\n")
+    (hup / "down-signal").write_text("HUP\n")
+    plain = service("plain", parent=scandir,
+                    run="#!/bin/sh\necho start >> starts\n"
+                        "trap 'echo term >> got; exit 0' TERM\ntouch deaf\n"
+                        "while :; do sleep 0.05; done\n")
+    os.mkfifo(plain / "down-signal")            # unusable: its supervise says so, sends TERM
+    scanner = start_svscan(procs, scandir, "-g", "20")
+    wait_until(lambda: (hup / "deaf").exists() and (plain / "deaf").exists())
+    began = time.monotonic()
+    scanner.send_signal(signal.SIGTERM)
+    assert scanner.wait(timeout=15) == 0         # no KILL was needed
+    assert time.monotonic() - began < 10         # far from the 20 s grace period
+    assert (hup / "got").read_text() == "hup\n"
+    assert (plain / "got").read_text() == "term\n"
+    for sv in (hup, plain):
+        assert (sv / "starts").read_text() == "start\n"
+        assert status_bytes(sv)[12:20] == b"\0\0\0\0\0d\0\0"   # down, want down
+
+
 def test_usage_errors():
     assert run("svscan", "-x").returncode == 100
     assert run("svscan", "a", "b").returncode == 100

@@ -8,8 +8,8 @@ def main(argv=None) -> int:
     if len(argv) != 1 or argv[0].startswith("-") and argv[0] != "-":
         sys.stderr.write("supervise: usage: supervise dir\n")
         return 100
-    from .. import supervise
-    return supervise.run(argv[0])
+    from .. import supervise, unix
+    unix.leave(supervise.run(argv[0]))
 
 
 if __name__ == "__main__":
