@@ -85,16 +85,19 @@ def make_event_dir(sdir):
         os.chmod(EVENT_DIR, 0o3730, dir_fd=sdir)
 
 
-def announce(sdir, line: bytes):
-    """Write line to every fifo of supervise/event/ that has a reader."""
+def announce(sdir, make_line):
+    """Write the line make_line() returns to every fifo of supervise/event/
+    that has a reader; with no fifo there, the line is not even made."""
     try:
         fd = os.open(EVENT_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=sdir)
     except OSError:
         return
     try:
         names = [n for n in os.listdir(fd) if not n.startswith(".")]
-        for name in names:
-            tell(fd, name, line)
+        if names:
+            line = make_line()
+            for name in names:
+                tell(fd, name, line)
     finally:
         os.close(fd)
 

@@ -8,7 +8,9 @@ and ok fifos (0600) and write the first status.
 The loop is short: poll() on the signal wakeup pipe and the control fifo,
 with a timeout taken from the state machine's deadline. A SIGCHLD byte means
 reap; a control byte is a command; a timeout is TIMEOUT. After each round the
-status file is rewritten if anything in it changed. Nothing here sleeps.
+status file is rewritten if anything in it changed (after TERM, not before
+./run has exited or 50 ms have passed: at a shutdown one write then says
+both). Nothing here sleeps.
 
 Signals to supervise itself: TERM means `svc -dx` (runsv does the same); HUP
 means "stop restarting and exit once the service is down, without signalling
@@ -31,6 +33,7 @@ PROG = "supervise"
 # touch as few shared objects as it can (every page it writes is its own copy).
 SIGCHLD, SIGTERM, SIGHUP, SIGINT = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
+HOLD = 0.05         # seconds a status write waits, after TERM, for ./run's exit
 CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
                          - {signal.SIGKILL, signal.SIGSTOP}))
 
@@ -136,6 +139,7 @@ class Loop:
         self.poller = select.poll()
         self.notify_r = -1           # read end of the notification-fd pipe
         self.pidfd = -1              # an adopted ./run's exit, seen through a pidfd
+        self.hold = None             # write nothing before this, unless ./run is gone
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -155,6 +159,10 @@ class Loop:
             sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, want, sv.term, sv.state))
 
     def write_status(self):
+        if self.hold is not None:
+            if self.sv.pid and self.clock() < self.hold:
+                return
+            self.hold = None
         data = self.status()
         if data != self.written:
             try:
@@ -188,8 +196,9 @@ class Loop:
         elif kind == "killcheck":
             signal_pid(self.sv.check_pid, effect[1])
         elif kind == "announce":
-            history.announce(self.sdir, history.event_line(self.sv, self.path, effect[1],
-                                                           unix_now()))
+            wall = unix_now()
+            history.announce(self.sdir, lambda: history.event_line(self.sv, self.path,
+                                                                   effect[1], wall))
         elif kind == "exit":
             self.exit_code = effect[1]
             if self.exit_code:
@@ -292,6 +301,9 @@ class Loop:
             elif signum == SIGTERM or signum == SIGINT:
                 self.feed(machine.DOWN_CMD)
                 self.feed(machine.EXIT)
+                # The tree is going down (svscan signalled ./run too): the
+                # exit follows in a moment, and one write then says it all.
+                self.hold = self.clock() + HOLD
             elif signum == SIGHUP:
                 self.feed(machine.HANGUP)
 
@@ -314,6 +326,8 @@ class Loop:
         ok = open_ok(self.sdir, self.path)   # after the first status, as daemontools
         while self.exit_code is None:
             due = machine.deadline(self.sv)
+            if self.hold is not None:
+                due = self.hold if due is None else min(due, self.hold)
             timeout = None if due is None else max(0, (due - self.clock()) * 1000)
             ready = poller.poll(timeout)
             for fd, _ in ready:

@@ -24,12 +24,12 @@ def replace_file(name: str, data: bytes, *, dir_fd: int | None = None,
                  mode: int = 0o644, durable: bool = False) -> None:
     """Readers see the old file or the new one, never half of either."""
     tmp = name + ".new"
-    try:                       # whatever is there (a planted symlink, say) goes
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    try:
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+    except FileExistsError:    # whatever is there (a planted symlink, say) goes
         os.unlink(tmp, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                 mode, dir_fd=dir_fd)
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
     try:
         write_all(fd, data)
         if durable:            # logs: yes; supervise/status: no (runtime state)

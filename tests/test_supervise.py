@@ -163,6 +163,22 @@ def test_term_to_supervise_means_down_and_exit(procs, service):
     assert not pid_alive(pid)
 
 
+def test_term_to_supervise_of_a_deaf_service_still_says_want_down(procs, service):
+    """After TERM, supervise holds its status write a moment for ./run's exit
+    (one write then says both); a service that stays must not keep it held."""
+    sv = service(run="#!/bin/sh\ntrap '' TERM\ntouch deaf\nexec sleep 1000\n")
+    proc = start(procs, sv)
+    pid = wait_until(lambda: status_pid(sv))
+    wait_until(lambda: (sv / "deaf").exists())
+    proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: status_bytes(sv)[17:18] == b"d", timeout=5)
+    assert status_pid(sv) == pid and pid_alive(pid)
+    assert run("svstat", sv).stdout.endswith(", want down\n")
+    assert run("svc", "-k", sv).returncode == 0
+    assert proc.wait(timeout=10) == 0
+    assert status_bytes(sv)[12:20] == b"\0\0\0\0\0d\0\0"
+
+
 def test_missing_run_warns_once_and_stays_controllable(procs, service):
     sv = service(run=None)
     proc = start(procs, sv)
