@@ -33,6 +33,14 @@ Benchmarks (NAME for --only):
                      `svc -u S` and `svstat S` of a healthy service during
                      that window, next to the same tree before the crash loop.
 
+  wait-ready         one service with a notification-fd that is blocked until
+                     the benchmark writes to a fifo, then says it is ready;
+                     time from that write to the exit of a waiter started
+                     beforehand: `svtree wait ready S` next to s6's
+                     `s6-svwait -U S` (daemontools and runit have no
+                     readiness to wait for). The service is restarted
+                     (svc -t, s6-svc -t) between rounds.
+
 A NAME may also be a peer (daemontools, runit, s6) to restrict the peers;
 svtree is always measured. A run with --only writes no BENCHMARKS.md (and no
 chart) unless --output is given.
@@ -71,7 +79,8 @@ say = base.say
 fmt = base.fmt
 
 SECTION = "## Shutdown, logging and load"
-BENCHES = ("shutdown-prompt", "shutdown-stubborn", "logger", "load-1000", "crash-load")
+BENCHES = ("shutdown-prompt", "shutdown-stubborn", "logger", "load-1000", "crash-load",
+           "wait-ready")
 PEERS = ("daemontools", "runit", "s6")
 SYSTEMS = ("svtree",) + PEERS
 PROGRAMS = {
@@ -662,6 +671,69 @@ def crash_once(system, window, n_idle):
         tree.stop()
 
 
+# --- 6. waiting for readiness ----------------------------------------------------------
+
+WAIT_SYSTEMS = ("svtree", "s6")
+
+
+def wait_tools(system):
+    """(waiter argv without the service, restart argv without the service)."""
+    if system == "svtree":
+        return ([str(VENV_BIN / "svtree"), "wait", "ready", "--timeout", "30"],
+                [str(VENV_BIN / "svc"), "-t"])
+    return (["/usr/bin/s6-svwait", "-U", "-t", "30000"], ["/usr/bin/s6-svc", "-t"])
+
+
+def wait_ready_once(tree, sv, go, waiter_argv, mark, settle=0.3):
+    """One round: the service is blocked on the go fifo; start the waiter,
+    let it settle, then write to the fifo; ms from the write to its exit."""
+    tree.reporter.wait_names(["w"], mark, 10, "restart")
+    pid = spawn([*waiter_argv, str(sv)])
+    try:
+        time.sleep(settle)                 # the waiter is watching by now
+        if pidfd_wait(pid, 0) is not None:
+            raise BenchError(f"{waiter_argv[0]} exited before the service was ready")
+        t0 = time.monotonic()
+        fd = os.open(go, os.O_WRONLY)      # the service blocks in open(2) for reading
+        os.write(fd, b"go\n")
+        os.close(fd)
+        t1 = pidfd_wait(pid, 10)
+    finally:
+        if pidfd_wait(pid, 0) is None:
+            kill_group(pid)
+    code, _ = finish(pid, 5, waiter_argv[0])
+    if t1 is None or code != 0:
+        raise BenchError(f"{waiter_argv[0]} did not see the service ready (exit {code})")
+    return (t1 - t0) * 1000
+
+
+def bench_wait_ready(systems, reps):
+    """{system: samples ms} and {system: error}."""
+    samples, errors = {s: [] for s in systems}, {}
+    for system in systems:
+        tree = Tree(system)
+        go = tree.dir / "go.fifo"
+        os.mkfifo(go)
+        sv = tree.add("w", f"read x < {shlex.quote(str(go))}\necho >&3\nexec sleep 100000",
+                      {"notification-fd": "3\n"})
+        waiter, restart = wait_tools(system)
+        try:
+            tree.start()
+            mark = 0
+            for _ in range(reps):
+                samples[system].append(wait_ready_once(tree, sv, go, waiter, mark))
+                mark = tree.reporter.mark()
+                timed([*restart, str(sv)])
+        except (BenchError, OSError) as e:
+            say(f"  error: {system}: {e}")
+            errors[system] = str(e)
+        finally:
+            tree.stop()
+        if samples[system]:
+            say(f"    {system}: {spread(samples[system])} ms")
+    return samples, errors
+
+
 # --- running them -------------------------------------------------------------------------
 
 def run_benches(args, q, peers, systems, rep):
@@ -856,6 +928,28 @@ def run_benches(args, q, peers, systems, rep):
                 "svtree: " + "; ".join(
                     f"`{cmd}` x{fmt(load_idle(ours, cmd, 50))} / x{fmt(load_idle(ours, cmd, 95))}"
                     for cmd in ours["idle"])))
+
+    if "wait-ready" in args.benches:
+        reps = 5 if q else 15
+        waiting = [s for s in WAIT_SYSTEMS if s in systems]
+        say(f"== waiting for readiness ({reps} rounds: {', '.join(waiting)})")
+        samples, errors = bench_wait_ready(waiting, reps)
+        figs = {s: Stat(error=errors[s]) if s in errors else Stat.of(samples[s])
+                for s in waiting}
+        label = "readiness to the waiter's exit (svtree wait ready / s6-svwait -U)"
+        for peer in peers:
+            rep.add(label, "ms", figs["svtree"], peer,
+                    figs[peer] if peer in figs else Stat(error="n/a: no readiness"))
+        for s in waiting:
+            rep.details.append(f"wait-ready, {s}: "
+                               f"{spread(samples[s]) + ' ms' if samples[s] else errors.get(s)}")
+        s6 = figs.get("s6")
+        ours = figs["svtree"]
+        rep.targets.append(("wait for readiness", "none (reported): svtree next to s6-svwait",
+                            f"svtree {fmt(ours.value)} ms" + (
+                                f", s6 {fmt(s6.value)} ms, x{fmt(ours.value / s6.value)}"
+                                if s6 and s6.ok and ours.ok else "")
+                            if ours.ok else "not measured"))
 
 
 def render(rep, info, vers, when, command, took, quick, nofile):

@@ -14,8 +14,6 @@ host) are not exported; a service with no supervise shows svtree_supervised
 0 and, as nothing keeps it running, svtree_up and svtree_ready 0.
 """
 
-from http.server import BaseHTTPRequestHandler, HTTPServer
-import socket
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -95,11 +93,15 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def server(host: str, port: int, render) -> HTTPServer:
+def server(host: str, port: int, render):
     """An HTTP server answering GET /metrics with render()'s text.
 
-    Port 0 picks a free port: server.server_address says which.
+    Port 0 picks a free port: server.server_address says which. http.server
+    is imported here: it would cost every other svtree command 20 ms.
     """
+    import socket
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             if self.path.split("?", 1)[0] != "/metrics":

@@ -44,6 +44,8 @@ IN_MOVED_TO, IN_CREATE, IN_DELETE_SELF = 0x80, 0x100, 0x400
 IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
 SUPERVISE_MASK = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF
 SERVICE_MASK = IN_CREATE | IN_MOVED_TO
+# names in supervise/ whose change may change the answer ("": the directory itself)
+WORTH_A_LOOK = ("", "status", "state.json", "ok")
 
 
 class WaitError(Exception):
@@ -152,6 +154,8 @@ class Waiter:
                 continue                             # our own reads of status
             elif event.wd == w.service_wd and event.name != "supervise":
                 continue
+            elif event.wd == w.supervise_wd and event.name not in WORTH_A_LOOK:
+                continue                             # status.new, state.json.new, lock...
             if w not in touched:
                 touched.append(w)
         for w in touched:

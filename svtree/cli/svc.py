@@ -10,7 +10,7 @@ import sys
 
 from ..control import send
 from ..errors import NotRunning, describe
-from ..unix import open_dir
+from ..unix import leave, open_dir
 from .options import UsageError, letters
 
 OPTIONS = "udopchaitkqx12rPCK"
@@ -35,7 +35,10 @@ def control(service: str, commands: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run with argv; without it, as the program itself, which then exits
+    at once when done (no interpreter teardown: it is a third of the run)."""
+    if argv is None:
+        leave(main(sys.argv[1:]))
     try:
         found, services = letters(argv, OPTIONS)
     except UsageError as e:

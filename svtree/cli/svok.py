@@ -8,11 +8,14 @@ import sys
 
 from ..control import is_up
 from ..errors import describe
-from ..unix import open_dir
+from ..unix import leave, open_dir
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run with argv; without it, as the program itself, which then exits
+    at once when done (no interpreter teardown: it is a third of the run)."""
+    if argv is None:
+        leave(main(sys.argv[1:]))
     if not argv or argv[0].startswith("-") and argv[0] not in ("-", "--"):
         sys.stderr.write("svok: usage: svok dir\n")
         return 100

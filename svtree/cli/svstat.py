@@ -13,7 +13,7 @@ import time
 
 from .. import status
 from ..errors import NotRunning, describe
-from ..unix import open_dir, open_fifo_writer
+from ..unix import leave, open_dir, open_fifo_writer
 
 
 def line(service: str, now: float) -> str:
@@ -75,7 +75,10 @@ def format_line(service: str, data: bytes, normally_up: bool, now: float) -> str
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run with argv; without it, as the program itself, which then exits
+    at once when done (no interpreter teardown: it is a third of the run)."""
+    if argv is None:
+        leave(main(sys.argv[1:]))
     if argv and argv[0] == "--":
         argv = argv[1:]
     now = time.time()

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from .. import events as events_
-from .. import logview, metrics as metrics_, table, tree
+from .. import logview, metrics as metrics_, table, tree, unix
 from .. import wait as wait_
 from ..errors import describe
 
@@ -254,7 +254,11 @@ def exit_code(call) -> int:
 
 
 def main(argv=None) -> int:
-    """The svtree console script."""
+    """The svtree console script. Without argv, as the program itself, it
+    exits at once when done: tearing the interpreter down after click costs
+    more than most subcommands take (and `wait` is timed by its exit)."""
+    if argv is None:
+        unix.leave(main(sys.argv[1:]))
     return exit_code(lambda: svtree.main(args=argv, prog_name="svtree", standalone_mode=False))
 
 
