@@ -992,6 +992,8 @@ green: svtree better, red: worse).
   and exit when the last supervise has; daemontools' svscan dies of the
   signal (default action) and runsvdir exits 0 at once: both leave every
   supervise and service running, so their time means nothing ("n/a").
+  svtree's svscan sends each service its down signal itself, right after
+  the TERM to its supervise (svscan.8), so the services all end at once.
 - **service ignoring TERM**: one service, `trap '' TERM; exec sleep 100000`;
   svtree's `svscan -g {GRACE:g}` sends TERM, then after the grace period KILL to the
   service's process group. s6 has no such grace period in s6-svscan:
@@ -1014,6 +1016,12 @@ green: svtree better, red: worse).
   warns "too many services" for the rest); daemontools' svscan and runsvdir
   hold at most 1000 services (svtree's svscan too), so {N_LOAD} is their limit
   exactly. One tree at a time, 40 s deadline each, 110 s for all.
+- **wait for readiness**: one service, `notification-fd` 3, whose `run`
+  blocks reading a fifo, then writes a newline to fd 3; the waiter
+  (`svtree wait ready S`, `s6-svwait -U S`) is started 0.3 s before the
+  benchmark writes to the fifo; from that write to the waiter's exit, seen
+  through a pidfd. The service is restarted (`svc -t`, `s6-svc -t`) between
+  rounds. daemontools and runit have no readiness notification ("n/a").
 - **crash load**: a healthy service plus {N_CRASH} services whose `run` reports and
   exits 1; first the idle figures (the {N_CRASH} are down: `down` file), then
   `svc -u` of all {N_CRASH} and, for the window, `svc -u S` and `svstat S` of the
