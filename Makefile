@@ -41,6 +41,7 @@ bench: compile
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/more.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/init.py
 
 man:
 	@for page in man/*.[1-8]; do \

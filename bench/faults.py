@@ -379,22 +379,7 @@ daemontools' svscan, runsvdir, s6-svscan), in a temp dir of its own.
 
 def write_section(text, path):
     old = path.read_text() if path.exists() else ""
-    lines = old.splitlines(keepends=True)
-    body = text.rstrip("\n") + "\n"
-    start = next((i for i, l in enumerate(lines) if l.rstrip("\n") == SECTION), None)
-    if start is not None:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")),
-                   len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + body + ("\n" + tail if tail else "")
-    else:
-        before = next((i for i, l in enumerate(lines) if l.rstrip("\n") == BEFORE), None)
-        if before is None:
-            head = old.rstrip("\n")
-            new = (head + "\n\n" if head else "") + body
-        else:
-            new = "".join(lines[:before]) + body + "\n" + "".join(lines[before:])
-    path.write_text(new)
+    path.write_text(base.replace_section(old, SECTION, text, BEFORE))
     say(f"wrote {path}")
 
 

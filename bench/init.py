@@ -225,7 +225,8 @@ def term_once(lab, init, command, timeout):
 # --- the report ---------------------------------------------------------------------
 
 def fmt(x):
-    return base.fmt(x) if isinstance(x, (int, float)) else str(x)
+    """Counts and exit codes as they are; times as run.py writes them."""
+    return base.fmt(x) if isinstance(x, float) else str(x)
 
 
 def render(results, inits, when, took, versions):
@@ -278,7 +279,7 @@ def render(results, inits, when, took, versions):
             r = results.get((key, i))
             if r is None or isinstance(r, Exception) or not r[1]:
                 return "n/a"
-            return fmt(r[1][-1])
+            return str(r[1][-1]) if r[1][-1] is not None else "n/a: still running"
         return cell
     row("exit code after SIGTERM, command dies of TERM", term_code("term"))
     row("exit code after SIGTERM, command ignores TERM", term_code("stubborn"))

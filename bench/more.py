@@ -1043,20 +1043,6 @@ green: svtree better, red: worse).
 
 # --- BENCHMARKS.md and the chart ----------------------------------------------------------
 
-def replace_section(text, section):
-    """text with our section replaced, or appended if absent."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    body = section.rstrip("\n") + "\n"
-    if start is None:
-        head = text.rstrip("\n")
-        return (head + "\n\n" if head else "") + body
-    end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")),
-               len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + body + ("\n" + tail if tail else "")
-
-
 def ratio_rows(text):
     """[(section heading, label, unit, ratio)] from every markdown table whose
     last column is svtree/peer and whose ratio cell is a plain number."""
@@ -1219,7 +1205,7 @@ def draw_chart(rows, path):
 def write_outputs(section_text, output):
     path = Path(output)
     old = path.read_text() if path.exists() else ""
-    new = replace_section(old, section_text)
+    new = base.replace_section(old, SECTION, section_text)
     path.write_text(new)
     say(f"wrote {path}")
     chart(path)

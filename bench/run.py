@@ -84,7 +84,7 @@ PROGRAMS = {
     "supervisord": ["/usr/bin/supervisord"],
 }
 PACKAGES = {"daemontools": "daemontools", "runit": "runit", "s6": "s6",
-            "supervisord": "supervisor"}
+            "supervisord": "supervisor", "tini": "tini", "dumb-init": "dumb-init"}
 
 N_TREE = 100                      # services in the big trees
 NAMES_100 = [f"n{i:03d}" for i in range(N_TREE)]
@@ -853,6 +853,25 @@ def svtree_revision():
     if not head:
         return "unknown"
     return head + (" plus uncommitted changes in svtree/" if dirty else "")
+
+
+def replace_section(text, heading, section, before=None):
+    """text (markdown) with the section that starts at the line `heading`
+    (up to the next `## ` line) replaced by section; a missing one goes in
+    before the line `before` if there is one, else at the end."""
+    lines = text.splitlines(keepends=True)
+    body = section.rstrip("\n") + "\n"
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == heading), None)
+    if start is not None:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")),
+                   len(lines))
+        tail = "".join(lines[end:])
+        return "".join(lines[:start]) + body + ("\n" + tail if tail else "")
+    at = next((i for i, line in enumerate(lines) if line.rstrip("\n") == before), None)
+    if before is None or at is None:
+        head = text.rstrip("\n")
+        return (head + "\n\n" if head else "") + body
+    return "".join(lines[:at]) + body + "\n" + "".join(lines[at:])
 
 
 def versions(peers):
