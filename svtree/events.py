@@ -32,7 +32,7 @@ import select
 import time
 from pathlib import Path
 
-from . import status, tree, unix
+from . import history, status, tree, unix
 from .errors import describe
 from .scan import meant_for_this_host
 
@@ -53,9 +53,7 @@ class Followed:
         self.new = new                 # owes a "new" line once it has a status
         self.service_wd = None
         self.supervise_wd = None
-        self.event_dir = -1            # fd of supervise/event/ once attached
-        self.fifo = None               # our fifo's name in it
-        self.r = self.w = -1
+        self.sub = None                # our history.Subscription once attached
         self.partial = b""
         self.last = None               # (process, pid) for services without event/
 
@@ -131,18 +129,10 @@ class Follower:
         self.detach(f)
 
     def detach(self, f):
-        if f.r >= 0:
-            self.by_fd.pop(f.r, None)
-            os.close(f.r)
-            os.close(f.w)
-            f.r = f.w = -1
-        if f.event_dir >= 0:
-            try:
-                os.unlink(f.fifo, dir_fd=f.event_dir)
-            except OSError:
-                pass
-            os.close(f.event_dir)
-            f.event_dir = -1
+        if f.sub is not None:
+            self.by_fd.pop(f.sub.r, None)
+            f.sub.close()
+            f.sub = None
 
     def close(self):
         """Remove our fifos and close everything."""
@@ -160,32 +150,25 @@ class Follower:
             except OSError:
                 return []                      # not yet: the service watch sees it come
             self.by_wd[f.supervise_wd] = f
-        if f.r < 0:
+        if f.sub is None:
             self.attach(f)
         return self.look(f)
 
     def attach(self, f):
         """Make our fifo in supervise/event/ and open both ends."""
-        try:
-            d = os.open(str(f.path / "supervise" / "event"),
-                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:
+        if not os.path.isdir(f.path / "supervise" / history.EVENT_DIR):
             return                             # not svtree's supervise (or not yet)
-        name = next(self.names)
-        f.event_dir, f.fifo = d, name          # known before it exists: an interrupt
-        try:                                   # right after mkfifo still removes it
-            unix.make_fifo(name, d)
-            f.r, f.w = unix.open_fifo_reader(name, d)
+        try:
+            f.sub = history.Subscription(str(f.path), next(self.names))
         except OSError as e:
             self.warn(f"unable to make a fifo in {f.path}/supervise/event: {describe(e)}")
-            self.detach(f)
             return
-        self.by_fd[f.r] = f
+        self.by_fd[f.sub.r] = f
 
     def look(self, f):
         """Read the status: the "new" line owed, or a change to report when
         there is no fifo to tell us."""
-        if not f.new and f.r >= 0:
+        if not f.new and f.sub is not None:
             return []
         try:
             fd = unix.open_dir(str(f.path))
@@ -201,7 +184,7 @@ class Follower:
         if f.new:
             f.new = False
             lines.append(self.line(f, "new", snap))
-        elif f.r < 0:
+        elif f.sub is None:
             name = synthetic(f.last, snap) if f.last is not None else None
             if name:
                 lines.append(self.line(f, name, snap))
@@ -240,7 +223,7 @@ class Follower:
                 elif (event.name == "log" and f.logger_of is None
                       and (f.path / "log").is_dir()):
                     lines += self.add(f.path / "log", f.path, True)
-            elif event.name == "event" and f.r < 0:
+            elif event.name == "event" and f.sub is None:
                 self.attach(f)
             elif event.name in ("status", "state.json"):
                 lines += self.look(f)
@@ -254,7 +237,7 @@ class Follower:
                 if meant_for_this_host(name):
                     lines += self.add(scandir / name, new=True)
         for f in list(self.followed.values()):
-            if f.supervise_wd is None or f.r < 0:
+            if f.supervise_wd is None or f.sub is None:
                 lines += self.watch_supervise(f)
         return lines
 

@@ -13,10 +13,13 @@ name not starting with a dot), opens it for reading, and gets one JSON line
 per state change: {"service", "event", "time", "pid", "state", "want",
 "ready"} with event one of up, ready, exited, down, failed, unhealthy.
 supervise opens each fifo without blocking: a fifo with no reader is
-removed, a reader whose pipe is full misses the line; nothing waits.
+removed, a reader whose pipe is full misses the line; nothing waits. The
+lines of a change are written after status and state.json, so a reader who
+looks at them on hearing of it finds it there.
 """
 
 import os
+import select
 import stat
 from json.encoder import encode_basestring     # C; json.dumps would build an encoder per call
 
@@ -73,9 +76,10 @@ def pack(fields: dict) -> bytes:
     return (value(fields) + "\n").encode("utf-8", "surrogateescape")
 
 
-def event_line(sv, path, name, wall) -> bytes:
-    return pack({"service": path, "event": name, "time": seconds(wall), "pid": sv.pid,
-                 "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready})
+def event_fields(sv, path, name, wall) -> dict:
+    """What an event line says: the state at the moment of the event."""
+    return {"service": path, "event": name, "time": seconds(wall), "pid": sv.pid,
+            "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready}
 
 
 def make_event_dir(sdir):
@@ -85,9 +89,10 @@ def make_event_dir(sdir):
         os.chmod(EVENT_DIR, 0o3730, dir_fd=sdir)
 
 
-def announce(sdir, make_line):
-    """Write the line make_line() returns to every fifo of supervise/event/
-    that has a reader; with no fifo there, the line is not even made."""
+def announce(sdir, events):
+    """Write one line for each of events (event_fields dicts) to every fifo
+    of supervise/event/ that has a reader; with no fifo there, no line is
+    even made."""
     try:
         fd = os.open(EVENT_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=sdir)
     except OSError:
@@ -95,14 +100,28 @@ def announce(sdir, make_line):
     try:
         names = [n for n in os.listdir(fd) if not n.startswith(".")]
         if names:
-            line = make_line()
+            writes = whole_writes([pack(fields) for fields in events])
             for name in names:
-                tell(fd, name, line)
+                tell(fd, name, writes)
     finally:
         os.close(fd)
 
 
-def tell(dfd, name, line):
+def whole_writes(lines):
+    """lines joined into as few writes as keep each within PIPE_BUF, so that
+    a reader never gets part of a line (a longer line goes alone)."""
+    writes, current = [], b""
+    for line in lines:
+        if current and len(current) + len(line) > select.PIPE_BUF:
+            writes.append(current)
+            current = b""
+        current += line
+    if current:
+        writes.append(current)
+    return writes
+
+
+def tell(dfd, name, writes):
     try:
         w = unix.open_fifo_writer(name, dfd)
     except unix.NotRunning:                      # its reader is gone: tidy up
@@ -115,8 +134,45 @@ def tell(dfd, name, line):
         return
     try:
         if stat.S_ISFIFO(os.fstat(w).st_mode):
-            os.write(w, line)                    # <= PIPE_BUF: whole or not at all
+            for data in writes:
+                os.write(w, data)                # <= PIPE_BUF: whole lines or nothing
     except OSError:
         pass                                     # full: this reader misses the line
     finally:
         os.close(w)
+
+
+class Subscription:
+    """A reader's fifo in a service's supervise/event/, both ends open (our
+    own write end keeps it from reading end of file between two writers).
+
+    Raises OSError if the service has no event/ (not svtree's supervise, or
+    not yet) or the fifo cannot be made. close() removes the fifo.
+    """
+
+    __slots__ = ("dir", "name", "r", "w")
+
+    def __init__(self, service_path, name):
+        self.r = self.w = -1
+        self.dir = os.open(os.path.join(service_path, "supervise", EVENT_DIR),
+                           os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        self.name = name               # set before it exists: an interrupt right
+        try:                           # after mkfifo still has close() remove it
+            unix.make_fifo(name, self.dir)
+            self.r, self.w = unix.open_fifo_reader(name, self.dir)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for fd in (self.r, self.w):
+            if fd >= 0:
+                os.close(fd)
+        self.r = self.w = -1
+        if self.dir >= 0:
+            try:
+                os.unlink(self.name, dir_fd=self.dir)
+            except OSError:
+                pass
+            os.close(self.dir)
+            self.dir = -1

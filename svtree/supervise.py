@@ -140,6 +140,7 @@ class Loop:
         self.notify_r = -1           # read end of the notification-fd pipe
         self.pidfd = -1              # an adopted ./run's exit, seen through a pidfd
         self.hold = None             # write nothing before this, unless ./run is gone
+        self.events = []             # event lines to tell after the next write
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -177,6 +178,14 @@ class Loop:
                 self.written_state = fields
             except OSError as e:
                 warn(f"unable to write {self.path}/supervise/state.json", e)
+        self.tell_events()
+
+    def tell_events(self):
+        """Event readers are told after the status files are written: one who
+        reads them on hearing of a change finds the change there."""
+        if self.events:
+            history.announce(self.sdir, self.events)
+            self.events = []
 
     # --- the machine and its effects ---------------------------------------------
 
@@ -195,10 +204,9 @@ class Loop:
             signal_pid(-self.sv.pid if self.sv.pid else 0, effect[1])
         elif kind == "killcheck":
             signal_pid(self.sv.check_pid, effect[1])
-        elif kind == "announce":
-            wall = unix_now()
-            history.announce(self.sdir, lambda: history.event_line(self.sv, self.path,
-                                                                   effect[1], wall))
+        elif kind == "announce":             # told once the files say it too
+            self.events.append(history.event_fields(self.sv, self.path, effect[1],
+                                                    unix_now()))
         elif kind == "exit":
             self.exit_code = effect[1]
             if self.exit_code:
@@ -322,8 +330,11 @@ class Loop:
         self.adopt_leftover()
         self.feed(machine.TIMEOUT)           # the first start, unless down or adopted
         self.policy_fresh = False            # later starts read the files again
+        events, self.events = self.events, []
         self.write_status()
         ok = open_ok(self.sdir, self.path)   # after the first status, as daemontools
+        self.events = events                 # told once ok is open: supervise is up
+        self.tell_events()
         while self.exit_code is None:
             due = machine.deadline(self.sv)
             if self.hold is not None:

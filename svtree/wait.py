@@ -23,17 +23,29 @@ own probe of ok would otherwise wake us. down and finished are believed from
 the status file alone: after `svc -dx` supervise is gone, and the service
 is down.
 
+A service whose supervise is svtree's is waited for without inotify when
+it can be: a fifo of ours in supervise/event/ hears of every change, and
+svtree's supervise tells a change only once status and state.json say it.
+Closing an inotify descriptor that holds watches waits for the kernel to
+free them (an RCU grace period: up to 15 ms seen here), which a waiter
+would otherwise add to every wait. A service without event/ (daemontools,
+runit, no supervise yet), or whose fifo cannot be made, is watched through
+inotify as above; so is one whose status says yes before its supervise has
+opened ok.
+
 Errors (raised as WaitError): a service directory that cannot be entered,
 a supervise/ that cannot be read, and, waiting for up or ready, a service
 that has failed for good (it comes back only with svc -u).
 """
 
 import errno
+import itertools
 import os
+import select
 import time
 from pathlib import Path
 
-from . import status, tree, unix
+from . import history, status, tree, unix
 from .errors import describe
 
 GOALS = ("up", "ready", "down", "finished")
@@ -46,6 +58,7 @@ SUPERVISE_MASK = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF
 SERVICE_MASK = IN_CREATE | IN_MOVED_TO
 # names in supervise/ whose change may change the answer ("": the directory itself)
 WORTH_A_LOOK = ("", "status", "state.json", "ok")
+FIFO_PREFIX = "svtree-wait-"
 
 
 class WaitError(Exception):
@@ -71,6 +84,7 @@ class Waited:
         self.service_wd = None
         self.supervise_wd = None
         self.want_open = False        # the supervise/ watch also takes IN_OPEN
+        self.sub = None               # our fifo in supervise/event/, if we have one
         self.done = False
         self.why = "not supervised"   # why not done, for the timeout message
 
@@ -78,23 +92,58 @@ class Waited:
 class Waiter:
     """Wait for a goal on several services; see wait()."""
 
-    def __init__(self, paths, goal, inotify):
+    def __init__(self, paths, goal, make_inotify):
         if goal not in GOALS:
             raise ValueError(goal)
         self.goal = goal
-        self.inotify = inotify
+        self.make_inotify = make_inotify
+        self.inotify = None           # made when a service first needs it
+        self.poller = select.poll()
         self.services = [Waited(Path(p)) for p in paths]
         self.by_wd = {}
+        self.by_fd = {}               # our fifos' read ends
+        self.names = (f"{FIFO_PREFIX}{os.getpid()}-{n}" for n in itertools.count(1))
 
     def start(self):
         for w in self.services:
-            try:
-                w.service_wd = self.inotify.add_watch(str(w.path), SERVICE_MASK)
-            except OSError as e:
-                raise WaitError(f"unable to watch {w.path}: {describe(e)}") from None
-            self.by_wd[w.service_wd] = w
-            self.watch_supervise(w)
+            if not self.listen(w):
+                self.watch(w)
             self.check(w)
+
+    def listen(self, w):
+        """Hear of w's changes through a fifo in its supervise/event/."""
+        if not os.path.isdir(w.path / "supervise" / history.EVENT_DIR):
+            return False
+        try:
+            w.sub = history.Subscription(str(w.path), next(self.names))
+        except OSError:
+            return False              # not ours to write in: inotify will do
+        self.by_fd[w.sub.r] = w
+        self.poller.register(w.sub.r, select.POLLIN)
+        return True
+
+    def watch(self, w):
+        """Watch w through inotify instead (or as well)."""
+        if w.service_wd is not None:
+            return
+        if self.inotify is None:
+            self.inotify = self.make_inotify()
+            self.poller.register(self.inotify.fileno(), select.POLLIN)
+        try:
+            w.service_wd = self.inotify.add_watch(str(w.path), SERVICE_MASK)
+        except OSError as e:
+            raise WaitError(f"unable to watch {w.path}: {describe(e)}") from None
+        self.by_wd[w.service_wd] = w
+        self.watch_supervise(w)
+
+    def close(self):
+        """Remove our fifos and close the inotify descriptor."""
+        for w in self.services:
+            if w.sub is not None:
+                w.sub.close()
+                w.sub = None
+        if self.inotify is not None:
+            self.inotify.close()
 
     def watch_supervise(self, w):
         mask = SUPERVISE_MASK | (IN_OPEN if w.want_open else 0)
@@ -131,6 +180,8 @@ class Waiter:
         w.why = "not supervised" if snap is None else f"not {self.goal}"
         # status says yes but supervise/ok is not open yet: listen for its open
         want_open = bool(snap and not live and reached(self.goal, snap))
+        if want_open and w.service_wd is None:
+            self.watch(w)             # no event tells of ok's open
         if want_open != w.want_open and w.supervise_wd is not None:
             w.want_open = want_open
             self.watch_supervise(w)
@@ -163,33 +214,45 @@ class Waiter:
                 self.watch_supervise(w)
             self.check(w)
 
+    def on_fifo(self, fd):
+        w = self.by_fd[fd]
+        unix.drain(fd, 65536)         # what changed is in the files by now
+        self.check(w)
+
     def pending(self):
         return [w for w in self.services if not w.done]
 
+    def step(self, timeout_ms):
+        """Wait for news, up to timeout_ms (None: for ever), and act on it."""
+        for fd, _ in self.poller.poll(timeout_ms):
+            if self.inotify is not None and fd == self.inotify.fileno():
+                self.on_events(self.inotify.read(timeout=0))
+            elif fd in self.by_fd:
+                self.on_fifo(fd)
 
-def wait(paths, goal, timeout=None, *, clock=time.monotonic, inotify=None):
+
+def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=None):
     """Return [] once every service in paths is in goal at the same moment,
     or, after timeout seconds, the Waited entries that were not.
 
     Raises WaitError.
     """
-    from inotify_simple import INotify
-    own = inotify is None
-    inotify = INotify() if own else inotify
+    if make_inotify is None:
+        def make_inotify():
+            from inotify_simple import INotify
+            return INotify()
+    waiter = Waiter(paths, goal, make_inotify)
     try:
-        waiter = Waiter(paths, goal, inotify)
         waiter.start()
         deadline = None if timeout is None else clock() + timeout
         while waiter.pending():
             if deadline is None:
-                events = inotify.read()
-            else:
-                left = deadline - clock()
-                if left <= 0:
-                    return waiter.pending()
-                events = inotify.read(timeout=max(1, int(left * 1000 + 0.999)))
-            waiter.on_events(events)
+                waiter.step(None)
+                continue
+            left = deadline - clock()
+            if left <= 0:
+                return waiter.pending()
+            waiter.step(max(1, int(left * 1000 + 0.999)))
         return []
     finally:
-        if own:
-            inotify.close()
+        waiter.close()

@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -24,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import peer, program, run, status_pid, wait_until, write_script
-from svtree import metrics, tree
+from svtree import history, metrics, tree
 from svtree.cli.svtree import svtree
 from svtree.scan import meant_for_this_host
 
@@ -366,6 +367,71 @@ def test_wait_up_woken_by_the_open_of_ok(tmp_path, procs):
         assert waiter.returncode == 0
     finally:
         os.close(reader)
+
+
+def inotify_fds(pid):
+    """How many inotify descriptors process pid holds."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            count += "inotify" in os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    return count
+
+
+def test_wait_on_svtree_services_listens_on_a_fifo(procs, service):
+    """Our supervise tells every change in supervise/event/: the waiter makes a
+    fifo there and needs no inotify (whose close would cost it milliseconds);
+    the fifo is gone once it returns, and after a timeout too."""
+    sv = service(down=True)
+    supervise(procs, sv)
+    waiter = procs.start(program("svtree"), "wait", "up", sv, "--timeout", "30")
+    event = sv / "supervise" / "event"
+    fifo = wait_until(lambda: [p for p in event.iterdir() if p.name.startswith("svtree-wait-")])
+    assert len(fifo) == 1 and fifo[0].is_fifo()
+    assert inotify_fds(waiter.pid) == 0
+    run("svc", "-u", sv)
+    wait_until(lambda: waiter.poll() is not None)
+    assert waiter.returncode == 0
+    assert not fifo[0].exists()
+    run("svc", "-d", sv)
+    assert run("svtree", "wait", "up", sv, "--timeout", "0.2").returncode == 1
+    assert not [p for p in event.iterdir() if p.name.startswith("svtree-wait-")]
+
+
+def test_event_readers_find_the_change_in_the_files(procs, service):
+    """supervise tells a change only once status and state.json say it."""
+    sv = service(run="#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.01; done\necho >&3\n"
+                     "exec sleep 1000\n")
+    (sv / "notification-fd").write_text("3\n")
+    (sv / "down").touch()
+    supervise(procs, sv)
+    sub = history.Subscription(str(sv), "reader")
+    try:
+        run("svc", "-u", sv)
+        seen = []
+        deadline = time.monotonic() + 10
+        while "ready" not in seen and time.monotonic() < deadline:
+            select.select([sub.r], [], [], 0.5)
+            try:
+                data = os.read(sub.r, 65536)
+            except BlockingIOError:
+                continue
+            for line in data.splitlines():
+                fields = json.loads(line)
+                snap = json.loads((sv / "supervise" / "state.json").read_text())
+                seen.append(fields["event"])
+                if fields["event"] == "up":
+                    assert snap["state"] == "run" and snap["pid"] == fields["pid"]
+                    assert status_pid(sv) == fields["pid"]
+                    (sv / "go").touch()
+                elif fields["event"] == "ready":
+                    assert snap["ready"] is True
+        assert seen == ["up", "ready"]
+    finally:
+        sub.close()
+    assert not (sv / "supervise" / "event" / "reader").exists()
 
 
 def test_wait_down_and_finished(procs, service):
