@@ -223,7 +223,7 @@ class Scanner:
         """Bring the service down, then its logger (its directory is gone, or
         the tree is shutting down).
 
-        hurry: (pid, signal) of the running ./run, which then gets its down
+        hurry: (pidfd, signal) of the running ./run, which then gets its down
         signal (and CONT) from us right after its supervise got TERM. The
         supervise has its TERM pending before the service can die, so it
         still sees "down, then exited", as if it had sent the signal itself;
@@ -233,10 +233,15 @@ class Scanner:
         service.active = False
         self.tell_inherited(service)
         if service.main.pid:
-            os.kill(service.main.pid, signal.SIGTERM)
+            kill(service.main.pid, signal.SIGTERM)
             if hurry:
-                kill(hurry[0], hurry[1])
-                kill(hurry[0], signal.SIGCONT)
+                pidfd, signum = hurry
+                for sig in (signum, signal.SIGCONT):
+                    try:
+                        signal.pidfd_send_signal(pidfd, sig)
+                    except OSError:
+                        break         # it has ended already
+                os.close(pidfd)
         else:
             self.main_gone(service)
 
@@ -496,7 +501,7 @@ def parent_if_alive(pid):
 def kill(pid, signum):
     try:
         os.kill(pid, signum)
-    except ProcessLookupError:
+    except OSError:       # gone, or someone else's now (a ./run that ran sudo): not ours
         pass
 
 
@@ -522,13 +527,25 @@ def status_pid(path, finishing=False):
 
 
 def running_service(proc):
-    """(pid, down signal) of the ./run that proc, a supervise we started,
-    runs; None if there is none, or if its down signal is not plain."""
+    """(pidfd, down signal) of the ./run that proc, a supervise we started,
+    runs: the child of that supervise leading its own session whose pid the
+    status file names (a pidfd, so that no other process can be signalled in
+    its place later). None if there is none, or if its down signal is unclear.
+    """
     if not proc.pid:
         return None
     pid = status_pid(proc.path)
     signum = down_signal(proc.path) if pid else None
-    return (pid, signum) if signum else None
+    if not signum:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if parent_if_alive(pid) != proc.pid or not session_leader(pid):
+        os.close(pidfd)       # checked after the pidfd was opened: it is that process
+        return None
+    return pidfd, signum
 
 
 def down_signal(path):

@@ -141,6 +141,7 @@ class Loop:
         self.pidfd = -1              # an adopted ./run's exit, seen through a pidfd
         self.hold = None             # write nothing before this, unless ./run is gone
         self.events = []             # event lines to tell after the next write
+        self.wakeup_r = -1           # the signal wakeup pipe, once run() has it
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -161,7 +162,7 @@ class Loop:
 
     def write_status(self):
         if self.hold is not None:
-            if self.sv.pid and self.clock() < self.hold:
+            if self.sv.state == machine.RUN and self.clock() < self.hold:
                 return
             self.hold = None
         data = self.status()
@@ -294,26 +295,42 @@ class Loop:
         self.poller.unregister(self.pidfd)
         os.close(self.pidfd)
         self.pidfd = -1
+        self.on_signals(unix.drain(self.wakeup_r))   # a TERM sent before it died first
         self.feed(machine.EXITED, None)
 
     # --- the loop --------------------------------------------------------------------
 
     def on_signals(self, data):
-        for signum in data:
-            if signum == SIGCHLD:
-                for pid, wstatus in unix.reap():
-                    if pid == self.sv.pid:
-                        self.feed(machine.EXITED, wstatus)
-                    elif pid == self.sv.check_pid:
-                        self.feed(machine.CHECK_EXITED, wstatus)
-            elif signum == SIGTERM or signum == SIGINT:
-                self.feed(machine.DOWN_CMD)
-                self.feed(machine.EXIT)
-                # The tree is going down (svscan signalled ./run too): the
-                # exit follows in a moment, and one write then says it all.
-                self.hold = self.clock() + HOLD
-            elif signum == SIGHUP:
-                self.feed(machine.HANGUP)
+        """Act on the signals in data (bytes from the wakeup pipe).
+
+        A TERM always comes first, whatever order the bytes arrived in: at a
+        shutdown svscan sends TERM to us and then the down signal to ./run,
+        and the kernel may run our CHLD handler before our TERM handler (both
+        pending on the same return to user mode: the second one set up runs
+        first). Once a child has been reaped, any TERM sent before it died
+        has been delivered, so the pipe is read again before the exit is fed.
+        """
+        reaped, later = [], b""
+        if SIGCHLD in data:
+            reaped = list(unix.reap())
+            if reaped:
+                later = unix.drain(self.wakeup_r)
+                data += later
+        if SIGTERM in data or SIGINT in data:
+            self.feed(machine.DOWN_CMD)
+            self.feed(machine.EXIT)
+            # The tree is going down (svscan signalled ./run too): the exit
+            # follows in a moment, and one write then says it all.
+            self.hold = self.clock() + HOLD
+        if SIGHUP in data:
+            self.feed(machine.HANGUP)
+        for pid, wstatus in reaped:
+            if pid == self.sv.pid:
+                self.feed(machine.EXITED, wstatus)
+            elif pid == self.sv.check_pid:
+                self.feed(machine.CHECK_EXITED, wstatus)
+        if SIGCHLD in later:
+            self.on_signals(bytes([SIGCHLD]))           # more children ended meanwhile
 
     def on_control(self):
         for byte in unix.drain(self.ctl_r):
@@ -322,6 +339,7 @@ class Loop:
         self.written = self.written_state = None   # rewrite: mends a damaged status file
 
     def run(self, wakeup_r):
+        self.wakeup_r = wakeup_r
         poller = self.poller
         poller.register(wakeup_r, select.POLLIN)
         poller.register(self.ctl_r, select.POLLIN)

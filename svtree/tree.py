@@ -129,6 +129,7 @@ class Snapshot:
     failed: bool | None = None
     quick_deaths: int | None = None
     source: str = "status"
+    stale_record: bool = False  # a state.json of another run (or being replaced)
 
 
 def snapshot(dir_fd: int) -> Snapshot:
@@ -146,6 +147,7 @@ def snapshot(dir_fd: int) -> Snapshot:
     if (not isinstance(fields, dict) or fields.get("pid") != st.pid
             or not isinstance(fields.get("since"), (int, float))
             or abs(fields["since"] - since) > 1e-5):
+        snap.stale_record = isinstance(fields, dict)
         return snap                  # another run's record (or one being replaced)
     snap.want = fields.get("want", snap.want)
     snap.ready = bool(fields.get("ready"))

@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 
-from .errors import NotRunning
+from .errors import NotRunning, tell
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -130,12 +130,24 @@ def drain(fd: int, size: int = 4096) -> bytes:
 
 
 def leave(code):
-    """Exit a daemon at once: the tree is down and nothing is buffered, so
-    the interpreter's teardown (modules, objects, a last collection) would
-    only make a shutdown wait for it."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
+    """Exit a program at once: once its work is done and its output written,
+    the interpreter's teardown (modules, objects, a last collection) only
+    makes whoever waits for it wait longer. Output that cannot be written
+    (a full disk, say) is an error, as it would be at a normal exit; a
+    reader that went away (EPIPE) is not."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as e:
+        if e.errno != errno.EPIPE and code == 0:
+            prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "svtree"
+            tell(prog, "fatal", "unable to write to standard output", e)
+            code = 111
+    except ValueError:                      # closed
+        pass
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     os._exit(code)

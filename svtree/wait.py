@@ -59,6 +59,10 @@ SERVICE_MASK = IN_CREATE | IN_MOVED_TO
 # names in supervise/ whose change may change the answer ("": the directory itself)
 WORTH_A_LOOK = ("", "status", "state.json", "ok")
 FIFO_PREFIX = "svtree-wait-"
+# A state.json that is not about the run status names is being replaced (the
+# next rename comes within milliseconds) or was left by another supervisor:
+# "ready" is not believed from status alone before it has stayed so this long.
+STALE_GRACE = 0.2
 
 
 class WaitError(Exception):
@@ -85,6 +89,7 @@ class Waited:
         self.supervise_wd = None
         self.want_open = False        # the supervise/ watch also takes IN_OPEN
         self.sub = None               # our fifo in supervise/event/, if we have one
+        self.stale_since = None       # when a stale state.json was first seen
         self.done = False
         self.why = "not supervised"   # why not done, for the timeout message
 
@@ -92,10 +97,11 @@ class Waited:
 class Waiter:
     """Wait for a goal on several services; see wait()."""
 
-    def __init__(self, paths, goal, make_inotify):
+    def __init__(self, paths, goal, make_inotify, clock=time.monotonic):
         if goal not in GOALS:
             raise ValueError(goal)
         self.goal = goal
+        self.clock = clock
         self.make_inotify = make_inotify
         self.inotify = None           # made when a service first needs it
         self.poller = select.poll()
@@ -176,6 +182,15 @@ class Waiter:
             os.close(fd)
         if snap is not None and snap.failed and self.goal in NEEDS_SUPERVISE:
             raise WaitError(f"unable to wait for {w.path}: failed for good (svc -u revives it)")
+        if live and self.goal == "ready" and snap.stale_record:
+            now = self.clock()
+            w.stale_since = now if w.stale_since is None else w.stale_since
+            if now - w.stale_since < STALE_GRACE:
+                w.done = False        # look again then (recheck_due), or at the next change
+                w.why = "not ready"
+                return
+        else:
+            w.stale_since = None
         w.done = live
         w.why = "not supervised" if snap is None else f"not {self.goal}"
         # status says yes but supervise/ok is not open yet: listen for its open
@@ -222,13 +237,31 @@ class Waiter:
     def pending(self):
         return [w for w in self.services if not w.done]
 
-    def step(self, timeout_ms):
-        """Wait for news, up to timeout_ms (None: for ever), and act on it."""
-        for fd, _ in self.poller.poll(timeout_ms):
+    def recheck_due(self):
+        """When a service with a stale state.json must be looked at again."""
+        dues = [w.stale_since + STALE_GRACE for w in self.services
+                if w.stale_since is not None and not w.done]
+        return min(dues) if dues else None
+
+    def recheck(self):
+        now = self.clock()
+        for w in self.services:
+            if w.stale_since is not None and not w.done and now >= w.stale_since + STALE_GRACE:
+                self.check(w)
+
+    def step(self, timeout):
+        """Wait for news, up to timeout seconds (None: for ever), and act on it."""
+        due = self.recheck_due()
+        if due is not None:
+            left = max(0.0, due - self.clock())
+            timeout = left if timeout is None else min(timeout, left)
+        ready = self.poller.poll(None if timeout is None else max(1, int(timeout * 1000 + 0.999)))
+        for fd, _ in ready:
             if self.inotify is not None and fd == self.inotify.fileno():
                 self.on_events(self.inotify.read(timeout=0))
             elif fd in self.by_fd:
                 self.on_fifo(fd)
+        self.recheck()
 
 
 def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=None):
@@ -241,7 +274,7 @@ def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=None):
         def make_inotify():
             from inotify_simple import INotify
             return INotify()
-    waiter = Waiter(paths, goal, make_inotify)
+    waiter = Waiter(paths, goal, make_inotify, clock)
     try:
         waiter.start()
         deadline = None if timeout is None else clock() + timeout
@@ -252,7 +285,7 @@ def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=None):
             left = deadline - clock()
             if left <= 0:
                 return waiter.pending()
-            waiter.step(max(1, int(left * 1000 + 0.999)))
+            waiter.step(left)
         return []
     finally:
         waiter.close()

@@ -4,6 +4,7 @@ These run `unshare --pid --fork --mount-proc svscan ...`, which needs root;
 they are skipped otherwise (CI runs as root).
 """
 
+import json
 import os
 import shutil
 import signal
@@ -127,6 +128,30 @@ def test_sigterm_brings_down_services_then_loggers_with_no_line_lost(procs, scan
     assert time.monotonic() - began < 5
     for name in "abc":
         assert (scandir / name / "log.txt").read_text() == f"{name}: first line\n{name}: last line\n"
+
+
+def test_shutdown_of_many_services_restarts_none_and_fails_none(procs, scandir):
+    """svscan sends TERM to each supervise, then the down signal to its ./run;
+    a supervise may see the child's death before its own TERM (the kernel runs
+    the handler of the last signal set up first). It must still take the exit
+    as wanted: no restart, no "critical service failed", finish told -1 15."""
+    names = [f"s{i:02d}" for i in range(40)]
+    for name in names:
+        write_service(scandir, name,
+                      run="#!/bin/sh\necho start >> starts\nexec sleep 1000\n",
+                      extra={"critical": "1\n"})
+        write_script(scandir / name / "finish", "#!/bin/sh\necho \"$1 $2\" >> finished\n")
+    init = Init(procs, scandir)
+    wait_until(lambda: all(service_started(scandir / n) for n in names), timeout=30)
+    time.sleep(1.1)                    # past the restart throttle: a restart would be at once
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=30) == 0
+    for name in names:
+        assert (scandir / name / "starts").read_text() == "start\n", name
+        assert (scandir / name / "finished").read_text() == "-1 15\n", name
+        state = json.loads((scandir / name / "supervise" / "state.json").read_text())
+        assert state["want"] == "down" and not state["failed"], (name, state)
+        assert state["last_exit"] == {"signal": 15}, (name, state)
 
 
 def test_grace_period_then_sigkill_and_nonzero_exit(procs, scandir):

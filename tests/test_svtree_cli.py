@@ -434,6 +434,38 @@ def test_event_readers_find_the_change_in_the_files(procs, service):
     assert not (sv / "supervise" / "event" / "reader").exists()
 
 
+def test_wait_ready_does_not_believe_a_state_json_of_another_run(tmp_path, procs):
+    """status renamed, state.json not yet: the old state.json must not make a
+    service that is only up count as ready; one left by another supervisor
+    (no change comes) is set aside after a moment."""
+    sv = tmp_path / "sv"
+    (sv / "supervise").mkdir(parents=True)
+    write_script(sv / "run", SLEEPER)
+    os.mkfifo(sv / "supervise" / "ok")
+    reader = os.open(sv / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)   # "supervise"
+    try:
+        now = int(time.time())
+        (sv / "supervise" / "status").write_bytes(
+            (2**62 + 10 + now).to_bytes(8, "big") + bytes(4)
+            + (4321).to_bytes(4, "little") + b"\0u\0\1")
+        (sv / "supervise" / "state.json").write_text(json.dumps(
+            {"service": str(sv), "state": "run", "pid": 1234, "since": now - 60.0,
+             "ready": True}))
+        waiter = procs.start(program("svtree"), "wait", "ready", sv, "--timeout", "30")
+        began = time.monotonic()
+        wait_until(lambda: waiter.poll() is not None)
+        assert waiter.returncode == 0
+        assert time.monotonic() - began >= 0.2           # not believed at once
+        # the record that follows the status says "not ready": no waiter returns
+        (sv / "supervise" / "state.json.new").write_text(json.dumps(
+            {"service": str(sv), "state": "run", "pid": 4321, "since": float(now),
+             "ready": False}))
+        os.rename(sv / "supervise" / "state.json.new", sv / "supervise" / "state.json")
+        assert run("svtree", "wait", "ready", sv, "--timeout", "0.5").returncode == 1
+    finally:
+        os.close(reader)
+
+
 def test_wait_down_and_finished(procs, service):
     sv = service(finish="#!/bin/sh\nwhile [ ! -e release ]; do sleep 0.01; done\n")
     supervise(procs, sv)

@@ -4,12 +4,16 @@ import sys
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run with argv; without it, as the program itself, which then exits at
+    once when done (see unix.leave)."""
+    if argv is None:
+        from ..unix import leave
+        leave(main(sys.argv[1:]))
     if len(argv) != 1 or argv[0].startswith("-") and argv[0] != "-":
         sys.stderr.write("supervise: usage: supervise dir\n")
         return 100
-    from .. import supervise, unix
-    unix.leave(supervise.run(argv[0]))
+    from .. import supervise
+    return supervise.run(argv[0])
 
 
 if __name__ == "__main__":

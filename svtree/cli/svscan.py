@@ -29,7 +29,11 @@ def grace_seconds(text, source):
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run with argv; without it, as the program itself, which then exits at
+    once when done (see unix.leave)."""
+    if argv is None:
+        from ..unix import leave
+        leave(main(sys.argv[1:]))
     command = None
     if "--" in argv:
         at = argv.index("--")
@@ -53,9 +57,9 @@ def main(argv=None) -> int:
         grace = grace_seconds(os.environ["SVSCAN_GRACE"], "SVSCAN_GRACE")
         if grace is None:
             return 100
-    from .. import scan, unix
-    unix.leave(scan.run(argv[0] if argv else ".", command=command,
-                        grace=scan.GRACE if grace is None else grace))
+    from .. import scan
+    return scan.run(argv[0] if argv else ".", command=command,
+                    grace=scan.GRACE if grace is None else grace)
 
 
 if __name__ == "__main__":
