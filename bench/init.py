@@ -33,7 +33,6 @@ only.
 import argparse
 import datetime
 import os
-import select
 import shutil
 import signal
 import statistics
@@ -121,20 +120,6 @@ def zombies_below(pid):
     return count
 
 
-def exit_time(pid, timeout):
-    """Monotonic time at which pid exits (it is not our child), or None."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return time.monotonic()
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return time.monotonic() if poller.poll(timeout * 1000) else None
-    finally:
-        os.close(fd)
-
-
 def code_of(p, timeout=10.0):
     try:
         return p.wait(timeout=timeout)
@@ -215,7 +200,7 @@ def term_once(lab, init, command, timeout):
         time.sleep(0.3)                          # and set its traps
         t0 = time.monotonic()
         os.kill(pid1, signal.SIGTERM)
-        t1 = exit_time(pid1, timeout)
+        t1 = base.pidfd_wait(pid1, timeout)
         code = code_of(p, 5) if t1 is not None else None
         return (None if t1 is None else (t1 - t0) * 1000), code
     finally:

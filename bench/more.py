@@ -115,24 +115,7 @@ def alive(pid):
     return fields[0] != b"Z"
 
 
-def pidfd_wait(pid, timeout):
-    """Monotonic time at which pid exits, or None after timeout seconds.
-
-    Through a pidfd, so the time is not that of a polling loop's next round.
-    The process is not reaped.
-    """
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return time.monotonic()
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        if not poller.poll(max(0.0, timeout) * 1000):
-            return None
-        return time.monotonic()
-    finally:
-        os.close(fd)
+pidfd_wait = base.pidfd_wait
 
 
 def kill_group(pid):

@@ -855,6 +855,26 @@ def svtree_revision():
     return head + (" plus uncommitted changes in svtree/" if dirty else "")
 
 
+def pidfd_wait(pid, timeout):
+    """Monotonic time at which pid exits, or None after timeout seconds.
+
+    Through a pidfd, so the time is not that of a polling loop's next round.
+    The process is not reaped.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return time.monotonic()
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(max(0.0, timeout) * 1000):
+            return None
+        return time.monotonic()
+    finally:
+        os.close(fd)
+
+
 def replace_section(text, heading, section, before=None):
     """text (markdown) with the section that starts at the line `heading`
     (up to the next `## ` line) replaced by section; a missing one goes in

@@ -261,13 +261,25 @@ def test_status_defaults_to_the_current_directory(tmp_path, procs, service):
     assert r.returncode == 0 and [rec["service"] for rec in json.loads(r.stdout)] == ["."]
 
 
-def test_status_of_a_daemontools_layout(tmp_path):
-    """18 bytes and no state.json: the status file alone, a real fifo for ok."""
-    sv = tmp_path / "dt"
+def fake_supervised(tmp_path, name):
+    """A service dir laid out as a supervise leaves it, with no supervise:
+    supervise/ok a real fifo; the test writes the status files itself."""
+    sv = tmp_path / name
     (sv / "supervise").mkdir(parents=True)
     write_script(sv / "run", SLEEPER)
     os.mkfifo(sv / "supervise" / "ok")
-    reader = os.open(sv / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)   # "supervise"
+    return sv
+
+
+def open_ok(sv):
+    """Hold supervise/ok open for reading, as a live supervise does."""
+    return os.open(sv / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)
+
+
+def test_status_of_a_daemontools_layout(tmp_path):
+    """18 bytes and no state.json: the status file alone, a real fifo for ok."""
+    sv = fake_supervised(tmp_path, "dt")
+    reader = open_ok(sv)
     try:
         stamp = int(time.time()) - 30
         data = ((2**62 + 10 + stamp).to_bytes(8, "big") + bytes(4)
@@ -351,17 +363,14 @@ def watch_mask(pid, path):
 def test_wait_up_woken_by_the_open_of_ok(tmp_path, procs):
     """supervise writes its first status before it opens supervise/ok: when the
     status already says up, the open of ok alone must wake the waiter."""
-    sv = tmp_path / "sv"
-    (sv / "supervise").mkdir(parents=True)
-    write_script(sv / "run", SLEEPER)
-    os.mkfifo(sv / "supervise" / "ok")
+    sv = fake_supervised(tmp_path, "sv")
     (sv / "supervise" / "status").write_bytes(
         (2**62 + 10 + int(time.time())).to_bytes(8, "big") + bytes(4)
         + (4321).to_bytes(4, "little") + b"\0u\0\1")
     waiter = procs.start(program("svtree"), "wait", "up", sv, "--timeout", "30")
     wait_until(lambda: (watch_mask(waiter.pid, sv / "supervise") or 0) & 0x20)   # IN_OPEN
     assert waiter.poll() is None
-    reader = os.open(sv / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)   # "supervise"
+    reader = open_ok(sv)
     try:
         wait_until(lambda: waiter.poll() is not None)
         assert waiter.returncode == 0
@@ -438,11 +447,8 @@ def test_wait_ready_does_not_believe_a_state_json_of_another_run(tmp_path, procs
     """status renamed, state.json not yet: the old state.json must not make a
     service that is only up count as ready; one left by another supervisor
     (no change comes) is set aside after a moment."""
-    sv = tmp_path / "sv"
-    (sv / "supervise").mkdir(parents=True)
-    write_script(sv / "run", SLEEPER)
-    os.mkfifo(sv / "supervise" / "ok")
-    reader = os.open(sv / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)   # "supervise"
+    sv = fake_supervised(tmp_path, "sv")
+    reader = open_ok(sv)
     try:
         now = int(time.time())
         (sv / "supervise" / "status").write_bytes(
