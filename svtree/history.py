@@ -158,7 +158,8 @@ class Subscription:
                            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         self.name = name               # set before it exists: an interrupt right
         try:                           # after mkfifo still has close() remove it
-            unix.make_fifo(name, self.dir)
+            unix.make_fifo(name, self.dir, 0o620)   # the group of event/: a supervise
+                                                    # run as the service's owner writes
             self.r, self.w = unix.open_fifo_reader(name, self.dir)
         except BaseException:
             self.close()

@@ -142,6 +142,7 @@ class Loop:
         self.hold = None             # write nothing before this, unless ./run is gone
         self.events = []             # event lines to tell after the next write
         self.wakeup_r = -1           # the signal wakeup pipe, once run() has it
+        self.reaped = ()             # pids reaped but not yet fed: never signal them
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -200,9 +201,11 @@ class Loop:
         if kind == "spawn":
             self.start(effect[1], effect[2])
         elif kind == "kill":
-            signal_pid(self.sv.pid, effect[1])
+            if self.sv.pid not in self.reaped:
+                signal_pid(self.sv.pid, effect[1])
         elif kind == "killgroup":
-            signal_pid(-self.sv.pid if self.sv.pid else 0, effect[1])
+            if self.sv.pid not in self.reaped:
+                signal_pid(-self.sv.pid if self.sv.pid else 0, effect[1])
         elif kind == "killcheck":
             signal_pid(self.sv.check_pid, effect[1])
         elif kind == "announce":             # told once the files say it too
@@ -295,7 +298,9 @@ class Loop:
         self.poller.unregister(self.pidfd)
         os.close(self.pidfd)
         self.pidfd = -1
+        self.reaped = {self.sv.pid}                   # gone (reaped by its parent)
         self.on_signals(unix.drain(self.wakeup_r))   # a TERM sent before it died first
+        self.reaped = ()
         self.feed(machine.EXITED, None)
 
     # --- the loop --------------------------------------------------------------------
@@ -316,6 +321,7 @@ class Loop:
             if reaped:
                 later = unix.drain(self.wakeup_r)
                 data += later
+        self.reaped = {*self.reaped, *(pid for pid, _ in reaped)}   # gone: not signalled
         if SIGTERM in data or SIGINT in data:
             self.feed(machine.DOWN_CMD)
             self.feed(machine.EXIT)
@@ -329,6 +335,7 @@ class Loop:
                 self.feed(machine.EXITED, wstatus)
             elif pid == self.sv.check_pid:
                 self.feed(machine.CHECK_EXITED, wstatus)
+        self.reaped = ()
         if SIGCHLD in later:
             self.on_signals(bytes([SIGCHLD]))           # more children ended meanwhile
 

@@ -112,9 +112,26 @@ class Waiter:
 
     def start(self):
         for w in self.services:
-            if not self.listen(w):
+            if not (self.listen(w) and self.told_of_changes(w)):
                 self.watch(w)
             self.check(w)
+
+    def told_of_changes(self, w):
+        """Will w's fifo hear of every change? Only from a live svtree
+        supervise, known by an open ok and a state.json about the run that
+        status names. A dead supervise's successor, or a daemontools or runit
+        supervise in a directory svtree once ran, writes status unannounced."""
+        try:
+            fd = unix.open_dir(str(w.path))
+        except OSError:
+            return False
+        try:
+            snap = tree.snapshot(fd)
+            return snap.source == "state.json" and tree.is_supervised(fd)
+        except (OSError, status.BadStatus):
+            return False
+        finally:
+            os.close(fd)
 
     def listen(self, w):
         """Hear of w's changes through a fifo in its supervise/event/."""
@@ -200,6 +217,8 @@ class Waiter:
         if want_open != w.want_open and w.supervise_wd is not None:
             w.want_open = want_open
             self.watch_supervise(w)
+            if want_open:
+                self.check(w)         # ok may have opened before the watch took IN_OPEN
 
     def on_events(self, events):
         touched = []

@@ -409,6 +409,22 @@ def test_wait_on_svtree_services_listens_on_a_fifo(procs, service):
     assert not [p for p in event.iterdir() if p.name.startswith("svtree-wait-")]
 
 
+def test_wait_under_daemontools_in_a_directory_svtree_once_ran(procs, service):
+    """supervise/event/ left over from svtree, but daemontools' supervise
+    writes status unannounced: the waiter must watch through inotify too."""
+    prog = peer("supervise")
+    sv = service()
+    (sv / "supervise" / "event").mkdir(parents=True)
+    procs.start(prog, sv)
+    wait_until(lambda: status_pid(sv))
+    waiter = procs.start(program("svtree"), "wait", "down", sv, "--timeout", "20")
+    wait_until(lambda: [p for p in (sv / "supervise" / "event").iterdir()])   # listening
+    assert waiter.poll() is None
+    run("svc", "-d", sv)
+    wait_until(lambda: waiter.poll() is not None, timeout=15)
+    assert waiter.returncode == 0
+
+
 def test_event_readers_find_the_change_in_the_files(procs, service):
     """supervise tells a change only once status and state.json say it."""
     sv = service(run="#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.01; done\necho >&3\n"
