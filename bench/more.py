@@ -143,12 +143,7 @@ def finish(pid, timeout, what):
     On timeout its session is killed and BenchError raised.
     """
     if pidfd_wait(pid, timeout) is None:
-        kill_group(pid)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        GROUPS.discard(pid)
+        end_group(pid)
         raise BenchError(f"{what} did not finish within {timeout:.0f} s")
     _, wstatus, usage = os.wait4(pid, 0)
     GROUPS.discard(pid)
@@ -166,14 +161,19 @@ def timed(argv, timeout=10.0, expect=0):
     return (t1 - t0) * 1000
 
 
+def end_group(pid):
+    """Kill the session we spawned as pid, reap its leader, forget it."""
+    kill_group(pid)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    GROUPS.discard(pid)
+
+
 def kill_spawned():
     for pid in list(GROUPS):
-        kill_group(pid)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        GROUPS.discard(pid)
+        end_group(pid)
 
 
 def raise_nofile():
@@ -488,12 +488,7 @@ def logger_once(system, lines, work, timeout):
                 os.close(fd)
         for pid in (logger, cat):
             if pid is not None:
-                kill_group(pid)
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-                GROUPS.discard(pid)
+                end_group(pid)
     if code != 0:
         raise BenchError(f"{argv[0]} exited {code}")
     peak = usage.ru_maxrss

@@ -103,6 +103,18 @@ FILES = (
 )
 
 
+def read_text(name: str) -> str:
+    """The text of a policy file; ValueError if it is not a regular file
+    (a fifo must not hang us), OSError if it cannot be read."""
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(name)
+        return os.read(fd, 256).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
 def read(path: str, warn) -> Policy:
     """The policy of the service whose directory is the current directory.
 
@@ -113,14 +125,7 @@ def read(path: str, warn) -> Policy:
         if not os.access(name, os.F_OK):
             continue
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)   # a fifo must not hang us
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise ValueError(name)
-                text = os.read(fd, 256).decode("utf-8", "replace")
-            finally:
-                os.close(fd)
-            setattr(policy, field, parse(text))
+            setattr(policy, field, parse(read_text(name)))
         except (OSError, ValueError, AttributeError):
             warn(f"unable to use {path}/{name}: not a valid value; using the default")
             if field == "critical":

@@ -490,12 +490,8 @@ def adopted_children():
 
 def parent_if_alive(pid):
     """pid's parent, or 0 if pid is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return 0
-    return 0 if fields[0] == b"Z" else int(fields[1])
+    fields = proc_stat(pid)
+    return 0 if not fields or fields[0] == b"Z" else int(fields[1])
 
 
 def kill(pid, signum):
@@ -542,8 +538,10 @@ def running_service(proc):
         pidfd = os.pidfd_open(pid)
     except OSError:
         return None
-    if parent_if_alive(pid) != proc.pid or not session_leader(pid):
-        os.close(pidfd)       # checked after the pidfd was opened: it is that process
+    fields = proc_stat(pid)                 # read after the pidfd was opened: the
+    if not (fields and fields[0] != b"Z"     # process checked is the one it holds
+            and int(fields[1]) == proc.pid and int(fields[3]) == pid):
+        os.close(pidfd)
         return None
     return pidfd, signum
 
@@ -552,31 +550,30 @@ def down_signal(path):
     """The signal path's supervise sends to bring it down: the one its
     down-signal file names, TERM without one; None if that file cannot be
     read (its supervise will say why and use TERM)."""
-    try:
-        fd = os.open(os.path.join(path, "down-signal"), os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
+    name = os.path.join(path, "down-signal")
+    if not os.access(name, os.F_OK):
         return signal.SIGTERM
-    except OSError:
-        return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return config.signal_number(os.read(fd, 256).decode("utf-8", "replace"))
+        return config.signal_number(config.read_text(name))
     except (OSError, ValueError, AttributeError):
         return None
-    finally:
-        os.close(fd)
 
 
 def session_leader(pid):
     """Is pid a live process leading its own session, as supervise starts
     ./run? Keeps a damaged status file from aiming KILL at anything else."""
+    fields = proc_stat(pid)
+    return bool(fields) and int(fields[3]) == pid
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (state, ppid,
+    pgrp, session, ...), or None if pid is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return int(fields[3]) == pid
-    except (OSError, IndexError, ValueError):
-        return False
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def meant_for_this_host(name, host=None):

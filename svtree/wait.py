@@ -89,6 +89,10 @@ class Waited:
         self.supervise_wd = None
         self.want_open = False        # the supervise/ watch also takes IN_OPEN
         self.sub = None               # our fifo in supervise/event/, if we have one
+        # Does a live svtree supervise (ok open, a state.json about the run that
+        # status names) announce every change? A dead supervise's successor, or
+        # a daemontools or runit supervise where svtree once ran, does not.
+        self.announced = False
         self.stale_since = None       # when a stale state.json was first seen
         self.done = False
         self.why = "not supervised"   # why not done, for the timeout message
@@ -112,26 +116,12 @@ class Waiter:
 
     def start(self):
         for w in self.services:
-            if not (self.listen(w) and self.told_of_changes(w)):
-                self.watch(w)
-            self.check(w)
-
-    def told_of_changes(self, w):
-        """Will w's fifo hear of every change? Only from a live svtree
-        supervise, known by an open ok and a state.json about the run that
-        status names. A dead supervise's successor, or a daemontools or runit
-        supervise in a directory svtree once ran, writes status unannounced."""
-        try:
-            fd = unix.open_dir(str(w.path))
-        except OSError:
-            return False
-        try:
-            snap = tree.snapshot(fd)
-            return snap.source == "state.json" and tree.is_supervised(fd)
-        except (OSError, status.BadStatus):
-            return False
-        finally:
-            os.close(fd)
+            if self.listen(w):
+                self.check(w)         # which also says whether the fifo hears all
+                if w.done or w.announced:
+                    continue
+            self.watch(w)
+            self.check(w)             # again: what changed before the watches took
 
     def listen(self, w):
         """Hear of w's changes through a fifo in its supervise/event/."""
@@ -189,10 +179,13 @@ class Waiter:
             raise WaitError(f"unable to chdir to {w.path}: {describe(e)}") from None
         try:
             snap = tree.snapshot(fd)
+            supervised = tree.is_supervised(fd)
             live = reached(self.goal, snap) and (
-                self.goal not in NEEDS_SUPERVISE or tree.is_supervised(fd))
+                self.goal not in NEEDS_SUPERVISE or supervised)
+            w.announced = supervised and snap.source == "state.json"
         except FileNotFoundError:
             snap, live = None, False
+            w.announced = False
         except (OSError, status.BadStatus) as e:
             raise WaitError(f"unable to read {w.path}/supervise/status: {describe(e)}") from None
         finally:

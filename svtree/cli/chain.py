@@ -37,6 +37,18 @@ def fatal(prog: str, what: str, e: BaseException | None = None) -> int:
     return 111
 
 
+def account_and_child(prog: str, argv: list[str]):
+    """For `prog account child...`: (the account's passwd entry, child), or
+    the exit code of a usage error (100) or an unknown account (111)."""
+    import pwd
+    if len(argv) < 2:
+        return usage(prog, f"{prog} account child")
+    try:
+        return pwd.getpwnam(argv[0]), argv[1:]
+    except KeyError:
+        return fatal(prog, f"unknown account {argv[0]}")
+
+
 def run(prog: str, child: list[str], changes: dict[bytes, bytes | None] | None = None) -> int:
     """Become child, with our environment plus changes (None: remove); 111 if we cannot.
 

@@ -6,21 +6,17 @@ Exit 111 for an unknown account or a CHILD that cannot run; 100 on a usage
 error.
 """
 
-import pwd
 import sys
 
-from .chain import fatal, run, usage
+from .chain import account_and_child, run
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 2:
-        return usage("envuidgid", "envuidgid account child")
-    account, child = argv[0], argv[1:]
-    try:
-        pw = pwd.getpwnam(account)
-    except KeyError:
-        return fatal("envuidgid", f"unknown account {account}")
+    found = account_and_child("envuidgid", argv)
+    if isinstance(found, int):
+        return found
+    pw, child = found
     return run("envuidgid", child, {b"UID": b"%d" % pw.pw_uid, b"GID": b"%d" % pw.pw_gid})
 
 

@@ -8,21 +8,17 @@ usage error.
 """
 
 import os
-import pwd
 import sys
 
-from .chain import fatal, run, usage
+from .chain import account_and_child, fatal, run
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 2:
-        return usage("setuidgid", "setuidgid account child")
-    account, child = argv[0], argv[1:]
-    try:
-        pw = pwd.getpwnam(account)
-    except KeyError:
-        return fatal("setuidgid", f"unknown account {account}")
+    found = account_and_child("setuidgid", argv)
+    if isinstance(found, int):
+        return found
+    pw, child = found
     try:
         os.setgroups([pw.pw_gid])
         os.setgid(pw.pw_gid)
