@@ -5,11 +5,14 @@ deadline; every process a test starts is killed by its process group at the
 end; nothing of the OS is mocked.
 """
 
+import importlib.metadata
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -162,3 +165,163 @@ def peer(name):
     if not path:
         pytest.skip(f"{name} not installed")
     return path
+
+
+# --- our programs run as another user --------------------------------------------------
+
+NOBODY = ("nobody", 65534, 65534)          # (name, uid, gid), as test_faults' two_users
+
+
+class StagedPrograms:
+    """Our console scripts, staged where any user can read them, and run as
+    another user through setpriv (so: as root only).
+
+    The venv's scripts will not do: their interpreter may be a link into a
+    directory only root can enter (/root/.pyenv), and the checkout itself may
+    sit in one (a `mktemp -d`); the other user then gets "Permission denied".
+    """
+
+    def __init__(self, top: Path, python: str):
+        self.top = top
+        self.python = python
+        self.bin = top / "bin"
+
+    def program(self, name):
+        path = self.bin / name
+        assert path.exists(), f"{name} is not a console script in pyproject.toml"
+        return str(path)
+
+    def argv(self, user, prog, *args):
+        _, uid, gid = user
+        return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                self.program(prog), *map(str, args)]
+
+    def run(self, user, prog, *args, **kw):
+        """Run prog as user to completion; CompletedProcess with text output."""
+        kw.setdefault("timeout", 30)
+        kw.setdefault("cwd", "/")      # the test's own may be a directory user cannot enter
+        return subprocess.run(self.argv(user, prog, *args), capture_output=True, text=True,
+                              **kw)
+
+    def start(self, procs, user, prog, *args, **kw):
+        """Start prog as user through procs (a Processes), which kills it at teardown."""
+        kw.setdefault("cwd", "/")
+        return procs.start(*self.argv(user, prog, *args), **kw)
+
+
+@pytest.fixture(scope="session")
+def staged_programs():
+    """StagedPrograms in a fresh 0755 directory, removed at the end of the session.
+    Skips unless root with setpriv, or when no Python another user can run is found."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("acting as another user needs root and setpriv")
+    top = Path(tempfile.mkdtemp(prefix="svtree-staged-"))
+    try:
+        yield stage_programs(top)
+    finally:
+        shutil.rmtree(top)
+
+
+def stage_programs(top: Path) -> StagedPrograms:
+    lib = top / "lib"
+    project = pyproject()
+    stage_sources(lib, project)
+    make_readable(top)
+    python = python_for_another_user(lib)
+    for name, entry in project["scripts"].items():
+        module, func = entry.split(":")
+        write_script(top / "bin" / name, STAGED_SCRIPT.format(
+            python=python, name=name, lib=str(lib), module=module, func=func))
+    # byte code now, as root: the other user cannot write __pycache__ here, and
+    # would otherwise compile every module at every start
+    subprocess.run([python, "-I", "-m", "compileall", "-q", str(lib)], check=True,
+                   stdout=subprocess.DEVNULL)
+    make_readable(top)
+    return StagedPrograms(top, python)
+
+
+# -I: the caller's PYTHONPATH, user site and working directory stay out of sys.path
+STAGED_SCRIPT = """\
+#!{python} -I
+# {name}, staged for another user: svtree and its dependencies from {lib}
+import sys
+sys.path.insert(0, {lib!r})
+from {module} import {func}
+sys.exit({func}())
+"""
+
+
+def pyproject():
+    import tomllib
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]
+
+
+def stage_sources(lib: Path, project):
+    """svtree's source from the checkout, and the files of each run-time
+    dependency (pure Python) from this venv, dist-info included
+    (importlib.metadata reads it: click's version_option does)."""
+    shutil.copytree(ROOT / "svtree", lib / "svtree",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    info = lib / f"svtree-{project['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: svtree\nVersion: {project['version']}\n")
+    for requirement in project["dependencies"]:
+        dist = importlib.metadata.distribution(re.match(r"[\w.-]+", requirement).group())
+        for file in dist.files:
+            if file.parts[0] == ".." or "__pycache__" in file.parts:     # scripts, byte code
+                continue
+            (lib / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(dist.locate_file(file), lib / file)
+
+
+def make_readable(top: Path):
+    """0755 directories, 0644 files (0755 for scripts), whatever root's umask."""
+    os.chmod(top, 0o755)
+    for path in top.rglob("*"):
+        executable = path.is_dir() or path.parent.name == "bin"
+        os.chmod(path, 0o755 if executable else 0o644)
+
+
+# what a staged program needs of its interpreter, printed to compare with root's view
+PROBE = ("import sys; sys.path.insert(0, sys.argv[1]); import svtree.cli.svtree; "
+         "print(sys.version_info >= (3, 11), sys.base_prefix)")
+
+
+def python_for_another_user(lib: Path) -> str:
+    """The venv's interpreter if another user can run it, else the system's;
+    skip if neither works."""
+    failures = []
+    for python in (sys.executable, "/usr/bin/python3"):
+        failure = runs_for_another_user(python, lib)
+        if not failure:
+            return python
+        failures.append(f"{python}: {failure}")
+    pytest.skip("no Python >= 3.11 that uid 65534 can run with svtree staged in "
+                f"{lib}: {'; '.join(failures)}")
+
+
+def runs_for_another_user(python: str, lib: Path) -> str:
+    """Why uid 65534 cannot run python with the staged lib ("" if it can).
+
+    The exec goes through sh: setpriv re-applies its capabilities after the
+    uid change, so its own execve (and the kernel's #! lookup) still has
+    root's, and would reach an interpreter nobody can reach alone. Its
+    base_prefix must be root's: an interpreter that cannot read its own
+    standard library falls back to whatever it finds under /usr.
+    """
+    probe = [python, "-I", "-B", "-c", PROBE, str(lib)]
+    try:
+        mine = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    except OSError as e:
+        return str(e)
+    theirs = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             "/bin/sh", "-c", 'exec "$@"', "sh", *probe],
+                            capture_output=True, text=True, timeout=30, cwd="/")
+    if theirs.returncode != 0:
+        lines = theirs.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit {theirs.returncode}"
+    if not theirs.stdout.startswith("True ") or theirs.stdout != mine.stdout:
+        return f"sees {theirs.stdout.strip()!r}, root sees {mine.stdout.strip()!r}"
+    return ""

@@ -782,15 +782,15 @@ def open_tree(procs):
     shutil.rmtree(top)
 
 
-def as_user(user, prog, *args):
-    _, uid, gid = user
-    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-                           program(prog), *map(str, args)],
-                          capture_output=True, text=True, timeout=30)
+@pytest.fixture
+def as_user(staged_programs):
+    """as_user(user, prog, *args): one of our programs run to completion as
+    user, from copies user can read wherever the checkout lives (conftest)."""
+    return staged_programs.run
 
 
 @ROOT_ONLY
-def test_only_the_service_owner_controls_it(procs, two_users, open_tree):
+def test_only_the_service_owner_controls_it(procs, two_users, open_tree, as_user):
     owner, other = two_users
     sv = open_tree / "svc"
     write_script(sv / "run", SLEEPER)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import program, wait_until, write_script
+from conftest import NOBODY, program, wait_until, write_script
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
@@ -274,7 +274,7 @@ def test_read_only_tree_with_supervise_symlinked_to_a_writable_place(procs, tmp_
     assert proc.wait(timeout=10) == 0
 
 
-def test_runs_as_a_non_root_user(procs):
+def test_runs_as_a_non_root_user(procs, staged_programs):
     """svscan, supervise and the services, all as nobody, on a tree nobody owns."""
     import tempfile
     top = Path(tempfile.mkdtemp(prefix="svtree-nobody-"))
@@ -284,9 +284,10 @@ def test_runs_as_a_non_root_user(procs):
                             run="#!/bin/sh\nid -u > whoami\nexec sleep 1000\n")
         for path in [top / "service", svc, *svc.iterdir()]:
             os.chown(path, 65534, 65534)
-        proc = procs.start("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           program("svscan"), top / "service")
-        wait_until(lambda: (svc / "whoami").exists() and (svc / "whoami").read_text())
+        proc = staged_programs.start(procs, NOBODY, "svscan", top / "service")
+        wait_until(lambda: ((svc / "whoami").exists() and (svc / "whoami").read_text())
+                   or proc.poll() is not None)
+        assert proc.poll() is None, proc.stderr.read().decode()
         assert (svc / "whoami").read_text() == "65534\n"
         assert (svc / "supervise").stat().st_uid == 65534
         os.kill(proc.pid, signal.SIGTERM)
