@@ -16,7 +16,8 @@ reported and the default used. supervise reads them before each start of
     timeout-kill     MS    then KILL its process group this long after (s6; 0: never)
     timeout-finish   MS    finish is killed this long after it starts (default 5000;
                            0: no limit) (s6)
-    critical         [N]   under svscan, N failed exits in a row stop the whole tree
+    critical         [N]   under svscan, N failed exits in a row stop the whole tree;
+                           only a regular file of supervise's own user (root) counts
 """
 
 import math
@@ -115,6 +116,18 @@ def read_text(name: str) -> str:
         os.close(fd)
 
 
+def is_ours(name: str) -> bool:
+    """Is NAME a regular file that only we can have made (not a symlink,
+    one link, owned by us, writable by nobody else)? `critical` counts only
+    then: a service's owner must not be able to bring root's tree down."""
+    try:
+        st = os.stat(name, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1 \
+        and not st.st_mode & 0o022
+
+
 def read(path: str, warn) -> Policy:
     """The policy of the service whose directory is the current directory.
 
@@ -123,6 +136,10 @@ def read(path: str, warn) -> Policy:
     policy = Policy()
     for name, field, parse in FILES:
         if not os.access(name, os.F_OK):
+            continue
+        if field == "critical" and not is_ours(name):
+            warn(f"unable to use {path}/{name}: not a regular file of uid {os.geteuid()}"
+                 " (only its own files make a service critical); ignored")
             continue
         try:
             setattr(policy, field, parse(read_text(name)))

@@ -6,7 +6,13 @@ supervise/state.json, rewritten whole (tmp + rename) on every change:
      "pid": N, "since": UNIX, "ready": BOOL, "ready_since": UNIX|null,
      "paused": BOOL, "normally_up": BOOL, "starts": N,
      "last_exit": {"code": N}|{"signal": N}|null, "last_duration": SECONDS|null,
-     "quick_deaths": N, "backoff": SECONDS, "failed": BOOL, "critical": BOOL}
+     "quick_deaths": N, "backoff": SECONDS, "failed": BOOL, "critical": BOOL,
+     "boot": ID|null, "pid_start": TICKS|null}
+
+boot and pid_start name the running ./run for the kernel: this boot's id
+(/proc/sys/kernel/random/boot_id) and its start time in clock ticks since
+boot (field 22 of /proc/PID/stat). A supervise that finds them adopts the
+process only if the kernel agrees (see supervise.leftover).
 
 supervise/event/, a fifodir as in s6: a reader creates a fifo in it (any
 name not starting with a dot), opens it for reading, and gets one JSON line
@@ -16,12 +22,22 @@ supervise opens each fifo without blocking: a fifo with no reader is
 removed, a reader whose pipe is full misses the line; nothing waits. The
 lines of a change are written after status and state.json, so a reader who
 looks at them on hearing of it finds it there.
+
+Names that are not UTF-8. A service path is bytes; Python holds one that is
+not UTF-8 with each undecodable byte as a lone surrogate, byte 0xff as
+U+DCFF (surrogateescape, PEP 383). Both files are written in ASCII JSON, the
+way json.dumps(ensure_ascii=True) writes it: é as \\u00e9, and byte 0xff as
+\\udcff. json.loads gives back the same str, which os.fsencode() turns into
+the original bytes: "/service/caf\\udcff" names /service/caf<0xff>. (Raw
+bytes, as written before, are read the same way by svtree: it decodes the
+files with surrogateescape before parsing them.)
 """
 
 import os
 import select
 import stat
-from json.encoder import encode_basestring     # C; json.dumps would build an encoder per call
+# C; json.dumps would build an encoder per call. ASCII: see "Names that are not UTF-8"
+from json.encoder import encode_basestring_ascii as encode_string
 
 from . import machine, unix
 
@@ -42,8 +58,11 @@ def last_exit(wstatus):
     return {"signal": wstatus & 0x7F}
 
 
-def record(sv, path, normally_up) -> dict:
-    """The state.json fields of a Supervisor."""
+def record(sv, path, normally_up, run_start=None) -> dict:
+    """The state.json fields of a Supervisor; run_start: (boot id, start
+    time in clock ticks since boot) of the running ./run, which a later
+    supervise checks with the kernel before it adopts that process."""
+    boot, ticks = run_start if run_start and sv.state == machine.RUN else (None, None)
     return {
         "service": path, "state": STATES[sv.state], "want": WANTS[sv.want], "pid": sv.pid,
         "since": seconds(sv.stamp), "ready": sv.ready, "ready_since": seconds(sv.ready_since),
@@ -51,7 +70,7 @@ def record(sv, path, normally_up) -> dict:
         "last_exit": last_exit(sv.last_wstatus),
         "last_duration": None if sv.last_duration is None else round(sv.last_duration, 3),
         "quick_deaths": sv.quick_deaths, "backoff": sv.delay, "failed": sv.failed,
-        "critical": bool(sv.policy.critical),
+        "critical": bool(sv.policy.critical), "boot": boot, "pid_start": ticks,
     }
 
 
@@ -64,16 +83,17 @@ def value(v) -> str:
     if v is False:
         return "false"
     if isinstance(v, str):
-        return encode_basestring(v)
+        return encode_string(v)
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{encode_basestring(k)}: {value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{encode_string(k)}: {value(x)}" for k, x in v.items()) + "}"
     return repr(v)          # int or float: repr is valid JSON for finite numbers
 
 
 def pack(fields: dict) -> bytes:
     """One line of JSON, written by hand: cheaper for a forked supervise than
-    json.dumps, and exactly what json.loads reads back."""
-    return (value(fields) + "\n").encode("utf-8", "surrogateescape")
+    json.dumps, and exactly what json.loads reads back. Pure ASCII: every
+    other character, and a byte of a name that is not UTF-8, is escaped."""
+    return (value(fields) + "\n").encode("ascii")
 
 
 def event_fields(sv, path, name, wall) -> dict:
@@ -82,11 +102,17 @@ def event_fields(sv, path, name, wall) -> dict:
             "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready}
 
 
-def make_event_dir(sdir):
-    """supervise/event/: readers (the owner and its group) add fifos here."""
+def make_event_dir(sdir, uid, gid):
+    """supervise/event/: readers add fifos here; it belongs to uid and gid
+    (root's unless the service's access file names its owner or a group)."""
     if not os.access(EVENT_DIR, os.F_OK, dir_fd=sdir, follow_symlinks=False):
         os.mkdir(EVENT_DIR, 0o700, dir_fd=sdir)
-        os.chmod(EVENT_DIR, 0o3730, dir_fd=sdir)
+    fd = os.open(EVENT_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=sdir)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o3730)
+    finally:
+        os.close(fd)
 
 
 def announce(sdir, events):

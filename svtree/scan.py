@@ -23,6 +23,7 @@ way; what is still alive after the grace period gets SIGKILL.
 """
 
 import _signal
+import errno
 import gc
 import os
 import resource
@@ -32,8 +33,8 @@ import stat
 import sys
 import time
 
-from . import config, control, machine, status, supervise, unix
-from .errors import describe, tell
+from . import config, machine, status, supervise, trust, unix
+from .errors import NotRunning, describe, tell
 
 PROG = "svscan"
 # what svscan catches that a forked supervise must not (plain ints: see supervise.py)
@@ -178,16 +179,19 @@ class Scanner:
     def inherit(self, proc):
         """Keep a way to reach a supervise started by an earlier svscan (one
         that was killed, say): its control and ok fifos, held open, work even
-        after the directory is removed."""
+        after the directory is removed. Only in a supervise/ that is ours
+        (trust.py): a fifo someone else planted is nobody's supervise."""
         if proc.control < 0:
-            base = os.path.join(proc.path, "supervise")
+            sdir = open_supervise(proc.path)
+            if sdir is None:
+                return
             try:
-                proc.control = os.open(os.path.join(base, "control"),
-                                       os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-                proc.ok = os.open(os.path.join(base, "ok"),
-                                  os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-            except OSError:
+                proc.control = fifo_writer("control", sdir)
+                proc.ok = fifo_writer("ok", sdir)
+            except (OSError, NotRunning):
                 self.forget_inherited(proc)
+            finally:
+                os.close(sdir)
 
     def forget_inherited(self, proc):
         for fd in (proc.control, proc.ok):
@@ -336,7 +340,7 @@ class Scanner:
     def supervise_ended(self, service, proc, wstatus=0):
         now = self.clock()
         if (proc is service.main and wstatus and wstatus & 0x7F == 0 and not self.stopping
-                and service.active and os.path.exists(os.path.join(service.name, "critical"))):
+                and service.active and config.is_ours(os.path.join(service.name, "critical"))):
             code = wstatus >> 8
             warn(f"critical service {service.name} failed (exit code {code}): "
                  "shutting down")
@@ -426,10 +430,10 @@ class Scanner:
         if self.killed:
             for service in list(self.services.values()):
                 for proc in service.procs():
-                    if proc.pid:
-                        kill_group(status_pid(proc.path, finishing=True))
+                    for pid in leaders(proc.pid):
+                        kill_child(proc.pid, pid)
             for proc in self.inherited:
-                kill_group(status_pid(proc.path, finishing=True))
+                tell_kill(proc)
             self.inherited = []        # their supervise exits when its service has gone
             for pid in [*self.by_pid, self.command_pid, *adopted_children()]:
                 if pid:
@@ -443,11 +447,12 @@ class Scanner:
         if self.command_pid:
             kill(-self.command_pid, signal.SIGKILL)
         for service in list(self.services.values()):
-            if service.main.pid:
-                kill_group(status_pid(service.main.path))
+            pid = status_pid(service.main)
+            if pid:
+                kill_child(service.main.pid, pid)
         for proc in self.inherited:
             if not proc.path.endswith("/log"):
-                kill_group(status_pid(proc.path))
+                tell_kill(proc)
 
     def running(self):
         """Is anything of the tree left? Once the supervise processes and the
@@ -490,7 +495,7 @@ def adopted_children():
 
 def parent_if_alive(pid):
     """pid's parent, or 0 if pid is gone or a zombie."""
-    fields = proc_stat(pid)
+    fields = unix.proc_stat(pid)
     return 0 if not fields or fields[0] == b"Z" else int(fields[1])
 
 
@@ -501,25 +506,75 @@ def kill(pid, signum):
         pass
 
 
-def kill_group(pid):
-    """KILL a service's process group (it is a session leader) and itself."""
-    if pid:
-        kill(-pid, signal.SIGKILL)
-        kill(pid, signal.SIGKILL)
-
-
-def status_pid(path, finishing=False):
-    """The pid in path/supervise/status: run's, or finish's too if finishing.
-
-    0 if down or unreadable.
-    """
+def leaders(ppid):
+    """The children of ppid (a supervise of ours) that lead a session of
+    their own: its ./run, ./finish and ./check, as the kernel knows them."""
+    if not ppid:
+        return []
     try:
-        s = status.read(path)
+        with open(f"/proc/{ppid}/task/{ppid}/children", "rb") as f:
+            pids = [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []
+    return [pid for pid in pids if session_leader(pid)]
+
+
+def child_pidfd(ppid, pid):
+    """A pidfd of pid if it is a live child of ppid leading its own session
+    (checked after the pidfd was opened: the process checked is the one it
+    holds, whatever happens to the number later); None otherwise."""
+    if not (ppid and pid > 1):
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    fields = unix.proc_stat(pid)
+    if not (fields and fields[0] != b"Z" and int(fields[1]) == ppid and int(fields[3]) == pid):
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def kill_child(ppid, pid):
+    """KILL the process group of pid, a session-leading child of our
+    supervise ppid, and pid itself; nothing if the kernel says it is not."""
+    pidfd = child_pidfd(ppid, pid)
+    if pidfd is None:
+        return
+    try:
+        kill(-pid, signal.SIGKILL)       # its group: the leader holds the number
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def tell_kill(proc):
+    """A supervise of an earlier svscan is not our child: we cannot check
+    what it runs, so it is asked (k on its control fifo) to KILL its own."""
+    try:
+        os.write(proc.control, b"k")
+    except OSError:
+        pass
+
+
+def status_pid(proc):
+    """The pid proc's status file says ./run has, if the kernel agrees that
+    it is a child of that supervise (proc.pid) leading its own session; 0
+    otherwise. The status file may be anyone's: it only picks among the
+    supervise's own children."""
+    if not proc.pid:
+        return 0
+    try:
+        s = status.read(proc.path)
     except (OSError, status.BadStatus):
         return 0
-    if s.state != status.RUN and not (finishing and s.state == status.FINISH):
-        return 0              # down, or finish running (it has its own timeout)
-    return s.pid if s.pid > 1 and session_leader(s.pid) else 0
+    if s.state != status.RUN or s.pid <= 1:
+        return 0
+    fields = unix.proc_stat(s.pid)
+    return s.pid if fields and int(fields[1]) == proc.pid and int(fields[3]) == s.pid else 0
 
 
 def running_service(proc):
@@ -528,22 +583,12 @@ def running_service(proc):
     status file names (a pidfd, so that no other process can be signalled in
     its place later). None if there is none, or if its down signal is unclear.
     """
-    if not proc.pid:
-        return None
-    pid = status_pid(proc.path)
+    pid = status_pid(proc)
     signum = down_signal(proc.path) if pid else None
     if not signum:
         return None
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return None
-    fields = proc_stat(pid)                 # read after the pidfd was opened: the
-    if not (fields and fields[0] != b"Z"     # process checked is the one it holds
-            and int(fields[1]) == proc.pid and int(fields[3]) == pid):
-        os.close(pidfd)
-        return None
-    return pidfd, signum
+    pidfd = child_pidfd(proc.pid, pid)
+    return None if pidfd is None else (pidfd, signum)
 
 
 def down_signal(path):
@@ -562,18 +607,8 @@ def down_signal(path):
 def session_leader(pid):
     """Is pid a live process leading its own session, as supervise starts
     ./run? Keeps a damaged status file from aiming KILL at anything else."""
-    fields = proc_stat(pid)
+    fields = unix.proc_stat(pid)
     return bool(fields) and int(fields[3]) == pid
-
-
-def proc_stat(pid):
-    """The fields of /proc/PID/stat after the command name (state, ppid,
-    pgrp, session, ...), or None if pid is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
 
 
 def meant_for_this_host(name, host=None):
@@ -591,15 +626,63 @@ def meant_for_this_host(name, host=None):
 
 
 def has_log(name):
-    return os.path.isdir(os.path.join(name, "log"))
+    """Does the service have a logger? A `log` symlink counts only if we
+    made it or nobody else can write the service directory: root must not
+    be sent to run whatever directory another user points at."""
+    log = os.path.join(name, "log")
+    try:
+        st = os.stat(log, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode) and not (trust.ours(st) or trust.safe_dir(os.stat(name))):
+            warn(f"unable to use {log}: a symlink {trust.whose(st)}; no logger")
+            return False
+    except OSError:
+        return False
+    return os.path.isdir(log)
+
+
+def open_supervise(path):
+    """An fd of path/supervise/ if it is one we may believe (trust.py), or None."""
+    try:
+        here = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        sdir = trust.open_supervise(here)
+    except (OSError, trust.Untrusted):
+        return None
+    finally:
+        os.close(here)
+    try:
+        trust.check(sdir)
+    except (OSError, trust.Untrusted):
+        os.close(sdir)
+        return None
+    return sdir
+
+
+def fifo_writer(name, sdir):
+    """A non-blocking write end of the fifo NAME in sdir; NotRunning if
+    nobody reads it, OSError if it is not a fifo."""
+    fd = unix.open_fifo_writer(name, sdir)
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EEXIST, f"{name} is not a fifo")
+    return fd
 
 
 def is_supervised(path):
-    """True if some supervise already reads path/supervise/ok."""
-    try:
-        return control.is_up(None, path)
-    except OSError:
+    """True if some supervise already reads path/supervise/ok, in a
+    supervise/ that is ours."""
+    sdir = open_supervise(path)
+    if sdir is None:
         return False
+    try:
+        os.close(fifo_writer("ok", sdir))
+        return True
+    except (OSError, NotRunning):
+        return False
+    finally:
+        os.close(sdir)
 
 
 # --- the process --------------------------------------------------------------

@@ -21,6 +21,7 @@ both sizes and fills bytes 18 and 19 from the pid for the short form.
 """
 
 import os
+import stat
 
 SIZE = 20
 DAEMONTOOLS_SIZE = 18
@@ -91,7 +92,15 @@ def unpack(data: bytes) -> Status:
 def read(service: str) -> Status:
     """The status of SERVICE, read from SERVICE/supervise/status.
 
+    Opened without blocking or following a symlink, and only if it is a
+    regular file: a fifo planted there must not hang the reader.
     Raises OSError if the file cannot be read, BadStatus if it is malformed.
     """
-    with open(os.path.join(service, "supervise", "status"), "rb") as f:
-        return unpack(f.read(SIZE + 1))
+    fd = os.open(os.path.join(service, "supervise", "status"),
+                 os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadStatus("not a regular file")
+        return unpack(os.read(fd, SIZE + 1))
+    finally:
+        os.close(fd)

@@ -19,12 +19,13 @@ it", which svscan uses to let a logger drain its pipe before it goes.
 
 import _signal      # the C module: signal's enum wrappers cost a forked child memory
 import errno
+import json         # loaded by history's encoder already
 import os
 import select
 import signal
 import time
 
-from . import config, history, machine, status, unix
+from . import config, history, machine, status, trust, unix
 from .errors import describe, tell
 
 PROG = "supervise"
@@ -34,6 +35,8 @@ PROG = "supervise"
 SIGCHLD, SIGTERM, SIGHUP, SIGINT = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
 HOLD = 0.05         # seconds a status write waits, after TERM, for ./run's exit
+BOOT_ID = unix.boot_id()
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
                          - {signal.SIGKILL, signal.SIGSTOP}))
 
@@ -49,61 +52,79 @@ class Fatal(Exception):
 def setup(path):
     """Enter the service directory and claim its supervise/ files.
 
-    Returns (supervise dir fd, lock fd, control read fd, control write fd).
+    Returns (supervise dir fd, lock fd, control read fd, control write fd,
+    who may control the service: (uid, gid) from trust.read_access).
     """
     try:
         os.chdir(path)
     except OSError as e:
         raise Fatal(f"unable to chdir to {path}: {describe(e)}") from None
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        make_supervise_dir()
-        sdir = os.open("supervise", os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as e:
-        raise Fatal(f"unable to mkdir {path}/supervise: {describe(e)}") from None
+        sdir = claim_supervise_dir(path, here)
+        access = trust.read_access(here, lambda m: warn(f"unable to use {path}/{m}"))
+    finally:
+        os.close(here)
     try:
         lock = unix.lock_nb("lock", sdir)
     except OSError as e:
         raise Fatal(f"unable to acquire {path}/supervise/lock: {describe(e)}") from None
     try:
-        unix.make_fifo("control", sdir)
+        unix.make_fifo("control", sdir, *fifo_mode(access))
         ctl_r, ctl_w = unix.open_fifo_reader("control", sdir)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/control: {describe(e)}") from None
-    give_to_owner(sdir, ("control",))
-    return sdir, lock, ctl_r, ctl_w
+    return sdir, lock, ctl_r, ctl_w, access
 
 
-def give_to_owner(sdir, names):
-    """As root, hand supervise/ and its fifos to the service directory's owner:
-    whoever owns a service may control it, and nobody else (0700 and 0600)."""
-    if os.geteuid() != 0:
-        return
-    owner = os.stat(".")
-    if owner.st_uid == 0 and owner.st_gid == 0:
-        return
-    for name in (".", *names):
-        try:
-            os.chown(name, owner.st_uid, owner.st_gid, dir_fd=sdir, follow_symlinks=False)
-        except OSError as e:
-            warn(f"unable to give supervise/{name} to its owner", e)
-
-
-def make_supervise_dir():
+def claim_supervise_dir(path, here):
+    """supervise/, made ours and safe (see trust.py): a directory someone
+    else made is taken back, a symlink someone else made is refused."""
     try:
-        os.mkdir("supervise", 0o700)
-    except FileExistsError:
-        if os.path.islink("supervise") and not os.path.exists("supervise"):
-            os.mkdir(os.path.join(".", os.readlink("supervise")), 0o700)
-    else:
-        os.chmod("supervise", 0o700)        # whatever the umask says
+        sdir = trust.open_supervise(here, create=True)
+    except trust.Untrusted as e:
+        raise Fatal(f"unable to use {path}/supervise: {e}") from None
+    except OSError as e:
+        raise Fatal(f"unable to mkdir {path}/supervise: {describe(e)}") from None
+    try:
+        if trust.claim(sdir):
+            warn(f"{path}/supervise was not ours: taken back, and what others made there removed")
+    except (trust.Untrusted, OSError) as e:
+        os.close(sdir)
+        raise Fatal(f"unable to use {path}/supervise: "
+                    f"{e if isinstance(e, trust.Untrusted) else describe(e)}") from None
+    return sdir
 
 
-def open_ok(sdir, path):
+def fifo_mode(access):
+    """(mode, uid, gid) of the control and ok fifos: ours alone (0600), or
+    also the owner's or a group's as the service's access file says."""
+    uid, gid = access
+    return (0o620 if gid is not None else 0o600,
+            os.geteuid() if uid is None else uid, os.getegid() if gid is None else gid)
+
+
+def open_up(sdir, access, path):
+    """Let whoever access names reach supervise/ (root alone by default):
+    the owner gets search permission (0711: the fifos it owns inside),
+    a group read and search (0750) and supervise/event to listen in."""
+    uid, gid = access
+    mode = 0o700 | (0o050 if gid is not None else 0) | (0o011 if uid is not None else 0)
+    try:
+        os.fchown(sdir, -1, os.getegid() if gid is None else gid)
+        os.fchmod(sdir, mode)
+        history.make_event_dir(sdir, os.geteuid() if uid is None else uid,
+                               os.getegid() if gid is None else gid)
+    except OSError as e:
+        warn(f"unable to set the permissions of {path}/supervise", e)
+
+
+def open_ok(sdir, path, access):
     """The ok fifo, opened for reading and never read: the liveness probe."""
     try:
-        unix.make_fifo("ok", sdir)
-        give_to_owner(sdir, ("ok",))
-        return os.open("ok", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=sdir)
+        unix.make_fifo("ok", sdir, *fifo_mode(access))
+        return os.open("ok", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       dir_fd=sdir)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
 
@@ -143,6 +164,7 @@ class Loop:
         self.events = []             # event lines to tell after the next write
         self.wakeup_r = -1           # the signal wakeup pipe, once run() has it
         self.reaped = ()             # pids reaped but not yet fed: never signal them
+        self.run_start = None        # (boot id, start ticks) of the running ./run
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -173,7 +195,7 @@ class Loop:
                 self.written = data
             except OSError as e:
                 warn(f"unable to write {self.path}/supervise/status", e)
-        fields = history.record(self.sv, self.path, self.normally_up)
+        fields = history.record(self.sv, self.path, self.normally_up, self.run_start)
         if fields != self.written_state:
             try:
                 unix.replace_file("state.json", history.pack(fields), dir_fd=self.sdir)
@@ -234,6 +256,7 @@ class Loop:
                 os.close(notify[0])
         if what == "run":
             self.start_error = None
+            self.run_start = (BOOT_ID, start_ticks(pid))
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
     def start_failed(self, what, e):
@@ -284,14 +307,20 @@ class Loop:
         """Adopt the process the status file names, if it is the ./run that
         the previous supervise of this directory started (then killed with
         SIGKILL, say): one instance, never two."""
-        pid, stamp = leftover(self.sdir)
-        if not pid:
+        found = leftover(self.sdir)
+        if not found:
             return
+        pid, stamp, ticks = found
         try:
             self.pidfd = os.pidfd_open(pid)
         except OSError:
             return
+        if start_ticks(pid) != ticks:       # it ended, and the pid was reused, meanwhile
+            os.close(self.pidfd)
+            self.pidfd = -1
+            return
         self.poller.register(self.pidfd, select.POLLIN)
+        self.run_start = (BOOT_ID, ticks)
         self.feed(machine.ADOPTED, (pid, stamp))
 
     def on_pidfd(self):
@@ -345,21 +374,20 @@ class Loop:
                 self.carry_out(effect)
         self.written = self.written_state = None   # rewrite: mends a damaged status file
 
-    def run(self, wakeup_r):
+    def run(self, wakeup_r, access=(None, None)):
         self.wakeup_r = wakeup_r
         poller = self.poller
         poller.register(wakeup_r, select.POLLIN)
         poller.register(self.ctl_r, select.POLLIN)
-        history.make_event_dir(self.sdir)
-        give_to_owner(self.sdir, (history.EVENT_DIR,))
+        open_up(self.sdir, access, self.path)
         self.adopt_leftover()
+        events, self.events = self.events, []
+        self.write_status()                  # the first record, then ok (as daemontools)
+        ok = open_ok(self.sdir, self.path, access)   # before any start: a ./run is
+        self.events = events                 # never left running by a failed setup
         self.feed(machine.TIMEOUT)           # the first start, unless down or adopted
         self.policy_fresh = False            # later starts read the files again
-        events, self.events = self.events, []
         self.write_status()
-        ok = open_ok(self.sdir, self.path)   # after the first status, as daemontools
-        self.events = events                 # told once ok is open: supervise is up
-        self.tell_events()
         while self.exit_code is None:
             due = machine.deadline(self.sv)
             if self.hold is not None:
@@ -383,33 +411,36 @@ class Loop:
 
 
 def leftover(sdir):
-    """(pid, stamp) of a ./run the status file says is running and that still
-    is: a live session leader started when the status says it was (within
-    two seconds, so a reused pid is not mistaken for it). (0, None) if none."""
+    """(pid, stamp, ticks) of the ./run the previous supervise of this
+    directory started, if it still runs; None if there is none.
+
+    Believed only from files of ours (trust.read_ours; supervise/ is ours by
+    now) and only if the kernel agrees: a live session leader that started
+    at the very clock tick state.json recorded, in this boot. The tick count
+    is boot-relative, so a step of the wall clock changes nothing, and the
+    stamp for status is worked out from it too.
+    """
     try:
-        fd = os.open("status", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=sdir)
-        try:
-            data = os.read(fd, status.SIZE + 1)
-        finally:
-            os.close(fd)
-        s = status.unpack(data)
-    except (OSError, status.BadStatus):
-        return 0, None
-    if not s.pid or s.state != status.RUN:
-        return 0, None
-    try:
-        with open(f"/proc/{s.pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as f:
-            boot = next(int(l.split()[1]) for l in f if l.startswith(b"btime "))
-    except (OSError, StopIteration, IndexError, ValueError):
-        return 0, None
-    if fields[0] == b"Z" or int(fields[3]) != s.pid:
-        return 0, None
-    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    if abs(started - (s.seconds + s.nanoseconds / 1e9)) > 2:
-        return 0, None
-    return s.pid, (s.seconds, s.nanoseconds)
+        s = status.unpack(trust.read_ours("status", sdir, status.SIZE + 1))
+        fields = json.loads(trust.read_ours("state.json", sdir, 65536))
+    except (OSError, trust.Untrusted, status.BadStatus, ValueError, RecursionError):
+        return None
+    if not s.pid or s.state != status.RUN or not isinstance(fields, dict):
+        return None
+    ticks = fields.get("pid_start")
+    if fields.get("pid") != s.pid or fields.get("boot") != BOOT_ID or type(ticks) is not int:
+        return None
+    proc = unix.proc_stat(s.pid)
+    if not proc or proc[0] == b"Z" or int(proc[3]) != s.pid or int(proc[19]) != ticks:
+        return None
+    lived = max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / CLK_TCK)
+    return s.pid, divmod(time.time_ns() - int(lived * 1e9), 1_000_000_000), ticks
+
+
+def start_ticks(pid):
+    """When pid started, in clock ticks since boot (None if it is gone)."""
+    proc = unix.proc_stat(pid)
+    return int(proc[19]) if proc else None
 
 
 def signal_pid(pid, signum):
@@ -465,9 +496,9 @@ def run(path, *, under_svscan=False):
     if under_svscan:
         name_process("supervise")
     try:
-        sdir, _lock, ctl_r, _ctl_w = setup(path)
+        sdir, _lock, ctl_r, _ctl_w, access = setup(path)
         loop = Loop(path, sdir, ctl_r)
-        return loop.run(wakeup_r)
+        return loop.run(wakeup_r, access)
     except Fatal as e:
         tell(PROG, "fatal", str(e))
         return 111

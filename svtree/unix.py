@@ -58,8 +58,10 @@ def open_fifo_writer(name: str, dir_fd: int | None = None) -> int:
         raise
 
 
-def make_fifo(name: str, dir_fd: int, mode: int = 0o600) -> None:
-    """Ensure NAME in dir_fd is a fifo of the given mode (replacing anything else).
+def make_fifo(name: str, dir_fd: int, mode: int = 0o600, uid: int = -1, gid: int = -1) -> None:
+    """Ensure NAME in dir_fd is a fifo of the given mode and owners (uid,
+    gid: -1 leaves them), replacing anything else; the mode and owners are
+    set through a descriptor of the fifo itself, never through a name.
 
     access() rather than catching FileNotFoundError: a forked supervise that
     raises no exception touches fewer of the pages it shares with svscan.
@@ -73,7 +75,51 @@ def make_fifo(name: str, dir_fd: int, mode: int = 0o600) -> None:
             os.mkfifo(name, mode, dir_fd=dir_fd)
     fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)
     try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):      # swapped meanwhile
+            raise OSError(errno.EEXIST, f"{name} is not a fifo")
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
         os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+class NotRegular(ValueError):
+    """What open_regular() found is a fifo, a directory or a device."""
+
+    def __str__(self):
+        return "not a regular file"
+
+
+def open_regular(name: str, dir_fd: int | None = None) -> int:
+    """A read-only fd of the regular file NAME, opened as a reader that
+    trusts nothing its owner may have put there: without blocking (a fifo
+    must not hang us: daemontools' open_read is non-blocking too), without
+    following a symlink (to a device, or to a file we may read and its
+    owner may not), without taking a terminal as controlling tty.
+
+    Raises NotRegular for anything but a regular file, OSError otherwise.
+    """
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY,
+                 dir_fd=dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegular()
+    return fd
+
+
+def read_regular(name: str, dir_fd: int | None, size: int) -> bytes:
+    """Up to size bytes of the regular file NAME (see open_regular)."""
+    fd = open_regular(name, dir_fd)
+    try:
+        chunks = []
+        while size > 0:
+            data = os.read(fd, size)
+            if not data:
+                break
+            chunks.append(data)
+            size -= len(data)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -91,14 +137,36 @@ def open_fifo_reader(name: str, dir_fd: int) -> tuple[int, int]:
 def lock_nb(name: str, dir_fd: int) -> int:
     """Take an exclusive flock on NAME, or raise BlockingIOError (EAGAIN)."""
     import fcntl        # here, not at the top: svc, svstat and svok never lock
-    fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+    fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
                  0o600, dir_fd=dir_fd)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):      # a fifo must not be locked (or hang us)
+            raise OSError(errno.EEXIST, f"{name} is not a regular file")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
         raise
     return fd
+
+
+def proc_stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name: [0] state,
+    [1] ppid, [2] pgrp, [3] session, ... [19] start time in clock ticks
+    since boot. None if pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def boot_id() -> str:
+    """This boot's random id: a clock tick count means nothing in another."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            return f.read().strip().decode("ascii", "replace")
+    except OSError:
+        return ""
 
 
 def reap():
