@@ -13,6 +13,14 @@ we live); the fifos are removed when the generator is closed. "service" is
 rewritten to the path we know the service by (supervise says whatever path
 it was started with).
 
+Anyone in the group of supervise/event/ may write to our fifo too, so a
+line is believed only if it is a JSON object with each of the keys above of
+the right type (EVENT_FIELDS; "event" any lowercase word, "ready" possibly
+null), and is no longer than LINE_MAX bytes; other keys are left out. A
+line that is not is dropped, and the first one of each service is told to
+warn(). A fifo is read a block at a time, so a writer who never stops
+cannot keep us from the others.
+
 Services without supervise/event/ (daemontools, runit) are followed through
 inotify on supervise/: each new status yields an "up", "exited" or "down"
 of our own making, with "ready": null.
@@ -26,8 +34,8 @@ removed from the scan directory is dropped.
 
 import errno
 import itertools
-import json
 import os
+import re
 import select
 import time
 from pathlib import Path
@@ -42,6 +50,18 @@ IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
 SCAN_MASK = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
 SERVICE_MASK = IN_CREATE | IN_MOVED_TO
 SUPERVISE_MASK = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE
+BLOCK = 65536
+LINE_MAX = 65536      # supervise's lines are a few hundred bytes, a long path's a few K
+WORD = re.compile("[a-z][a-z-]{0,31}")
+EVENT_FIELDS = {      # what a line must hold (tree.check_fields, required)
+    "event": (lambda v: type(v) is str and WORD.fullmatch(v) is not None, "not a word"),
+    "time": (tree.is_time, "not a time"),
+    "pid": (tree.is_pid, "not a pid"),
+    "state": (lambda v: type(v) is str and v in tree.PROCESS.values(),
+              "not down, run or finish"),
+    "want": (tree.is_want, "not up, down or once"),
+    "ready": (lambda v: v is None or tree.is_bool(v), "not true, false or null"),
+}
 
 
 class Followed:
@@ -54,8 +74,36 @@ class Followed:
         self.service_wd = None
         self.supervise_wd = None
         self.sub = None                # our history.Subscription once attached
-        self.partial = b""
+        self.partial = b""             # None: in a line too long, skipped to its end
+        self.warned = False            # about a bad line in the fifo
         self.last = None               # (process, pid) for services without event/
+
+
+def split_lines(partial, data):
+    """(complete lines, what is left) once data follows partial (pure). A
+    line longer than LINE_MAX comes out as None, once, as soon as it is that
+    long; the rest of it is skipped (what is left is None until its end)."""
+    if partial is None:
+        end = data.find(b"\n")
+        if end < 0:
+            return [], None
+        partial, data = b"", data[end + 1:]
+    *complete, rest = (partial + data).split(b"\n")
+    lines = [None if len(line) > LINE_MAX else line for line in complete]
+    if len(rest) > LINE_MAX:
+        lines.append(None)
+        rest = None
+    return lines, rest
+
+
+def parse_event(line) -> dict:
+    """The fields of one line of an event fifo (pure): EVENT_FIELDS only, in
+    that order. Raises tree.BadRecord."""
+    if line is None:
+        raise tree.BadRecord(f"longer than {LINE_MAX} bytes")
+    fields = tree.load_object(line)
+    tree.check_fields(fields, EVENT_FIELDS, required=True)
+    return {name: fields[name] for name in EVENT_FIELDS}
 
 
 def synthetic(before, snap):
@@ -177,7 +225,7 @@ class Follower:
         try:
             snap = tree.snapshot(fd)
         except (OSError, status.BadStatus):
-            return []
+            return []                          # no status (yet), or a bad one: no line
         finally:
             os.close(fd)
         lines = []
@@ -259,19 +307,23 @@ class Follower:
         return []
 
     def on_fifo(self, fd):
-        """Complete JSON lines from a fifo, with our name for the service."""
+        """The events in what a fifo has (one block), with our name for the
+        service; bad lines dropped (see the module docstring)."""
         f = self.by_fd[fd]
-        f.partial += unix.drain(fd, 65536)
-        *complete, f.partial = f.partial.split(b"\n")
+        try:
+            data = os.read(fd, BLOCK)
+        except BlockingIOError:
+            return []
+        complete, f.partial = split_lines(f.partial, data)
         lines = []
         for raw in complete:
             try:
-                fields = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(fields, dict):
-                fields.pop("service", None)
-                lines.append({"service": str(f.path), **fields})
+                lines.append({"service": str(f.path), **parse_event(raw)})
+            except tree.BadRecord as e:
+                if not f.warned:
+                    f.warned = True
+                    self.warn(f"dropped a line in {f.path}/supervise/event: {e} "
+                              "(later bad lines there are dropped silently)")
         return lines
 
 

@@ -4,30 +4,49 @@ A service's log directory is found where its logger usually writes it:
 SERVICE itself if it holds `current`, else SERVICE/log if it does, else the
 directories under SERVICE/log that hold `current` (`multilog t ./main`).
 Lines are shown with their TAI64N labels as local time, as tai64nlocal does.
+
+A log directory belongs to whoever runs the logger, and root may be the one
+reading it: `current` and the rotated files (@TAI64N.s, @TAI64N.u) count
+only as regular files, opened without blocking and without following a
+symlink. A fifo of such a name (it would hang the reader) or a symlink (to
+a file root may read and the owner may not) is skipped. Only the end of a
+big file is read: about what is shown, at most LINE_MAX bytes a line.
 """
 
 import os
+import stat
 from pathlib import Path
 
-from . import tai64n
+from . import tai64n, unix
+
+BLOCK = 65536
+LINE_MAX = 65536      # a longer line is shown cut (tail) or in pieces (follow)
+
+
+def is_log_file(path: Path) -> bool:
+    """A regular file, not a symlink to one (lstat: nothing is opened)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def logdirs(service: Path) -> list[Path]:
     """The log directories of a service (possibly several), or []."""
     service = Path(service)
     for d in (service, service / "log"):
-        if (d / "current").is_file():
+        if is_log_file(d / "current"):
             return [d]
     log = service / "log"
     if not log.is_dir():
         return []
-    return sorted(d for d in log.iterdir() if d.is_dir() and (d / "current").is_file())
+    return sorted(d for d in log.iterdir() if d.is_dir() and is_log_file(d / "current"))
 
 
 def files(logdir: Path) -> list[Path]:
     """Rotated files, oldest first, then current."""
     old = sorted(p for p in logdir.iterdir()
-                 if p.name.startswith("@") and p.name[-2:] in (".s", ".u"))
+                 if p.name.startswith("@") and p.name[-2:] in (".s", ".u") and is_log_file(p))
     return old + [logdir / "current"]
 
 
@@ -49,29 +68,56 @@ def tail(logdir: Path, count: int) -> tuple[list[bytes], int]:
     seen = 0
     for path in reversed(files(logdir)):
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            continue            # rotated away while we looked
-        if path.name == "current":
-            seen = len(data)
-        lines = data.splitlines(keepends=True) + lines
+            fd = unix.open_regular(str(path))
+        except (OSError, unix.NotRegular):
+            continue            # rotated away while we looked, or swapped for a fifo
+        try:
+            size = os.fstat(fd).st_size
+            if path.name == "current":
+                seen = size
+            lines = last_lines(fd, count - len(lines), size) + lines
+        finally:
+            os.close(fd)
         if len(lines) >= count:
             break
     return (lines[-count:] if count else []), seen
+
+
+def last_lines(fd: int, count: int, end: int) -> list[bytes]:
+    """The last count lines of the first end bytes of fd, read backwards a
+    block at a time until count whole lines are in (or the start)."""
+    if count <= 0:
+        return []
+    blocks, newlines, start = [], 0, end
+    while start > 0 and newlines <= count and end - start < (count + 1) * LINE_MAX:
+        size = min(BLOCK, start)
+        block = os.pread(fd, size, start - size)
+        if len(block) != size:
+            break               # truncated under us: what we have is what there is
+        start -= size
+        blocks.append(block)
+        newlines += block.count(b"\n")
+    return b"".join(reversed(blocks)).splitlines(keepends=True)[-count:]
 
 
 def follow(logdir: Path, offset=None, timeout=None):
     """Yield lines appended to current after offset (default: its end), across rotations.
 
     Woken by inotify on the directory; yields None when timeout seconds pass
-    with nothing new (so callers can stop), forever otherwise.
+    with nothing new (so callers can stop), forever otherwise. Raises
+    unix.NotRegular or OSError if current cannot be opened at the start; a
+    later current that is no regular file is waited past.
     """
     from inotify_simple import INotify, flags
     inotify = INotify()
     inotify.add_watch(str(logdir), flags.MODIFY | flags.CREATE | flags.MOVED_TO
                       | flags.MOVED_FROM | flags.CLOSE_WRITE)
     current = logdir / "current"
-    fd = os.open(current, os.O_RDONLY)
+    try:
+        fd = unix.open_regular(str(current))
+    except BaseException:
+        inotify.close()
+        raise
     if offset is None:
         os.lseek(fd, 0, os.SEEK_END)
     else:
@@ -79,15 +125,12 @@ def follow(logdir: Path, offset=None, timeout=None):
     partial = b""
     try:
         while True:
-            data = read_all(fd)
-            if not data:
-                try:
-                    replaced = os.stat(current).st_ino != os.fstat(fd).st_ino
-                except FileNotFoundError:
-                    replaced = False
-                if replaced:                 # rotated: the old file is complete
+            data = os.read(fd, BLOCK)      # one block at a time: a writer that
+            if not data:                   # never stops cannot keep us here
+                fresh = reopened(current, fd)
+                if fresh is not None:       # rotated: the old file is complete
                     os.close(fd)
-                    fd = os.open(current, os.O_RDONLY)
+                    fd = fresh
                     continue
                 events = inotify.read(timeout=None if timeout is None else int(timeout * 1000))
                 if not events and timeout is not None:
@@ -97,15 +140,19 @@ def follow(logdir: Path, offset=None, timeout=None):
             *complete, partial = partial.split(b"\n")
             for line in complete:
                 yield line + b"\n"
+            while len(partial) > LINE_MAX:          # no newline in sight: in pieces
+                yield partial[:LINE_MAX] + b"\n"
+                partial = partial[LINE_MAX:]
     finally:
         os.close(fd)
         inotify.close()
 
 
-def read_all(fd):
-    chunks = []
-    while True:
-        data = os.read(fd, 65536)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
+def reopened(current: Path, fd: int) -> int | None:
+    """A new fd of current if it is another file than fd's, and a regular one."""
+    try:
+        if os.lstat(current).st_ino == os.fstat(fd).st_ino:
+            return None
+        return unix.open_regular(str(current))
+    except (OSError, unix.NotRegular):
+        return None             # gone for a moment, or not a file: wait for the next

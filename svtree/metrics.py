@@ -7,13 +7,18 @@ for each metric a `# HELP` and a `# TYPE` line, then one sample a service:
     # TYPE svtree_up gauge
     svtree_up{service="/service/db"} 1
 
-Label values escape backslash, double quote and newline. A value that is not
+Label values escape backslash, double quote and newline, as the format asks;
+they must be UTF-8 and are shown on terminals, so the other control
+characters and each byte of a name that is not UTF-8 (the byte 0xff, held by
+Python as U+DCFF) are written as the text \\xNN (in the exposition,
+service="caf\\\\xff"), as `svtree status` shows them. A value that is not
 known (starts of a daemontools service, the exit code of a service that never
 ran) is left out rather than guessed. Skipped services (NAME@HOST for another
 host) are not exported; a service with no supervise shows svtree_supervised
 0 and, as nothing keeps it running, svtree_up and svtree_ready 0.
 """
 
+from .table import printable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -23,7 +28,10 @@ def _up(r):
 
 
 def _ready(r):
-    # without state.json (daemontools, runit) up is ready, as for svtree wait
+    # without state.json (daemontools, runit) up is ready, as for svtree wait;
+    # with one that cannot be read (state unknown), readiness is not known
+    if r["state"] == "unknown":
+        return 0
     return int(r["process"] == "run" and r["ready"] is not False)
 
 
@@ -58,7 +66,9 @@ UNSUPERVISED = {"svtree_up": 0, "svtree_ready": 0, "svtree_supervised": 0}
 
 
 def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A label value: the format's three escapes, then \\xNN for the rest."""
+    value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return printable(value, backslash="\\\\")
 
 
 def number(value) -> str:

@@ -9,8 +9,16 @@
 A logger is indented under its service. Colour is the caller's choice: pass
 a `paint(text, state)` (the CLI passes click.style, which click.echo strips
 again when the output is not a terminal).
+
+Every cell goes through printable(): a service's owner chooses its name, and
+its supervise/ may hold anything, so no byte of theirs may reach a terminal
+as a control. C0 controls, DEL and C1 controls are shown as \\xNN (ESC as
+\\x1b), and so is each byte of a name that is not UTF-8 (the 0xff Python
+holds as U+DCFF shows as \\xff); a backslash stays as it is. It is for eyes,
+not for round trips: `svtree status --json` has the exact names.
 """
 
+import re
 import signal
 
 HEADER = ("SERVICE", "STATE", "PID", "TIME", "STARTS", "LAST", "WANT", "NOTE")
@@ -21,6 +29,28 @@ COLOURS = {
     "down": {}, "failed": {"fg": "red", "bold": True}, "unknown": {"fg": "magenta"},
     "skipped": {"dim": True},
 }
+
+
+# C0, DEL, C1, and surrogates (undecodable bytes, or a lone \ud800 from JSON)
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def escape_one(char: str, backslash: str = "\\") -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        code -= 0xDC00                   # surrogateescape: the byte it stands for
+    elif code > 0xFF:
+        return f"{backslash}u{code:04x}"
+    return f"{backslash}x{code:02x}"
+
+
+def printable(text: str, backslash: str = "\\", keep: str = "") -> str:
+    """text with every control character and undecodable byte as \\xNN
+    (backslash: what to write for the backslash; keep: controls to leave)."""
+    def sub(match):
+        char = match.group()
+        return char if char in keep else escape_one(char, backslash)
+    return UNPRINTABLE.sub(sub, text)
 
 
 def duration(seconds) -> str:
@@ -62,13 +92,14 @@ def row(rec) -> tuple[str, ...]:
     if rec["logger_of"] is not None:
         name = "  " + name
     known = rec["process"] is not None
-    return (name, rec["state"],
-            str(rec["pid"]) if known else "-",
-            duration(rec["seconds"]),
-            "-" if rec["starts"] is None else str(rec["starts"]),
-            last_exit(rec["last_exit"]),
-            rec["want"] or "-",
-            note(rec))
+    cells = (name, rec["state"],
+             str(rec["pid"]) if known else "-",
+             duration(rec["seconds"]),
+             "-" if rec["starts"] is None else str(rec["starts"]),
+             last_exit(rec["last_exit"]),
+             rec["want"] or "-",
+             note(rec))
+    return tuple(printable(c) for c in cells)
 
 
 def lines(records, paint=None) -> list[str]:

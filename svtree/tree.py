@@ -29,6 +29,7 @@ the `down` file, and names the one state a human wants to see:
 """
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -130,26 +131,33 @@ class Snapshot:
     quick_deaths: int | None = None
     source: str = "status"
     stale_record: bool = False  # a state.json of another run (or being replaced)
+    record_error: str | None = None   # why state.json cannot be believed at all
 
 
 def snapshot(dir_fd: int) -> Snapshot:
     """Decode supervise/status (and state.json if it matches) of the service
     open as dir_fd. Raises OSError (FileNotFoundError: never supervised) or
-    status.BadStatus."""
-    data = read_file("supervise/status", dir_fd, status.SIZE + 1)
-    st = status.unpack(data)
+    status.BadStatus (a fifo, say, is "not a regular file"). A state.json
+    that is unreadable or malformed raises nothing: record_error says why."""
+    st = read_status(dir_fd)
     since = st.seconds + st.nanoseconds / 1e9
     snap = Snapshot(PROCESS[st.state], st.pid, since, WANTS[st.want], st.paused)
     try:
-        fields = json.loads(read_file("supervise/state.json", dir_fd, 65536))
-    except (OSError, ValueError):
+        fields = parse_record(unix.read_regular("supervise/state.json", dir_fd,
+                                                RECORD_MAX + 1))
+    except FileNotFoundError:
+        return snap                  # daemontools, runit: the status file alone
+    except (OSError, unix.NotRegular) as e:
+        snap.record_error = f"unable to read supervise/state.json: {describe(e)}"
         return snap
-    if (not isinstance(fields, dict) or fields.get("pid") != st.pid
-            or not isinstance(fields.get("since"), (int, float))
+    except BadRecord as e:
+        snap.record_error = f"unable to read supervise/state.json: bad format ({e})"
+        return snap
+    if (fields.get("pid") != st.pid or fields.get("since") is None
             or abs(fields["since"] - since) > 1e-5):
-        snap.stale_record = isinstance(fields, dict)
+        snap.stale_record = True
         return snap                  # another run's record (or one being replaced)
-    snap.want = fields.get("want", snap.want)
+    snap.want = fields.get("want") or snap.want
     snap.ready = bool(fields.get("ready"))
     snap.ready_since = fields.get("ready_since")
     snap.starts = fields.get("starts")
@@ -160,12 +168,107 @@ def snapshot(dir_fd: int) -> Snapshot:
     return snap
 
 
-def read_file(name: str, dir_fd: int, size: int) -> bytes:
-    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
+def read_status(dir_fd: int) -> status.Status:
     try:
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
+        data = unix.read_regular("supervise/status", dir_fd, status.SIZE + 1)
+    except unix.NotRegular as e:
+        raise status.BadStatus(str(e)) from None
+    return status.unpack(data)
+
+
+# --- JSON records (state.json, event lines): as hostile as anything their owner writes ---
+
+# A record is well under 1 KiB; a service path of PATH_MAX bytes, each
+# written as a six-character escape, still fits.
+RECORD_MAX = 65536
+
+
+class BadRecord(ValueError):
+    """A JSON record (state.json, an event line) that is not what it should
+    be: str() says how, in a few words of ours (never the record's own)."""
+
+
+def is_time(v) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)     # type(): a bool is no time
+
+
+def is_count(v) -> bool:
+    return type(v) is int and 0 <= v < 2**63
+
+
+def is_pid(v) -> bool:
+    return type(v) is int and 0 <= v < 2**32                 # 4 bytes in status
+
+
+def is_bool(v) -> bool:
+    return type(v) is bool
+
+
+def is_want(v) -> bool:
+    return type(v) is str and v in WANTS.values()
+
+
+def is_last_exit(v) -> bool:
+    if type(v) is not dict or len(v) != 1:
+        return False
+    (key, n), = v.items()
+    return type(n) is int and (key == "code" and 0 <= n <= 255
+                               or key == "signal" and 0 < n < 128)
+
+
+# the fields snapshot() uses: each may be absent or null, or else must pass its
+# check. The others (state, paused, backoff...) are not read, so not judged.
+RECORD_FIELDS = {
+    "pid": (is_pid, "not a pid"),
+    "since": (is_time, "not a time"),
+    "want": (is_want, "not up, down or once"),
+    "ready": (is_bool, "not true or false"),
+    "ready_since": (is_time, "not a time"),
+    "starts": (is_count, "not a count"),
+    "last_exit": (is_last_exit, 'not {"code": N} or {"signal": N}'),
+    "failed": (is_bool, "not true or false"),
+    "quick_deaths": (is_count, "not a count"),
+}
+
+
+def parse_record(data: bytes) -> dict:
+    """The fields of a state.json (pure). Raises BadRecord."""
+    if len(data) > RECORD_MAX:
+        raise BadRecord(f"more than {RECORD_MAX} bytes")
+    fields = load_object(data)
+    check_fields(fields, RECORD_FIELDS)
+    return fields
+
+
+def load_object(data: bytes) -> dict:
+    """A JSON object from bytes anyone may have written (pure). Raises BadRecord.
+
+    Bytes that are not UTF-8 are read as Python's surrogateescape reads file
+    names (PEP 383), so a path written raw by an older supervise reads back
+    the same as one written with \\udcXX escapes (see history.py).
+    """
+    try:
+        fields = json.loads(data.decode("utf-8", "surrogateescape"))
+    except RecursionError:
+        raise BadRecord("nested too deep") from None
+    except ValueError:
+        raise BadRecord("not JSON") from None
+    if type(fields) is not dict:
+        raise BadRecord("not a JSON object")
+    return fields
+
+
+def check_fields(fields: dict, checks: dict, required: bool = False) -> None:
+    """BadRecord unless each field named in checks ({name: (check, why)})
+    passes its check. Not required: absent or null passes too."""
+    for name, (check, why) in checks.items():
+        if name not in fields:
+            if required:
+                raise BadRecord(f"{name} is missing")
+            continue
+        value = fields[name]
+        if not check(value) and (required or value is not None):
+            raise BadRecord(f"{name} is {why}")
 
 
 def is_supervised(dir_fd: int) -> bool:
@@ -220,6 +323,7 @@ def fill(rec: Record, snap: Snapshot, now: float) -> None:
                paused=snap.paused if snap.process == "run" else False, failed=snap.failed,
                starts=snap.starts, last_exit=snap.last_exit, source=snap.source)
     rec["state"] = state_of(snap)
+    rec["error"] = snap.record_error
     since = snap.since
     if rec["state"] == "ready" and snap.ready_since is not None:
         since = snap.ready_since
@@ -229,6 +333,8 @@ def fill(rec: Record, snap: Snapshot, now: float) -> None:
 
 def state_of(snap: Snapshot) -> str:
     """The one word for a supervised service (see the module docstring)."""
+    if snap.record_error:
+        return "unknown"             # its readiness, failure... cannot be told
     if snap.failed:
         return "failed"
     if snap.process == "finish":

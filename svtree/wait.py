@@ -10,7 +10,8 @@ run script waiting for ../db may well start first).
 The goals, read from tree.snapshot():
 
     up        ./run is running (paused counts)
-    ready     ./run is running and ready (without state.json, up is ready)
+    ready     ./run is running and ready (without state.json, up is ready;
+              with one that cannot be read, not ready: see below)
     down      ./run is not running (./finish may be)
     finished  ./run is not running and neither is ./finish
 
@@ -36,6 +37,14 @@ opened ok.
 Errors (raised as WaitError): a service directory that cannot be entered,
 a supervise/ that cannot be read, and, waiting for up or ready, a service
 that has failed for good (it comes back only with svc -u).
+
+What a service's owner may write is not believed blindly: status and
+state.json are read through tree.snapshot() (regular files only, without
+blocking, state.json checked field by field). A state.json that cannot be
+read is no error: the service is simply not ready while it lasts (the
+timeout message says why), since supervise rewrites it at its next change.
+Our fifo is read a block at a time and its content ignored (a change is
+read from the files), so a line someone else writes there only wakes us.
 """
 
 import errno
@@ -74,7 +83,7 @@ def reached(goal: str, snap: tree.Snapshot) -> bool:
     if goal == "up":
         return snap.process == "run"
     if goal == "ready":
-        return snap.process == "run" and snap.ready is not False
+        return snap.process == "run" and snap.ready is not False and not snap.record_error
     if goal == "down":
         return snap.process != "run"
     return snap.process == "down"
@@ -203,6 +212,8 @@ class Waiter:
             w.stale_since = None
         w.done = live
         w.why = "not supervised" if snap is None else f"not {self.goal}"
+        if snap is not None and snap.record_error and self.goal == "ready":
+            w.why = f"not ready: {snap.record_error}"
         # status says yes but supervise/ok is not open yet: listen for its open
         want_open = bool(snap and not live and reached(self.goal, snap))
         if want_open and w.service_wd is None:
@@ -243,7 +254,10 @@ class Waiter:
 
     def on_fifo(self, fd):
         w = self.by_fd[fd]
-        unix.drain(fd, 65536)         # what changed is in the files by now
+        try:                          # what changed is in the files by now; one
+            os.read(fd, 65536)        # block: a writer who never stops (anyone in
+        except BlockingIOError:       # event/'s group) cannot keep us here
+            return
         self.check(w)
 
     def pending(self):

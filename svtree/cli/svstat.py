@@ -5,6 +5,11 @@
 
 Reads 18-byte daemontools and 20-byte runit status files alike. Like
 daemontools, svstat exits 0 whatever it finds; errors are part of the line.
+
+The status file is its owner's to plant: it is opened without blocking and
+without following a symlink, and anything but a regular file is, as for
+daemontools' svstat (whose open is non-blocking too), "bad format". DIR is
+printed as given, byte for byte, as daemontools does.
 """
 
 import os
@@ -13,7 +18,7 @@ import time
 
 from .. import status
 from ..errors import NotRunning, describe
-from ..unix import leave, open_dir, open_fifo_writer
+from ..unix import NotRegular, leave, open_dir, open_fifo_writer, read_regular
 
 
 def line(service: str, now: float) -> str:
@@ -43,8 +48,9 @@ def describe_service(service, fd, now):
     except OSError as e:
         return f"{service}: unable to open supervise/ok: {describe(e)}"
     try:
-        with open("supervise/status", "rb", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as f:
-            data = f.read(status.DAEMONTOOLS_SIZE)
+        data = read_regular("supervise/status", fd, status.DAEMONTOOLS_SIZE)
+    except NotRegular:              # a fifo reads as nothing: daemontools' words
+        data = b""
     except OSError as e:
         return f"{service}: unable to open supervise/status: {describe(e)}"
     if len(data) < status.DAEMONTOOLS_SIZE:

@@ -8,12 +8,18 @@ Exit codes are daemontools' whether click runs standalone (CliRunner) or
 through main(): 100 for usage errors, 111 for other errors; status, wait
 and the rest choose theirs with ctx.exit(). Shell completion is click's:
 eval "$(_SVTREE_COMPLETE=bash_source svtree)".
+
+Nothing a service's owner wrote reaches a terminal as a control character:
+messages and the table go through table.printable() (\\x1b for ESC, \\xff
+for a byte of a name that is not UTF-8), JSON through json_text(), and log
+lines shown on a terminal through for_terminal().
 """
 
 import contextlib
 import io
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -31,7 +37,37 @@ class Fatal(click.ClickException):
     exit_code = 111
 
     def show(self, file=None):
-        click.echo(f"svtree: fatal: {self.format_message()}", err=True)
+        click.echo(f"svtree: fatal: {table.printable(self.format_message())}", err=True)
+
+
+class Failure(click.ClickException):
+    """click's own error line and exit 111, with its message made printable."""
+
+    def __init__(self, message):
+        super().__init__(table.printable(message))
+
+
+def warn(message):
+    click.echo(f"svtree: warning: {table.printable(message)}", err=True)
+
+
+# what json.dumps(ensure_ascii=False) leaves raw: DEL and C1 controls, and lone
+# surrogates (the bytes of a name that is not UTF-8: 0xff is U+DCFF)
+JSON_RAW = re.compile("[\x7f-\x9f\ud800-\udfff]")
+
+
+def json_text(value, **options) -> str:
+    """JSON with UTF-8 text as it is, but no control character unescaped and
+    no lone surrogate (which no UTF-8 output could carry): each as \\uXXXX,
+    so a name with byte 0xff reads back as "\\udcff" (see history.py)."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def for_terminal(line: bytes) -> bytes:
+    """A log line for a terminal: its controls but tab as \\xNN, as in the table."""
+    text = line.decode("utf-8", "surrogateescape")
+    return table.printable(text, keep="\t\n").encode("utf-8")
 
 
 class Group(click.Group):
@@ -104,14 +140,17 @@ def logs(service, count, follow, raw):
     """
     dirs = logview.logdirs(service)
     if not dirs:
-        raise click.ClickException(f"no log directory with a current file in {service}")
+        raise Failure(f"no log directory with a current file in {service}")
     if follow and len(dirs) > 1:
-        raise click.ClickException(f"{service} has several log directories; name one: "
-                                   + ", ".join(str(d) for d in dirs))
-    show = (lambda line: line) if raw else logview.humanize
+        raise Failure(f"{service} has several log directories; name one: "
+                      + ", ".join(str(d) for d in dirs))
     out = sys.stdout.buffer
+    show = shower(raw, out.isatty())
     for d in dirs:
-        lines, offset = logview.tail(d, count)
+        try:
+            lines, offset = logview.tail(d, count)
+        except OSError as e:
+            raise Fatal(f"unable to read {d}: {describe(e)}") from None
         for line in lines:
             out.write(show(line))
     out.flush()
@@ -122,6 +161,17 @@ def logs(service, count, follow, raw):
                 out.flush()
         except KeyboardInterrupt:
             pass
+        except (OSError, unix.NotRegular) as e:
+            raise Fatal(f"unable to follow {dirs[0]}/current: {describe(e)}") from None
+
+
+def shower(raw, terminal):
+    """How a log line is shown: local times unless raw; escaped on a terminal
+    (in a pipe, the bytes as logged, for grep and friends)."""
+    def show(line):
+        line = line if raw else logview.humanize(line)
+        return for_terminal(line) if terminal else line
+    return show
 
 
 @svtree.command("status")
@@ -138,7 +188,7 @@ def status_cmd(ctx, targets, as_json):
     """
     records = [tree.read(entry) for entry in tree.find(targets)]
     if as_json:
-        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        click.echo(json_text(records, indent=2))
     else:
         def paint(text, state):
             return click.style(text, **table.COLOURS.get(state, {}))
@@ -170,7 +220,7 @@ def wait_cmd(ctx, goal, services, timeout):
         ctx.exit(130)
     if left:
         why = ", ".join(f"{w.path} {w.why}" for w in left)
-        click.echo(f"svtree: warning: timed out after {timeout:g} seconds: {why}", err=True)
+        warn(f"timed out after {timeout:g} seconds: {why}")
         ctx.exit(1)
 
 
@@ -180,15 +230,15 @@ def events_cmd(targets):
     """Print one JSON line per state change of the services, until interrupted.
 
     Follows the services in each scan directory, new ones too (their first
-    line is a "new" event with the state they are in).
+    line is a "new" event with the state they are in). A line in a service's
+    event fifo that is not an event (anyone in its group may write there) is
+    dropped, with one warning per service.
     """
-    def warn(message):
-        click.echo(f"svtree: warning: {message}", err=True)
     stream = events_.follow(targets, hangup_fd=stdout_fd(), warn=warn)
     with until_interrupted():
         try:
             for fields in stream:
-                sys.stdout.write(json.dumps(fields, ensure_ascii=False) + "\n")
+                sys.stdout.write(json_text(fields) + "\n")
                 sys.stdout.flush()
         except OSError as e:
             if isinstance(e, BrokenPipeError):
