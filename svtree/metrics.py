@@ -103,32 +103,19 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def server(host: str, port: int, render):
-    """An HTTP server answering GET /metrics with render()'s text.
+# how long a client of the --listen server has to ask and to read the answer
+TIMEOUT = 10.0
 
-    Port 0 picks a free port: server.server_address says which. http.server
-    is imported here: it would cost every other svtree command 20 ms.
+
+def server(host: str, port: int, render, timeout: float = TIMEOUT):
+    """An httpd.Server answering GET /metrics with render()'s text.
+
+    Port 0 picks a free port: server.server_address says which. httpd is
+    imported here: its socket and selectors would cost every other svtree
+    command several ms.
     """
-    import socket
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from . import httpd
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404, "try /metrics")
-                return
-            body = render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format, *args):
-            pass                  # scrapes every few seconds would flood stderr
-
-    class Server(HTTPServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        allow_reuse_address = True
-
-    return Server((host, port), Handler)
+    def answer(head):
+        return httpd.answer(head, "/metrics", CONTENT_TYPE, render)
+    return httpd.Server(host, port, answer, timeout)

@@ -261,11 +261,16 @@ def parse_listen(ctx, param, value):
 @TARGETS
 @click.option("--listen", metavar="ADDR:PORT", callback=parse_listen,
               help="Serve the metrics over HTTP (GET /metrics) until interrupted.")
-def metrics_cmd(targets, listen):
+@click.option("--timeout", type=click.FloatRange(0, min_open=True),
+              default=metrics_.TIMEOUT, show_default=True, metavar="SECONDS",
+              help="With --listen: how long a client may take to ask and to read "
+                   "the answer before it is disconnected.")
+def metrics_cmd(targets, listen, timeout):
     """Print the services' metrics in Prometheus' text format.
 
     For node_exporter's textfile collector, or served with --listen
-    (port 0 picks a free port; the address is printed on stderr).
+    (port 0 picks a free port; the address is printed on stderr). Clients
+    are served at once, each within --timeout seconds.
     """
     def render():
         return metrics_.exposition([tree.read(entry) for entry in tree.find(targets)])
@@ -273,14 +278,16 @@ def metrics_cmd(targets, listen):
         click.echo(render(), nl=False)
         return
     try:
-        server = metrics_.server(*listen, render)
+        server = metrics_.server(*listen, render, timeout)
     except OSError as e:
         raise Fatal(f"unable to listen on {listen[0]}:{listen[1]}: {describe(e)}") from None
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"svtree: serving http://{shown}:{port}/metrics", err=True)
     try:
+        # announced once a SIGTERM already ends us quietly: whoever read the
+        # address may stop us at once
         with until_interrupted():
+            click.echo(f"svtree: serving http://{shown}:{port}/metrics", err=True)
             server.serve_forever()
     finally:
         server.server_close()
