@@ -15,7 +15,8 @@ last exit, backoff and failure. `read()` adds liveness (supervise/ok) and
 the `down` file, and names the one state a human wants to see:
 
     skipped      NAME@HOST for another host, and no supervise running
-    unknown      no supervise running, or supervise/ unreadable (`error` says why)
+    unknown      no supervise running, supervise/ unreadable, or a state.json
+                 that cannot be believed (`error` says why)
     failed       supervise gave up (max-deaths, finish exit 125): down until svc -u
     finish       ./finish is running
     paused       ./run is running, stopped by svc -p
@@ -26,6 +27,15 @@ the `down` file, and names the one state a human wants to see:
 
 `Record` below is the typed description of that record; `svtree status
 --json` prints a list of them.
+
+Both files are their owner's to forge (the service's owner may write in
+supervise/, or plant a fifo or a symlink there): they are read as regular
+files only, without blocking or following a symlink (unix.read_regular),
+and state.json is checked field by field (RECORD_FIELDS) before a word of
+it is used. A state.json that fails is not set aside for the status file
+alone, which would make a service whose readiness is unknown look ready:
+the service is unknown, with the status file's fields (pid, process...)
+and `error` saying "unable to read supervise/state.json: bad format (WHY)".
 """
 
 import json
