@@ -33,9 +33,9 @@ run: compile
 test: compile
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# the fault, abuse and permission suite alone (make test runs it too)
+# the fault, abuse, permission and trust-boundary suites alone (make test runs them too)
 check: compile
-	$(BIN)/python -m pytest -q tests/test_faults.py
+	$(BIN)/python -m pytest -q tests/test_faults.py tests/test_trust.py tests/test_hostile.py
 
 bench: compile
 	$(BIN)/python bench/run.py

@@ -116,6 +116,13 @@ def read_text(name: str) -> str:
         os.close(fd)
 
 
+def fd_limit() -> int:
+    """The soft RLIMIT_NOFILE: ./run can be given no descriptor at or above it."""
+    import resource       # svscan has it already; a lone supervise pays only here
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if soft != resource.RLIM_INFINITY else 1 << 30
+
+
 def is_ours(name: str) -> bool:
     """Is NAME a regular file that only we can have made (not a symlink,
     one link, owned by us, writable by nobody else)? `critical` counts only
@@ -149,6 +156,10 @@ def read(path: str, warn) -> Policy:
                 policy.critical = CRITICAL_DEFAULT   # still critical, as it says
     if policy.notify_fd is not None and policy.notify_fd < 3:
         warn(f"unable to use {path}/notification-fd: must be 3 or more")
+        policy.notify_fd = None
+    elif policy.notify_fd is not None and policy.notify_fd >= fd_limit():
+        warn(f"unable to use {path}/notification-fd: {policy.notify_fd} is not below "
+             f"the descriptor limit ({fd_limit()}, RLIMIT_NOFILE)")
         policy.notify_fd = None
     policy.check = os.access("check", os.X_OK)
     return policy

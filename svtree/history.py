@@ -124,7 +124,10 @@ def announce(sdir, events):
     except OSError:
         return
     try:
-        names = [n for n in os.listdir(fd) if not n.startswith(".")]
+        try:
+            names = [n for n in os.listdir(fd) if not n.startswith(".")]
+        except OSError:                          # out of descriptors: nobody told
+            return
         if names:
             writes = whole_writes([pack(fields) for fields in events])
             for name in names:

@@ -269,6 +269,10 @@ class Scanner:
         for key, known in list(self.services.items()):
             if known is service:
                 del self.services[key]
+                # A directory made meanwhile may have been given the same inode
+                # number (rm -rf, then mkdir): the scan that saw it skipped it as
+                # the one still draining. Look again now, not in a minute.
+                self.next_scan = min(self.next_scan, self.clock())
 
     # --- processes ----------------------------------------------------------
 
@@ -282,7 +286,7 @@ class Scanner:
         # then leave the pages it shares with svscan untouched.
         gc.freeze()
         try:
-            pid = os.fork()
+            pid = fork_quietly()
         except OSError as e:
             gc.unfreeze()
             warn(f"unable to start supervise {proc.path}", e)
@@ -770,11 +774,30 @@ def become_subreaper():
         warn("unable to become a child subreaper; orphans will not be reaped", e)
 
 
+def fork_quietly():
+    """fork(), with every signal blocked in the child until it has put
+    svscan's handlers and wakeup fd aside (supervise.install_signals, or the
+    main command's reset, unblocks them). Otherwise a signal that reaches
+    the child first (the TERM of a service removed as soon as it was made)
+    runs svscan's handler there, which writes its number into svscan's own
+    wakeup pipe: svscan would take a child's TERM for its own and shut the
+    tree down."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid
+
+
 def start_command(argv, directory):
     """Fork and exec the main command in its own process group, in the
     directory svscan was started from, with the terminal (if any) handed to it.
     Exit 127 if it cannot be found, 126 if it cannot be run (tini's codes)."""
-    pid = os.fork()
+    pid = fork_quietly()
     if pid:
         return pid
     code = 126

@@ -165,6 +165,7 @@ class Loop:
         self.wakeup_r = -1           # the signal wakeup pipe, once run() has it
         self.reaped = ()             # pids reaped but not yet fed: never signal them
         self.run_start = None        # (boot id, start ticks) of the running ./run
+        self.write_error = None      # the last warning about writing status, said once
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -194,15 +195,24 @@ class Loop:
                 unix.replace_file("status", data, dir_fd=self.sdir)
                 self.written = data
             except OSError as e:
-                warn(f"unable to write {self.path}/supervise/status", e)
+                self.warn_write("status", e)
         fields = history.record(self.sv, self.path, self.normally_up, self.run_start)
         if fields != self.written_state:
             try:
                 unix.replace_file("state.json", history.pack(fields), dir_fd=self.sdir)
                 self.written_state = fields
+                self.write_error = None
             except OSError as e:
-                warn(f"unable to write {self.path}/supervise/state.json", e)
+                self.warn_write("state.json", e)
         self.tell_events()
+
+    def warn_write(self, name, e):
+        """A file that cannot be written (out of descriptors, a full disk) is
+        said once until it can be again, not at every change."""
+        message = f"unable to write {self.path}/supervise/{name}: {describe(e)}"
+        if message != self.write_error:
+            warn(message)
+            self.write_error = message
 
     def tell_events(self):
         """Event readers are told after the status files are written: one who
@@ -245,7 +255,11 @@ class Loop:
         elif what == "finish" and not os.access("finish", os.X_OK):
             self.feed(machine.START_FAILED)    # no finish: skip a spawn that would fail
             return
-        notify = self.notify_pipe() if what == "run" else None
+        try:
+            notify = self.notify_pipe() if what == "run" else None
+        except OSError as e:                 # out of descriptors, say
+            self.start_failed(what, e, "unable to make the notification-fd pipe")
+            return
         try:
             pid = spawn(argv, notify)
         except OSError as e:
@@ -259,10 +273,10 @@ class Loop:
             self.run_start = (BOOT_ID, start_ticks(pid))
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
-    def start_failed(self, what, e):
+    def start_failed(self, what, e, cause=None):
         if what == "run":
             self.close_notify()
-            message = f"unable to start {self.path}/run: {describe(e)}"
+            message = f"unable to start {self.path}/run: {cause + ': ' if cause else ''}{describe(e)}"
             if message != self.start_error:
                 warn(message)
                 self.start_error = message
@@ -483,6 +497,7 @@ def install_signals(ignore_int=False):
         _signal.signal(signum, _note)
     if ignore_int:
         _signal.signal(SIGINT, _signal.SIG_IGN)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())   # svscan forks us with all blocked
     return r
 
 

@@ -789,41 +789,6 @@ def as_user(staged_programs):
     return staged_programs.run
 
 
-@ROOT_ONLY
-def test_only_the_service_owner_controls_it(procs, two_users, open_tree, as_user):
-    owner, other = two_users
-    sv = open_tree / "svc"
-    write_script(sv / "run", SLEEPER)
-    os.chown(sv, owner[1], owner[2])
-    start_supervise(procs, sv)                                 # as root
-    pid = wait_until(lambda: status_pid(sv))
-    sup = sv / "supervise"
-    st_dir = sup.stat()
-    assert stat.S_IMODE(st_dir.st_mode) == 0o700
-    assert (st_dir.st_uid, st_dir.st_gid) == owner[1:]
-    for fifo in ("control", "ok"):
-        st_fifo = (sup / fifo).lstat()
-        assert stat.S_ISFIFO(st_fifo.st_mode) and stat.S_IMODE(st_fifo.st_mode) == 0o600
-        assert (st_fifo.st_uid, st_fifo.st_gid) == owner[1:]
-
-    r = as_user(other, "svc", "-d", sv)
-    assert (r.returncode, r.stderr) == (
-        111, f"svc: warning: unable to control {sv}: access denied\n")
-    r = as_user(other, "svok", sv)
-    assert (r.returncode, r.stderr) == (
-        111, f"svok: fatal: unable to open {sv}/supervise/ok: access denied\n")
-    assert as_user(other, "svstat", sv).stdout == \
-        f"{sv}: unable to open supervise/ok: access denied\n"
-    assert status_pid(sv) == pid and pid_alive(pid)            # untouched
-
-    assert as_user(owner, "svok", sv).returncode == 0
-    r = as_user(owner, "svc", "-d", sv)
-    assert (r.returncode, r.stderr) == (0, "")
-    wait_until(lambda: not pid_alive(pid))
-    wait_until(lambda: re.fullmatch(rf"{re.escape(str(sv))}: down \d+ seconds, normally up\n",
-                                    as_user(owner, "svstat", sv).stdout))
-
-
 def plant(sv, tmp_path):
     """Symlinks in supervise/ before supervise starts: to files that must stay
     as they are, and to places where nothing may appear."""
