@@ -277,6 +277,9 @@ class Scanner:
     # --- processes ----------------------------------------------------------
 
     def fork_supervise(self, service, proc):
+        if proc is service.log and not has_log(service.name):
+            proc.restart_at = self.clock() + RESCAN   # log/ became a link of someone else's
+            return
         if is_supervised(proc.path):
             self.inherit(proc)     # another supervise holds it: leave it be
             return

@@ -32,8 +32,8 @@ PROG = "supervise"
 
 # Plain ints, computed once in the parent: a supervise forked by svscan should
 # touch as few shared objects as it can (every page it writes is its own copy).
-SIGCHLD, SIGTERM, SIGHUP, SIGINT = (int(s) for s in (
-    signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
+SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGKILL = (int(s) for s in (
+    signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL))
 HOLD = 0.05         # seconds a status write waits, after TERM, for ./run's exit
 BOOT_ID = unix.boot_id()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -119,14 +119,19 @@ def open_up(sdir, access, path):
         warn(f"unable to set the permissions of {path}/supervise", e)
 
 
-def open_ok(sdir, path, access):
-    """The ok fifo, opened for reading and never read: the liveness probe."""
+def make_ok(sdir, path, access):
+    """The ok fifo, made before anything is started: the step that can fail."""
     try:
         unix.make_fifo("ok", sdir, *fifo_mode(access))
-        return os.open("ok", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
-                       dir_fd=sdir)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
+
+
+def open_ok(sdir):
+    """The ok fifo, opened for reading and never read: the liveness probe.
+    Raises OSError."""
+    return os.open("ok", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                   dir_fd=sdir)
 
 
 def spawn(argv, notify=None):
@@ -337,6 +342,19 @@ class Loop:
         self.run_start = (BOOT_ID, ticks)
         self.feed(machine.ADOPTED, (pid, stamp))
 
+    def abandon(self):
+        """Setup failed after the first start: KILL the ./run (or ./check)
+        we started rather than leave it running with nobody to supervise it.
+        An adopted ./run was unsupervised already, and stays as it was."""
+        for pid in (self.sv.pid, self.sv.check_pid):
+            if pid and self.pidfd < 0:
+                signal_pid(-pid, SIGKILL)
+                signal_pid(pid, SIGKILL)
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+
     def on_pidfd(self):
         self.poller.unregister(self.pidfd)
         os.close(self.pidfd)
@@ -394,14 +412,19 @@ class Loop:
         poller.register(wakeup_r, select.POLLIN)
         poller.register(self.ctl_r, select.POLLIN)
         open_up(self.sdir, access, self.path)
+        make_ok(self.sdir, self.path, access)    # before any start (Fatal: none made)
         self.adopt_leftover()
-        events, self.events = self.events, []
-        self.write_status()                  # the first record, then ok (as daemontools)
-        ok = open_ok(self.sdir, self.path, access)   # before any start: a ./run is
-        self.events = events                 # never left running by a failed setup
         self.feed(machine.TIMEOUT)           # the first start, unless down or adopted
         self.policy_fresh = False            # later starts read the files again
-        self.write_status()
+        events, self.events = self.events, []
+        self.write_status()                  # the first record, then ok is opened
+        try:
+            ok = open_ok(self.sdir)
+        except OSError as e:
+            self.abandon()
+            raise Fatal(f"unable to open {self.path}/supervise/ok: {describe(e)}") from None
+        self.events = events                 # told once ok is open: supervise is up
+        self.tell_events()
         while self.exit_code is None:
             due = machine.deadline(self.sv)
             if self.hold is not None:
@@ -434,6 +457,8 @@ def leftover(sdir):
     is boot-relative, so a step of the wall clock changes nothing, and the
     stamp for status is worked out from it too.
     """
+    if not os.access("status", os.F_OK, dir_fd=sdir):
+        return None                  # a new service: no exception raised (trust.py)
     try:
         s = status.unpack(trust.read_ours("status", sdir, status.SIZE + 1))
         fields = json.loads(trust.read_ours("state.json", sdir, 65536))

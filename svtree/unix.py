@@ -153,11 +153,16 @@ def proc_stat(pid: int) -> list[bytes] | None:
     """The fields of /proc/PID/stat after the command name: [0] state,
     [1] ppid, [2] pgrp, [3] session, ... [19] start time in clock ticks
     since boot. None if pid is gone."""
+    try:                  # os.open: no io objects, which a forked supervise would pay for
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
+        return os.read(fd, 1024).rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    finally:
+        os.close(fd)
 
 
 def boot_id() -> str:
