@@ -199,15 +199,22 @@ def test_a_forged_status_is_not_adopted(procs, two_users, open_tree, as_user):
                   "and what others made there removed\n"
 
 
-def test_a_recorded_run_is_adopted_after_a_clock_step(procs, service):
-    """The wall clock jumps 60 s (here: the status stamp is 60 s off, as it
-    would be), supervise is SIGKILLed: the next one still adopts ./run, by
-    its start tick, and starts no second one."""
+def orphaned_run(procs, service):
+    """(service dir, pid of its ./run) once its supervise was SIGKILLed;
+    ./run appends its pid to `pids` at each start."""
     sv = service(run="#!/bin/sh\necho $$ >> pids\nexec sleep 1000\n")
     first = start_supervise(procs, sv)
     pid = wait_until(lambda: status_pid(sv))
     first.kill()
     first.wait()
+    return sv, pid
+
+
+def test_a_recorded_run_is_adopted_after_a_clock_step(procs, service):
+    """The wall clock jumps 60 s (here: the status stamp is 60 s off, as it
+    would be), supervise is SIGKILLed: the next one still adopts ./run, by
+    its start tick, and starts no second one."""
+    sv, pid = orphaned_run(procs, service)
     path = sv / "supervise" / "status"
     s = status.unpack(path.read_bytes())
     s.seconds += 60
@@ -222,11 +229,7 @@ def test_a_recorded_run_is_adopted_after_a_clock_step(procs, service):
 def test_a_run_whose_start_tick_differs_is_not_adopted(procs, service):
     """A record whose pid lives but started at another tick (a reused pid)
     is not adopted: a fresh ./run is started, the old process left alone."""
-    sv = service(run="#!/bin/sh\necho $$ >> pids\nexec sleep 1000\n")
-    first = start_supervise(procs, sv)
-    pid = wait_until(lambda: status_pid(sv))
-    first.kill()
-    first.wait()
+    sv, pid = orphaned_run(procs, service)
     record = sv / "supervise" / "state.json"
     fields = json.loads(record.read_text())
     fields["pid_start"] -= 1
