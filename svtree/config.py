@@ -107,7 +107,9 @@ FILES = (
 def read_text(name: str) -> str:
     """The text of a policy file; ValueError if it is not a regular file
     (a fifo must not hang us), OSError if it cannot be read."""
-    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.stat(name).st_mode):     # a device is not even opened
+        raise ValueError(name)
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError(name)
@@ -125,14 +127,18 @@ def fd_limit() -> int:
 
 def is_ours(name: str) -> bool:
     """Is NAME a regular file that only we can have made (not a symlink,
-    one link, owned by us, writable by nobody else)? `critical` counts only
-    then: a service's owner must not be able to bring root's tree down."""
+    one link, owned by us, writable by nobody else, in a directory of ours
+    nobody else can write, so no file of ours was renamed into its name)?
+    `critical` counts only then: a service's owner must not be able to
+    bring root's tree down."""
     try:
         st = os.stat(name, follow_symlinks=False)
+        here = os.stat(os.path.dirname(name) or ".")
     except OSError:
         return False
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1 \
-        and not st.st_mode & 0o022
+    mine = os.geteuid()
+    return stat.S_ISREG(st.st_mode) and st.st_uid == mine and st.st_nlink == 1 \
+        and not st.st_mode & 0o022 and here.st_uid == mine and not here.st_mode & 0o022
 
 
 def read(path: str, warn) -> Policy:
@@ -145,8 +151,8 @@ def read(path: str, warn) -> Policy:
         if not os.access(name, os.F_OK):
             continue
         if field == "critical" and not is_ours(name):
-            warn(f"unable to use {path}/{name}: not a regular file of uid {os.geteuid()}"
-                 " (only its own files make a service critical); ignored")
+            warn(f"unable to use {path}/{name}: not a file of uid {os.geteuid()} in a directory"
+                 " only it can write (only such a file makes a service critical); ignored")
             continue
         try:
             setattr(policy, field, parse(read_text(name)))

@@ -102,14 +102,23 @@ def event_fields(sv, path, name, wall) -> dict:
             "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready}
 
 
-def make_event_dir(sdir, uid, gid):
-    """supervise/event/: readers add fifos here; it belongs to uid and gid
-    (root's unless the service's access file names its owner or a group)."""
+def make_event_dir(sdir, gid):
+    """supervise/event/: readers of group gid (root's unless the service's
+    access file names a group) add fifos here. When the group changes, the
+    fifos of the old one go: access taken back is taken back."""
     if not os.access(EVENT_DIR, os.F_OK, dir_fd=sdir, follow_symlinks=False):
         os.mkdir(EVENT_DIR, 0o700, dir_fd=sdir)
     fd = os.open(EVENT_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=sdir)
     try:
-        os.fchown(fd, uid, gid)
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (os.geteuid(), gid):
+            os.fchown(fd, os.geteuid(), gid)
+            os.fchmod(fd, 0o700)
+            for name in os.listdir(fd):
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except OSError:
+                    pass
         os.fchmod(fd, 0o3730)
     finally:
         os.close(fd)

@@ -83,7 +83,7 @@ COMMANDS = {
 class Supervisor:
     """Everything supervise knows about its service."""
 
-    __slots__ = ("policy", "state", "want", "paused", "term", "signalled", "exit_when_down",
+    __slots__ = ("policy", "state", "want", "paused", "term", "signalled", "sent", "exit_when_down",
                  "once_pending", "pid", "stamp", "started_at", "up_since", "next_start",
                  "delay", "quick_deaths", "failures", "failed", "finish_deadline",
                  "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
@@ -94,6 +94,7 @@ class Supervisor:
         self.state = DOWN
         self.want = want
         self.paused = self.term = self.signalled = self.exit_when_down = False
+        self.sent = ()               # signals sent by command to this run
         self.once_pending = False    # svc -o while down: start it once
         self.pid = 0
         self.stamp = (0, 0)          # wall time of the last pid change
@@ -225,6 +226,7 @@ def cont(sv, now, wall, arg):
 
 
 def send_signal(sv, now, wall, arg):
+    sv.sent += (arg,)               # a death by it is ours, whatever the signal
     if arg in ENDING:
         sv.signalled = True         # its death is our doing; a reload (HUP) is not
     if arg == SIGTERM:
@@ -233,6 +235,7 @@ def send_signal(sv, now, wall, arg):
 
 
 def signal_group(sv, now, wall, arg):
+    sv.sent += (arg,)
     if arg == SIGSTOP:
         sv.paused = True
     elif arg == SIGCONT:
@@ -269,6 +272,7 @@ def run_started(sv, now, wall, arg):
     sv.pid = arg
     sv.stamp = sv.up_since = wall
     sv.paused = sv.term = sv.signalled = False
+    sv.sent = ()
     sv.once_pending = False
     sv.started_at = now
     sv.next_start = now + THROTTLE
@@ -295,6 +299,7 @@ def adopt(sv, now, wall, arg):
     sv.started_at = now - max(0.0, (wall[0] - stamp[0]) + (wall[1] - stamp[1]) / 1e9)
     sv.next_start = now + THROTTLE
     sv.paused = sv.term = sv.signalled = False
+    sv.sent = ()
     return [("announce", "up")] + become_ready(sv, now, wall)
 
 
@@ -319,7 +324,11 @@ def count_deaths(sv, now, wstatus):
     """Quick deaths (backoff, max-deaths) and failed exits (critical)."""
     ran = now - sv.started_at
     sv.last_duration = ran
-    ours = sv.signalled or sv.want == WANT_DOWN
+    # A death by a signal sent by command (svc -a, -1, -h... whoever may
+    # control it) is no failure of the service's own: it neither backs off
+    # nor counts towards critical, which would let them stop the tree.
+    ours = (sv.signalled or sv.want == WANT_DOWN
+            or bool(wstatus and wstatus & 0x7F and wstatus & 0x7F in sv.sent))
     if ran < QUICK and not ours:
         sv.quick_deaths += 1
         doubled = THROTTLE * 2 ** min(sv.quick_deaths - 1, 32)     # no overflow, ever

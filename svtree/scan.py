@@ -469,6 +469,8 @@ class Scanner:
         if not self.stopping:
             return False
         orphans = adopted_children()
+        if orphans and self.killed and self.kill_at is None:
+            self.kill_at = self.clock() + LAST_CALL   # reparented since: KILL them too
         if orphans and not self.orphans_told:
             self.orphans_told = True
             for pid in orphans:
@@ -633,14 +635,14 @@ def meant_for_this_host(name, host=None):
 
 
 def has_log(name):
-    """Does the service have a logger? A `log` symlink counts only if we
-    made it or nobody else can write the service directory: root must not
-    be sent to run whatever directory another user points at."""
+    """Does the service have a logger? A `log` symlink counts only if
+    nobody else can write the service directory: root must not be sent to
+    run whatever directory another user points at."""
     log = os.path.join(name, "log")
     try:
         st = os.stat(log, follow_symlinks=False)
-        if stat.S_ISLNK(st.st_mode) and not (trust.ours(st) or trust.safe_dir(os.stat(name))):
-            warn(f"unable to use {log}: a symlink {trust.whose(st)}; no logger")
+        if stat.S_ISLNK(st.st_mode) and not trust.safe_dir(os.stat(name)):
+            warn(f"unable to use {log}: a symlink in a directory others can write; no logger")
             return False
     except OSError:
         return False
@@ -857,7 +859,8 @@ def run(directory, *, grace=GRACE, command=None):
         scanner.command_pid = start_command(command, origin)
     while not (scanner.stopping and not scanner.running()):
         due = scanner.deadline()
-        timeout = None if due is None else max(0, (due - scanner.clock()) * 1000)
+        timeout = None if due is None else min(max(0, (due - scanner.clock()) * 1000),
+                                               supervise.MAX_POLL)
         ready = poller.poll(timeout)
         for fd, _ in ready:
             if fd == wakeup_r:

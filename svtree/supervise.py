@@ -34,6 +34,7 @@ PROG = "supervise"
 # touch as few shared objects as it can (every page it writes is its own copy).
 SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGKILL = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL))
+MAX_POLL = 2**31 - 1   # milliseconds
 HOLD = 0.05         # seconds a status write waits, after TERM, for ./run's exit
 BOOT_ID = unix.boot_id()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -53,7 +54,7 @@ def setup(path):
     """Enter the service directory and claim its supervise/ files.
 
     Returns (supervise dir fd, lock fd, control read fd, control write fd,
-    who may control the service: (uid, gid) from trust.read_access).
+    the group that may control the service too, from trust.read_access).
     """
     try:
         os.chdir(path)
@@ -70,7 +71,7 @@ def setup(path):
     except OSError as e:
         raise Fatal(f"unable to acquire {path}/supervise/lock: {describe(e)}") from None
     try:
-        unix.make_fifo("control", sdir, *fifo_mode(access))
+        unix.make_fifo("control", sdir, *fifo_mode(access), fresh=True)
         ctl_r, ctl_w = unix.open_fifo_reader("control", sdir)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/control: {describe(e)}") from None
@@ -96,25 +97,20 @@ def claim_supervise_dir(path, here):
     return sdir
 
 
-def fifo_mode(access):
+def fifo_mode(gid):
     """(mode, uid, gid) of the control and ok fifos: ours alone (0600), or
-    also the owner's or a group's as the service's access file says."""
-    uid, gid = access
-    return (0o620 if gid is not None else 0o600,
-            os.geteuid() if uid is None else uid, os.getegid() if gid is None else gid)
+    writable by the group the service's access file names (0620): never
+    readable by them, so nobody else can take a command or pose as us."""
+    return (0o600, os.geteuid(), os.getegid()) if gid is None else (0o620, os.geteuid(), gid)
 
 
-def open_up(sdir, access, path):
-    """Let whoever access names reach supervise/ (root alone by default):
-    the owner gets search permission (0711: the fifos it owns inside),
-    a group read and search (0750) and supervise/event to listen in."""
-    uid, gid = access
-    mode = 0o700 | (0o050 if gid is not None else 0) | (0o011 if uid is not None else 0)
+def open_up(sdir, gid, path):
+    """Let the group the access file names (root alone by default) reach
+    supervise/ (0750) and listen in supervise/event."""
     try:
         os.fchown(sdir, -1, os.getegid() if gid is None else gid)
-        os.fchmod(sdir, mode)
-        history.make_event_dir(sdir, os.geteuid() if uid is None else uid,
-                               os.getegid() if gid is None else gid)
+        os.fchmod(sdir, 0o700 if gid is None else 0o750)
+        history.make_event_dir(sdir, os.getegid() if gid is None else gid)
     except OSError as e:
         warn(f"unable to set the permissions of {path}/supervise", e)
 
@@ -122,7 +118,7 @@ def open_up(sdir, access, path):
 def make_ok(sdir, path, access):
     """The ok fifo, made before anything is started: the step that can fail."""
     try:
-        unix.make_fifo("ok", sdir, *fifo_mode(access))
+        unix.make_fifo("ok", sdir, *fifo_mode(access), fresh=True)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
 
@@ -406,7 +402,7 @@ class Loop:
                 self.carry_out(effect)
         self.written = self.written_state = None   # rewrite: mends a damaged status file
 
-    def run(self, wakeup_r, access=(None, None)):
+    def run(self, wakeup_r, access=None):
         self.wakeup_r = wakeup_r
         poller = self.poller
         poller.register(wakeup_r, select.POLLIN)
@@ -429,7 +425,10 @@ class Loop:
             due = machine.deadline(self.sv)
             if self.hold is not None:
                 due = self.hold if due is None else min(due, self.hold)
-            timeout = None if due is None else max(0, (due - self.clock()) * 1000)
+            # poll() takes at most 2**31-1 ms (24.8 days): a longer deadline
+            # (a huge timeout-kill or check-interval) just wakes us early
+            timeout = None if due is None else min(max(0, (due - self.clock()) * 1000),
+                                                   MAX_POLL)
             ready = poller.poll(timeout)
             for fd, _ in ready:
                 if fd == wakeup_r:

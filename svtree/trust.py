@@ -11,17 +11,24 @@ process's parent and start time). The checks here say which files those are:
   makes it so (taking a directory someone else made back, after removing
   every entry in it that is not ours); svscan only looks at one that is.
   A `supervise` symlink (runit's read-only service trees) is followed only
-  if we made the link (or it lies in a directory only we can write) and
-  every directory on the way to its target is ours or root's and safe from
-  renames by others.
+  in a service directory nobody else can write (else the link could be
+  swapped between two looks at it), and only if every directory on the way
+  to its target is ours or root's and safe from renames by others.
 - A file root believes (status and state.json for an adoption, the `access`
-  and `critical` opt-ins) is a regular file of ours with one link, found
-  without following a symlink and opened without blocking.
+  and `critical` opt-ins) is a regular file of ours with one link, in a
+  directory nobody else can write (else a file of ours could be renamed
+  into its name), found without following a symlink and opened without
+  blocking.
+
+What this cannot protect: a user who can write a service directory chooses
+what its ./run is, and root runs it. It protects everything outside.
 
 Who may control a service (the fifos in supervise/) is root alone unless the
-service's `access` file, itself ours, says `owner` (the service directory's
-owner) or `group NAME` (members of NAME): the spirit of s6-svperms, with the
-decision stored where only root can write it.
+service's `access` file, itself ours, says `group NAME`: members of NAME may
+write the fifos (0620) but not read them, so they can neither steal
+commands nor pose as a running supervise. The spirit of s6-svperms, with
+the decision stored where only root can write it. One user is given control
+through a group of their own.
 """
 
 import os
@@ -89,8 +96,9 @@ def open_supervise(dir_fd: int, *, create: bool = False) -> int:
     if not stat.S_ISLNK(st.st_mode):
         return os.open(SUPERVISE, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                        dir_fd=dir_fd)
-    if not (ours(st) or safe_dir(os.fstat(dir_fd))):
-        raise Untrusted(f"a symlink {whose(st)}")
+    if not safe_dir(os.fstat(dir_fd)):
+        # someone else could swap the link between our looks at it
+        raise Untrusted("a symlink in a directory others can write")
     if create and not os.path.exists(f"/proc/self/fd/{dir_fd}/{SUPERVISE}"):
         # runit's read-only trees: supervise -> /run/sv.NAME, made at boot
         os.mkdir(os.path.join(f"/proc/self/fd/{dir_fd}", os.readlink(SUPERVISE, dir_fd=dir_fd)),
@@ -167,31 +175,31 @@ def purge(fd: int) -> None:
 ACCESS = "access"
 
 
-def read_access(dir_fd: int, warn) -> tuple[int | None, int | None]:
-    """(uid, gid) the service's `access` file lets control it: the service
-    directory's owner with the word `owner`, the group NAME (or number) with
-    `group NAME`. The file counts only if it is ours (see safe_file); else,
-    or if it says something else, warn(message) and (None, None).
+def read_access(dir_fd: int, warn) -> int | None:
+    """The group the service's `access` file (`group NAME`, a name or a
+    number) lets control it, or None. The file counts only if it is ours
+    (see safe_file) in a service directory nobody else can write; else, or
+    if it says something else, warn(message) and None.
     """
     if not os.access(ACCESS, os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
-        return None, None          # the usual case: no exception raised (see above)
+        return None                # the usual case: no exception raised (see above)
     try:
+        if not safe_dir(os.fstat(dir_fd)):
+            raise Untrusted("the service directory is writable by others")
         text = read_ours(ACCESS, dir_fd, 1024).decode("ascii")
     except (OSError, Untrusted, UnicodeDecodeError) as e:
         warn(f"{ACCESS}: {e if isinstance(e, Untrusted) else 'unreadable'}; root alone controls it")
-        return None, None
-    uid = gid = None
+        return None
+    gid = None
     for line in text.splitlines():
         words = line.split("#", 1)[0].split()
-        if words == ["owner"]:
-            uid = os.fstat(dir_fd).st_uid
-        elif len(words) == 2 and words[0] == "group":
+        if len(words) == 2 and words[0] == "group":
             gid = group_id(words[1])
             if gid is None:
                 warn(f"{ACCESS}: no group {words[1]}")
         elif words:
             warn(f"{ACCESS}: not understood: {' '.join(words)}")
-    return uid, gid
+    return gid
 
 
 def group_id(name: str) -> int | None:

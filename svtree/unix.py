@@ -58,10 +58,13 @@ def open_fifo_writer(name: str, dir_fd: int | None = None) -> int:
         raise
 
 
-def make_fifo(name: str, dir_fd: int, mode: int = 0o600, uid: int = -1, gid: int = -1) -> None:
+def make_fifo(name: str, dir_fd: int, mode: int = 0o600, uid: int = -1, gid: int = -1,
+              fresh: bool = False) -> None:
     """Ensure NAME in dir_fd is a fifo of the given mode and owners (uid,
     gid: -1 leaves them), replacing anything else; the mode and owners are
     set through a descriptor of the fifo itself, never through a name.
+    fresh: a new fifo even if one is there (whoever holds the old one open,
+    from a time they were allowed to, holds nothing of ours any more).
 
     access() rather than catching FileNotFoundError: a forked supervise that
     raises no exception touches fewer of the pages it shares with svscan.
@@ -70,7 +73,7 @@ def make_fifo(name: str, dir_fd: int, mode: int = 0o600, uid: int = -1, gid: int
         os.mkfifo(name, mode, dir_fd=dir_fd)
     else:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if not stat.S_ISFIFO(st.st_mode):
+        if fresh or not stat.S_ISFIFO(st.st_mode):
             os.unlink(name, dir_fd=dir_fd)
             os.mkfifo(name, mode, dir_fd=dir_fd)
     fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)

@@ -108,50 +108,63 @@ def test_only_root_controls_a_service_without_an_opt_in(procs, two_users, open_t
     assert status_pid(sv) == pid and pid_alive(pid)
 
 
-def test_the_access_file_lets_the_owner_control_it(procs, two_users, open_tree, as_user):
-    owner, other = two_users
-    sv = owned_service(open_tree, owner, access="owner   # the directory's owner\n")
+def test_the_access_file_lets_a_group_control_it(procs, two_users, open_tree, as_user):
+    """Root's service directory, a root-made access file naming a group:
+    its members may write the fifos (0620) but not read them."""
+    member, other = two_users
+    sv = open_tree / "svc"
+    write_script(sv / "run", SLEEPER)
+    (sv / "access").write_text(f"group {member[0]}   # the member's own group\n")
     start_supervise(procs, sv)
     pid = wait_until(lambda: status_pid(sv))
     sup = sv / "supervise"
     st = sup.stat()
-    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o711, 0)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o750, 0, member[2])
     for fifo in ("control", "ok"):
         st = (sup / fifo).lstat()
-        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, owner[1])
-
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o620, 0, member[2])
     r = as_user(other, "svc", "-d", sv)
     assert (r.returncode, r.stderr) == (111, f"svc: warning: unable to control {sv}: access denied\n")
-    r = as_user(other, "svok", sv)
-    assert (r.returncode, r.stderr) == (
-        111, f"svok: fatal: unable to open {sv}/supervise/ok: access denied\n")
     assert status_pid(sv) == pid and pid_alive(pid)
-
-    assert as_user(owner, "svok", sv).returncode == 0
-    r = as_user(owner, "svc", "-d", sv)
-    assert (r.returncode, r.stderr) == (0, "")
-    wait_until(lambda: not pid_alive(pid))
-    wait_until(lambda: as_user(owner, "svstat", sv).stdout.startswith(f"{sv}: down "))
-
-
-def test_the_access_file_lets_a_group_control_it(procs, two_users, open_tree, as_user):
-    owner, member = two_users
-    sv = owned_service(open_tree, owner, access=f"group {member[0]}\n")
-    start_supervise(procs, sv)
-    pid = wait_until(lambda: status_pid(sv))
-    st = (sv / "supervise").stat()
-    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o750, 0, member[2])
+    assert as_shell(member, f"cat {sup}/control").returncode != 0   # cannot take commands
     assert as_user(member, "svok", sv).returncode == 0
     r = as_user(member, "svc", "-d", sv)
     assert (r.returncode, r.stderr) == (0, "")
     wait_until(lambda: not pid_alive(pid))
 
 
+def test_access_taken_back_is_taken_back(procs, two_users, open_tree):
+    """A member who kept the control fifo open from when the group had
+    access commands nothing once the access file is gone and supervise
+    restarted: the fifos are made anew."""
+    member, _ = two_users
+    sv = open_tree / "svc"
+    write_script(sv / "run", SLEEPER)
+    (sv / "access").write_text(f"group {member[0]}\n")
+    first = start_supervise(procs, sv)
+    wait_until(lambda: status_pid(sv))
+    _, uid, gid = member
+    holder = procs.start("setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                         "sh", "-c", f"exec 3>{sv}/supervise/control; echo held; "
+                         "read line; printf k >&3; echo sent", stdin=subprocess.PIPE, cwd="/")
+    assert holder.stdout.readline() == b"held\n"
+    (sv / "access").unlink()
+    assert run("svc", "-dx", sv).returncode == 0
+    first.wait(timeout=10)
+    start_supervise(procs, sv)
+    pid = wait_until(lambda: status_pid(sv))
+    holder.stdin.write(b"go\n")
+    holder.stdin.flush()
+    holder.wait(timeout=10)              # the old fifo has no reader: SIGPIPE, nothing sent
+    assert stat.S_IMODE((sv / "supervise").stat().st_mode) == 0o700
+    assert run("svok", sv).returncode == 0 and status_pid(sv) == pid and pid_alive(pid)
+
+
 def test_an_access_file_the_owner_wrote_counts_for_nothing(procs, two_users, open_tree,
                                                            as_user):
     owner, _ = two_users
     sv = owned_service(open_tree, owner)
-    (sv / "access").write_text("owner\n")
+    (sv / "access").write_text(f"group {owner[0]}\n")
     os.chown(sv / "access", owner[1], owner[2])
     proc = start_supervise(procs, sv)
     pid = wait_until(lambda: status_pid(sv))
@@ -160,33 +173,35 @@ def test_an_access_file_the_owner_wrote_counts_for_nothing(procs, two_users, ope
     assert pid_alive(pid)
     proc.terminate()
     err = proc.communicate(timeout=10)[1].decode()
-    assert f"supervise: warning: unable to use {sv}/access: access is not a regular file of ours: " \
-           f"owned by uid {owner[1]}, not 0; root alone controls it\n" in err
+    assert f"supervise: warning: unable to use {sv}/access: the service directory is " \
+           "writable by others; root alone controls it\n" in err
 
 
 # --- 1. a forged status is not adopted ----------------------------------------------------
 
-def test_a_forged_status_is_not_adopted(procs, two_users, open_tree, as_user):
-    """The owner stops supervise (svc -dx, allowed by access), puts a
-    supervise/ of their own in place whose status and state.json name a root
-    process, with its true start time: the next supervise takes supervise/
-    back, starts a ./run of its own, and signals nothing else."""
+def test_a_forged_status_is_not_adopted(procs, two_users, open_tree):
+    """supervise dies (SIGKILL), and before svscan starts the next one the
+    owner puts a supervise/ of their own in place whose status and
+    state.json name a root process, with its true start time: the next
+    supervise takes supervise/ back, starts a ./run of its own, and
+    signals nothing else."""
     owner, _ = two_users
     target = victim(procs)
     files = forgery(open_tree, target)
-    sv = owned_service(open_tree, owner, run="#!/bin/sh\necho $$ > pid\nexec sleep 1000\n",
-                       access="owner\n")
+    sv = owned_service(open_tree, owner, run="#!/bin/sh\necho $$ > pid\nexec sleep 1000\n")
     first = start_supervise(procs, sv)
-    wait_until(lambda: status_pid(sv))
-    assert as_user(owner, "svc", "-dx", sv).returncode == 0
-    first.wait(timeout=10)
+    old = wait_until(lambda: status_pid(sv))
+    first.kill()
+    first.wait()
+    os.kill(old, signal.SIGKILL)
+    (sv / "pid").unlink()
     swap_in(owner, sv, files)
 
     second = start_supervise(procs, sv)                 # as svscan would, a second later
     mine = wait_until(lambda: (sv / "pid").exists() and int((sv / "pid").read_text() or 0))
     wait_until(lambda: status_pid(sv) == mine)
     st = (sv / "supervise").stat()
-    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o711)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
     assert (sv / "supervise" / "status").stat().st_uid == 0
     for letters in ("k", "p", "d"):
         assert run("svc", f"-{letters}", sv).returncode == 0
@@ -259,8 +274,8 @@ def test_a_supervise_symlink_of_another_user_is_not_followed(procs, two_users, o
         os.lchown(link, owner[1], owner[2])
         r = run("supervise", sv, timeout=10)
         assert (r.returncode, r.stderr) == (
-            111, f"supervise: fatal: unable to use {sv}/supervise: a symlink owned by uid "
-                 f"{owner[1]}, not 0\n")
+            111, f"supervise: fatal: unable to use {sv}/supervise: a symlink in a directory "
+                 "others can write\n")
         link.unlink()
     after = os.stat(existing)
     assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid,
@@ -268,7 +283,9 @@ def test_a_supervise_symlink_of_another_user_is_not_followed(procs, two_users, o
     assert os.listdir(existing) == ["keep"] and not nowhere.exists()
     assert not processes_under(sv)
 
-    # root's own symlink still works (runit's read-only service trees)
+    # root's own symlink in root's service directory still works (runit's
+    # read-only service trees)
+    os.chown(sv, 0, 0)
     (sv / "supervise").symlink_to(nowhere)
     start_supervise(procs, sv)
     wait_until(lambda: status_pid(sv))
@@ -320,8 +337,8 @@ def test_a_critical_file_of_another_user_stops_nothing(procs, two_users, open_tr
     assert status_pid(other) and run("svok", other).returncode == 0
     scanner.terminate()
     err = scanner.communicate(timeout=15)[1].decode()
-    assert "supervise: warning: unable to use svc/critical: not a regular file of uid 0 " \
-           "(only its own files make a service critical); ignored\n" in err
+    assert "supervise: warning: unable to use svc/critical: not a file of uid 0 in a directory " \
+           "only it can write (only such a file makes a service critical); ignored\n" in err
     assert "shutting down" not in err
 
 
@@ -346,8 +363,25 @@ def test_a_log_symlink_of_another_user_starts_nothing(procs, two_users, open_tre
     assert not (elsewhere / "ran").exists() and not (elsewhere / "supervise").exists()
     scanner.terminate()
     err = scanner.communicate(timeout=15)[1].decode()
-    assert f"svscan: warning: unable to use svc/log: a symlink owned by uid {owner[1]}, " \
-           "not 0; no logger\n" in err
+    assert "svscan: warning: unable to use svc/log: a symlink in a directory others can " \
+           "write; no logger\n" in err
+
+
+def test_a_signal_sent_by_command_is_no_failure_of_a_critical_service(procs, tmp_path):
+    """svc -a (or -1, -2, -h) kills a service that does not catch it: a
+    death asked for by whoever may control it, which stops no tree."""
+    scan = tmp_path / "service"
+    crit = scan / "crit"
+    write_script(crit / "run", SLEEPER)
+    (crit / "critical").write_text("1\n")
+    other = scan / "other"
+    write_script(other / "run", SLEEPER)
+    scanner = procs.start(program("svscan"), scan)
+    for letter in "a12":
+        pid = wait_until(lambda: status_pid(crit))
+        assert run("svc", f"-{letter}", crit).returncode == 0
+        wait_until(lambda: status_pid(crit) not in (0, pid), timeout=15)
+    assert scanner.poll() is None and status_pid(other)
 
 
 # --- 7. nothing runs unsupervised ------------------------------------------------------------
