@@ -25,6 +25,8 @@ import os
 import signal
 import stat
 
+from . import trust
+
 CRITICAL_DEFAULT = 3
 
 
@@ -111,7 +113,7 @@ def read_text(name: str) -> str:
         raise ValueError(name)
     fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):      # swapped since the stat
             raise ValueError(name)
         return os.read(fd, 256).decode("utf-8", "replace")
     finally:
@@ -132,13 +134,10 @@ def is_ours(name: str) -> bool:
     `critical` counts only then: a service's owner must not be able to
     bring root's tree down."""
     try:
-        st = os.stat(name, follow_symlinks=False)
-        here = os.stat(os.path.dirname(name) or ".")
+        return trust.safe_file(os.stat(name, follow_symlinks=False)) \
+            and trust.safe_dir(os.stat(os.path.dirname(name) or "."))
     except OSError:
         return False
-    mine = os.geteuid()
-    return stat.S_ISREG(st.st_mode) and st.st_uid == mine and st.st_nlink == 1 \
-        and not st.st_mode & 0o022 and here.st_uid == mine and not here.st_mode & 0o022
 
 
 def read(path: str, warn) -> Policy:

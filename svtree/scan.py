@@ -437,8 +437,8 @@ class Scanner:
         if self.killed:
             for service in list(self.services.values()):
                 for proc in service.procs():
-                    for pid in leaders(proc.pid):
-                        kill_child(proc.pid, pid)
+                    for pid in unix.children(proc.pid) or ():
+                        kill_child(proc.pid, pid)       # its ./run, ./finish, ./check
             for proc in self.inherited:
                 tell_kill(proc)
             self.inherited = []        # their supervise exits when its service has gone
@@ -494,10 +494,8 @@ def adopted_children():
             return []       # a /proc of another pid namespace: its numbers are not ours
     except OSError:
         return []
-    try:                    # svscan has one thread: its children are all listed here
-        with open(f"/proc/{me}/task/{me}/children", "rb") as f:
-            pids = [int(p) for p in f.read().split()]
-    except OSError:         # a kernel without CONFIG_PROC_CHILDREN: look at everyone
+    pids = unix.children(me)
+    if pids is None:        # a kernel without CONFIG_PROC_CHILDREN: look at everyone
         pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
     return [pid for pid in pids if parent_if_alive(pid) == me]
 
@@ -513,19 +511,6 @@ def kill(pid, signum):
         os.kill(pid, signum)
     except OSError:       # gone, or someone else's now (a ./run that ran sudo): not ours
         pass
-
-
-def leaders(ppid):
-    """The children of ppid (a supervise of ours) that lead a session of
-    their own: its ./run, ./finish and ./check, as the kernel knows them."""
-    if not ppid:
-        return []
-    try:
-        with open(f"/proc/{ppid}/task/{ppid}/children", "rb") as f:
-            pids = [int(p) for p in f.read().split()]
-    except (OSError, ValueError):
-        return []
-    return [pid for pid in pids if session_leader(pid)]
 
 
 def child_pidfd(ppid, pid):
@@ -570,20 +555,16 @@ def tell_kill(proc):
 
 
 def status_pid(proc):
-    """The pid proc's status file says ./run has, if the kernel agrees that
-    it is a child of that supervise (proc.pid) leading its own session; 0
-    otherwise. The status file may be anyone's: it only picks among the
-    supervise's own children."""
+    """The pid proc's status file says ./run has (0: none, or not running).
+    The file may be anyone's: the pid only picks among the children of that
+    supervise, which child_pidfd checks with the kernel before any signal."""
     if not proc.pid:
         return 0
     try:
         s = status.read(proc.path)
     except (OSError, status.BadStatus):
         return 0
-    if s.state != status.RUN or s.pid <= 1:
-        return 0
-    fields = unix.proc_stat(s.pid)
-    return s.pid if fields and int(fields[1]) == proc.pid and int(fields[3]) == s.pid else 0
+    return s.pid if s.state == status.RUN else 0
 
 
 def running_service(proc):
@@ -611,13 +592,6 @@ def down_signal(path):
         return config.signal_number(config.read_text(name))
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def session_leader(pid):
-    """Is pid a live process leading its own session, as supervise starts
-    ./run? Keeps a damaged status file from aiming KILL at anything else."""
-    fields = unix.proc_stat(pid)
-    return bool(fields) and int(fields[3]) == pid
 
 
 def meant_for_this_host(name, host=None):

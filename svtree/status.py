@@ -21,7 +21,8 @@ both sizes and fills bytes 18 and 19 from the pid for the short form.
 """
 
 import os
-import stat
+
+from .unix import NotRegular, read_regular
 
 SIZE = 20
 DAEMONTOOLS_SIZE = 18
@@ -96,11 +97,7 @@ def read(service: str) -> Status:
     regular file: a fifo planted there must not hang the reader.
     Raises OSError if the file cannot be read, BadStatus if it is malformed.
     """
-    fd = os.open(os.path.join(service, "supervise", "status"),
-                 os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise BadStatus("not a regular file")
-        return unpack(os.read(fd, SIZE + 1))
-    finally:
-        os.close(fd)
+        return unpack(read_regular(os.path.join(service, "supervise", "status"), None, SIZE + 1))
+    except NotRegular:
+        raise BadStatus("not a regular file") from None

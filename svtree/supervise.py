@@ -63,7 +63,7 @@ def setup(path):
     here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         sdir = claim_supervise_dir(path, here)
-        access = trust.read_access(here, lambda m: warn(f"unable to use {path}/{m}"))
+        gid = trust.read_access(here, lambda m: warn(f"unable to use {path}/{m}"))
     finally:
         os.close(here)
     try:
@@ -71,11 +71,11 @@ def setup(path):
     except OSError as e:
         raise Fatal(f"unable to acquire {path}/supervise/lock: {describe(e)}") from None
     try:
-        unix.make_fifo("control", sdir, *fifo_mode(access), fresh=True)
+        unix.make_fifo("control", sdir, *fifo_mode(gid), fresh=True)
         ctl_r, ctl_w = unix.open_fifo_reader("control", sdir)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/control: {describe(e)}") from None
-    return sdir, lock, ctl_r, ctl_w, access
+    return sdir, lock, ctl_r, ctl_w, gid
 
 
 def claim_supervise_dir(path, here):
@@ -98,10 +98,10 @@ def claim_supervise_dir(path, here):
 
 
 def fifo_mode(gid):
-    """(mode, uid, gid) of the control and ok fifos: ours alone (0600), or
+    """(mode, group) of the control and ok fifos: ours alone (0600), or
     writable by the group the service's access file names (0620): never
     readable by them, so nobody else can take a command or pose as us."""
-    return (0o600, os.geteuid(), os.getegid()) if gid is None else (0o620, os.geteuid(), gid)
+    return (0o600, os.getegid()) if gid is None else (0o620, gid)
 
 
 def open_up(sdir, gid, path):
@@ -115,10 +115,10 @@ def open_up(sdir, gid, path):
         warn(f"unable to set the permissions of {path}/supervise", e)
 
 
-def make_ok(sdir, path, access):
+def make_ok(sdir, path, gid):
     """The ok fifo, made before anything is started: the step that can fail."""
     try:
-        unix.make_fifo("ok", sdir, *fifo_mode(access), fresh=True)
+        unix.make_fifo("ok", sdir, *fifo_mode(gid), fresh=True)
     except OSError as e:
         raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
 
@@ -322,21 +322,22 @@ class Loop:
         """Adopt the process the status file names, if it is the ./run that
         the previous supervise of this directory started (then killed with
         SIGKILL, say): one instance, never two."""
-        found = leftover(self.sdir)
-        if not found:
+        pid, ticks = leftover(self.sdir)
+        if not pid:
             return
-        pid, stamp, ticks = found
         try:
             self.pidfd = os.pidfd_open(pid)
         except OSError:
             return
-        if start_ticks(pid) != ticks:       # it ended, and the pid was reused, meanwhile
+        # checked after the pidfd was opened: the process checked is the one it holds
+        proc = unix.proc_stat(pid)
+        if not proc or proc[0] == b"Z" or int(proc[3]) != pid or int(proc[19]) != ticks:
             os.close(self.pidfd)
             self.pidfd = -1
             return
         self.poller.register(self.pidfd, select.POLLIN)
         self.run_start = (BOOT_ID, ticks)
-        self.feed(machine.ADOPTED, (pid, stamp))
+        self.feed(machine.ADOPTED, (pid, started_at(ticks)))
 
     def abandon(self):
         """Setup failed after the first start: KILL the ./run (or ./check)
@@ -402,13 +403,13 @@ class Loop:
                 self.carry_out(effect)
         self.written = self.written_state = None   # rewrite: mends a damaged status file
 
-    def run(self, wakeup_r, access=None):
+    def run(self, wakeup_r, gid=None):
         self.wakeup_r = wakeup_r
         poller = self.poller
         poller.register(wakeup_r, select.POLLIN)
         poller.register(self.ctl_r, select.POLLIN)
-        open_up(self.sdir, access, self.path)
-        make_ok(self.sdir, self.path, access)    # before any start (Fatal: none made)
+        open_up(self.sdir, gid, self.path)
+        make_ok(self.sdir, self.path, gid)       # before any start (Fatal: none made)
         self.adopt_leftover()
         self.feed(machine.TIMEOUT)           # the first start, unless down or adopted
         self.policy_fresh = False            # later starts read the files again
@@ -447,32 +448,34 @@ class Loop:
 
 
 def leftover(sdir):
-    """(pid, stamp, ticks) of the ./run the previous supervise of this
-    directory started, if it still runs; None if there is none.
+    """(pid, start ticks) of the ./run the previous supervise of this
+    directory recorded as running in this boot; (0, None) if none.
 
     Believed only from files of ours (trust.read_ours; supervise/ is ours by
-    now) and only if the kernel agrees: a live session leader that started
-    at the very clock tick state.json recorded, in this boot. The tick count
-    is boot-relative, so a step of the wall clock changes nothing, and the
-    stamp for status is worked out from it too.
+    now); the caller then asks the kernel (adopt_leftover): a live session
+    leader that started at that very clock tick. The tick count is
+    boot-relative, so a step of the wall clock changes nothing.
     """
     if not os.access("status", os.F_OK, dir_fd=sdir):
-        return None                  # a new service: no exception raised (trust.py)
+        return 0, None               # a new service: no exception raised (trust.py)
     try:
         s = status.unpack(trust.read_ours("status", sdir, status.SIZE + 1))
         fields = json.loads(trust.read_ours("state.json", sdir, 65536))
     except (OSError, trust.Untrusted, status.BadStatus, ValueError, RecursionError):
-        return None
+        return 0, None
     if not s.pid or s.state != status.RUN or not isinstance(fields, dict):
-        return None
+        return 0, None
     ticks = fields.get("pid_start")
     if fields.get("pid") != s.pid or fields.get("boot") != BOOT_ID or type(ticks) is not int:
-        return None
-    proc = unix.proc_stat(s.pid)
-    if not proc or proc[0] == b"Z" or int(proc[3]) != s.pid or int(proc[19]) != ticks:
-        return None
+        return 0, None
+    return s.pid, ticks
+
+
+def started_at(ticks):
+    """The wall time (seconds, nanoseconds) of a start ticks after boot,
+    worked out from how long ago that was: right after a clock step too."""
     lived = max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / CLK_TCK)
-    return s.pid, divmod(time.time_ns() - int(lived * 1e9), 1_000_000_000), ticks
+    return divmod(time.time_ns() - int(lived * 1e9), 1_000_000_000)
 
 
 def start_ticks(pid):
@@ -535,9 +538,9 @@ def run(path, *, under_svscan=False):
     if under_svscan:
         name_process("supervise")
     try:
-        sdir, _lock, ctl_r, _ctl_w, access = setup(path)
+        sdir, _lock, ctl_r, _ctl_w, gid = setup(path)
         loop = Loop(path, sdir, ctl_r)
-        return loop.run(wakeup_r, access)
+        return loop.run(wakeup_r, gid)
     except Fatal as e:
         tell(PROG, "fatal", str(e))
         return 111

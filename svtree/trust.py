@@ -34,13 +34,14 @@ through a group of their own.
 import os
 import stat
 
+from . import unix
+
 SUPERVISE = "supervise"
 # the entries supervise keeps in supervise/: anything else of these names
 # that is not ours is removed before supervise uses the directory
 ENTRIES = ("lock", "control", "ok", "status", "status.new", "state.json",
            "state.json.new")
 EVENT_DIR = "event"
-NONBLOCK_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Untrusted(Exception):
@@ -69,7 +70,10 @@ def whose(st) -> str:
 def read_ours(name: str, dir_fd: int, size: int) -> bytes:
     """The bytes of NAME if it is a file root may believe (see safe_file);
     Untrusted if it is something else, OSError if it cannot be read."""
-    fd = os.open(name, NONBLOCK_READ, dir_fd=dir_fd)
+    try:
+        fd = unix.open_regular(name, dir_fd)
+    except unix.NotRegular:
+        raise Untrusted(f"{name} is not a regular file") from None
     try:
         st = os.fstat(fd)
         if not safe_file(st):

@@ -58,11 +58,11 @@ def open_fifo_writer(name: str, dir_fd: int | None = None) -> int:
         raise
 
 
-def make_fifo(name: str, dir_fd: int, mode: int = 0o600, uid: int = -1, gid: int = -1,
+def make_fifo(name: str, dir_fd: int, mode: int = 0o600, gid: int = -1,
               fresh: bool = False) -> None:
-    """Ensure NAME in dir_fd is a fifo of the given mode and owners (uid,
-    gid: -1 leaves them), replacing anything else; the mode and owners are
-    set through a descriptor of the fifo itself, never through a name.
+    """Ensure NAME in dir_fd is a fifo of the given mode and group (-1
+    leaves it), replacing anything else; the mode and group are set through
+    a descriptor of the fifo itself, never through a name.
     fresh: a new fifo even if one is there (whoever holds the old one open,
     from a time they were allowed to, holds nothing of ours any more).
 
@@ -80,8 +80,8 @@ def make_fifo(name: str, dir_fd: int, mode: int = 0o600, uid: int = -1, gid: int
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):      # swapped meanwhile
             raise OSError(errno.EEXIST, f"{name} is not a fifo")
-        if uid != -1 or gid != -1:
-            os.fchown(fd, uid, gid)
+        if gid != -1:
+            os.fchown(fd, -1, gid)
         os.fchmod(fd, mode)
     finally:
         os.close(fd)
@@ -164,6 +164,21 @@ def proc_stat(pid: int) -> list[bytes] | None:
         return os.read(fd, 1024).rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    finally:
+        os.close(fd)
+
+
+def children(pid: int) -> list[int] | None:
+    """The children of pid, a process with one thread (svscan, supervise),
+    as the kernel lists them; None without CONFIG_PROC_CHILDREN."""
+    try:
+        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return [int(p) for p in os.read(fd, 65536).split()]
+    except (OSError, ValueError):
+        return []
     finally:
         os.close(fd)
 
