@@ -625,6 +625,11 @@ def has_log(name):
 
 def open_supervise(path):
     """An fd of path/supervise/ if it is one we may believe (trust.py), or None."""
+    # access() first: a new service (the usual case here, just before its
+    # supervise is forked) raises no exception. What svscan allocates
+    # between two forks dirties pages the children it forked still share.
+    if not os.access(os.path.join(path, trust.SUPERVISE), os.F_OK, follow_symlinks=False):
+        return None
     try:
         here = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
@@ -753,6 +758,10 @@ def become_subreaper():
         warn("unable to become a child subreaper; orphans will not be reaped", e)
 
 
+ALL_SIGNALS = tuple(int(s) for s in signal.valid_signals())
+MASK = tuple(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ()))  # as svscan started
+
+
 def fork_quietly():
     """fork(), with every signal blocked in the child until it has put
     svscan's handlers and wakeup fd aside (supervise.install_signals, or the
@@ -761,14 +770,14 @@ def fork_quietly():
     runs svscan's handler there, which writes its number into svscan's own
     wakeup pipe: svscan would take a child's TERM for its own and shut the
     tree down."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, ALL_SIGNALS)   # the C function: no enums
     try:
         pid = os.fork()
     except OSError:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, MASK)
         raise
     if pid:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, MASK)
     return pid
 
 

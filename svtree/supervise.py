@@ -271,7 +271,7 @@ class Loop:
                 os.close(notify[0])
         if what == "run":
             self.start_error = None
-            self.run_start = (BOOT_ID, start_ticks(pid))
+            self.run_start = (BOOT_ID, unix.start_ticks(pid))
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
     def start_failed(self, what, e, cause=None):
@@ -476,12 +476,6 @@ def started_at(ticks):
     worked out from how long ago that was: right after a clock step too."""
     lived = max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / CLK_TCK)
     return divmod(time.time_ns() - int(lived * 1e9), 1_000_000_000)
-
-
-def start_ticks(pid):
-    """When pid started, in clock ticks since boot (None if it is gone)."""
-    proc = unix.proc_stat(pid)
-    return int(proc[19]) if proc else None
 
 
 def signal_pid(pid, signum):
