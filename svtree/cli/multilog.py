@@ -1,17 +1,36 @@
 """multilog SCRIPT...: file standard input into automatically rotated logs.
 
 Exit 0 at end of input or after TERM, 111 if a log directory cannot be set up
-(its lock is held by another logger, say), 100 with no script.
+(its lock is held by another logger, say), 100 with no script (daemontools'
+multilog would read and drop its input). --help or --version as the whole
+script answers and exits 0 without reading stdin; anywhere else in a script
+they are patterns, as in daemontools.
 """
 
 import sys
 
+from ..errors import TEMPORARY, USAGE
+from .options import asked
+
+SYNOPSIS = "multilog script"
+HELP = f"""usage: {SYNOPSIS}
+Reads lines on stdin and acts on them in the order of the script's actions:
+  t  stamp each line (TAI64N)    T  stamp it in local ISO 8601
+  +pattern / -pattern  select / deselect    e  copy to stderr
+  sSIZE  nNUM  !processor  settings for the next log directories
+  ./dir or /dir  append to that automatically rotated log directory
+  =file  keep the last selected line in file
+Example, in a log/run: exec multilog t s1000000 n20 ./main. See multilog(8).
+"""
+
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if asked("multilog", argv, HELP, sole=True):
+        return 0
     if not argv:
-        sys.stderr.write("multilog: usage: multilog script\n")
-        return 100
+        sys.stderr.write(f"multilog: usage: {SYNOPSIS}\n")
+        return USAGE
     from .. import logger, logscript
     from ..errors import describe
     from ..logdir import LogDir, Locked
@@ -23,15 +42,15 @@ def main(argv=None) -> int:
         except Locked:
             sys.stderr.write(f"multilog: fatal: unable to lock directory {d.path}: "
                              "temporary failure\n")
-            return 111
+            return TEMPORARY
         except OSError as e:
             sys.stderr.write(f"multilog: fatal: unable to set up {d.path}: {describe(e)}\n")
-            return 111
+            return TEMPORARY
     try:
         return logger.run(logger.Logger(script, dirs))
     except OSError as e:
         sys.stderr.write(f"multilog: fatal: unable to read input: {describe(e)}\n")
-        return 111
+        return TEMPORARY
 
 
 if __name__ == "__main__":
