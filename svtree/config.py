@@ -33,7 +33,7 @@ CRITICAL_DEFAULT = 3
 class Policy:
     __slots__ = ("notify_fd", "check", "check_interval", "check_failures", "check_timeout",
                  "restart", "backoff_max", "max_deaths", "down_signal", "timeout_kill",
-                 "finish_timeout", "critical")
+                 "finish_timeout", "critical", "finish")
 
     def __init__(self, **kw):
         self.notify_fd = None
@@ -48,6 +48,7 @@ class Policy:
         self.timeout_kill = None
         self.finish_timeout = 5.0
         self.critical = 0
+        self.finish = True           # ./finish exists (config.read looks)
         for key, value in kw.items():
             setattr(self, key, value)
 
@@ -167,4 +168,5 @@ def read(path: str, warn) -> Policy:
              f"the descriptor limit ({fd_limit()}, RLIMIT_NOFILE)")
         policy.notify_fd = None
     policy.check = os.access("check", os.X_OK)
+    policy.finish = os.access("finish", os.X_OK)
     return policy

@@ -7,7 +7,17 @@ supervise/state.json, rewritten whole (tmp + rename) on every change:
      "paused": BOOL, "normally_up": BOOL, "starts": N,
      "last_exit": {"code": N}|{"signal": N}|null, "last_duration": SECONDS|null,
      "quick_deaths": N, "backoff": SECONDS, "failed": BOOL, "critical": BOOL,
-     "boot": ID|null, "pid_start": TICKS|null}
+     "boot": ID|null, "pid_start": TICKS|null, "readiness": "notify"|"check"|"none",
+     "error": TEXT|null, "reason": TEXT|null, "next_start": UNIX|null}
+
+readiness is how the service says it is ready: a notification-fd newline,
+a passing ./check, or none (ready once ./run has stayed up a second).
+error is why the last attempt to start ./run failed ("unable to start
+./run: its interpreter /bin/sh\\r does not exist: run has CRLF line
+endings"), null once a start succeeds; reason is why the service failed
+for good ("max-deaths 4 reached", "finish exited 125", "critical: 3 failed
+exits in a row"); next_start is when ./run will be started again while
+supervise waits out a delay (the backoff), null otherwise.
 
 boot and pid_start name the running ./run for the kernel: this boot's id
 (/proc/sys/kernel/random/boot_id) and its start time in clock ticks since
@@ -58,10 +68,11 @@ def last_exit(wstatus):
     return {"signal": wstatus & 0x7F}
 
 
-def record(sv, path, normally_up, run_start=None) -> dict:
+def record(sv, path, normally_up, run_start=None, next_start=None) -> dict:
     """The state.json fields of a Supervisor; run_start: (boot id, start
     time in clock ticks since boot) of the running ./run, which a later
-    supervise checks with the kernel before it adopts that process."""
+    supervise checks with the kernel before it adopts that process;
+    next_start: when the next start is due (Unix time), if delayed."""
     boot, ticks = run_start if run_start and sv.state == machine.RUN else (None, None)
     return {
         "service": path, "state": STATES[sv.state], "want": WANTS[sv.want], "pid": sv.pid,
@@ -71,7 +82,29 @@ def record(sv, path, normally_up, run_start=None) -> dict:
         "last_duration": None if sv.last_duration is None else round(sv.last_duration, 3),
         "quick_deaths": sv.quick_deaths, "backoff": sv.delay, "failed": sv.failed,
         "critical": bool(sv.policy.critical), "boot": boot, "pid_start": ticks,
+        "readiness": machine.readiness(sv.policy), "error": sv.error, "reason": sv.reason,
+        "next_start": next_start,
     }
+
+
+def past(fields) -> machine.Past:
+    """The history in a state.json of our own (record's fields) that an
+    adoption carries on; a field of the wrong kind is left at its default."""
+    def number(key, default, kind=(int, float)):
+        v = fields.get(key)
+        return v if isinstance(v, kind) and not isinstance(v, bool) and v >= 0 else default
+    wstatus = None
+    exit_ = fields.get("last_exit")
+    if isinstance(exit_, dict) and len(exit_) == 1:
+        (key, v), = exit_.items()
+        if type(v) is int and 0 <= v <= 255 and key in ("code", "signal"):
+            wstatus = v << 8 if key == "code" else v & 0x7F
+    since = number("ready_since", None)
+    return machine.Past(
+        starts=number("starts", 0, int), last_wstatus=wstatus,
+        last_duration=number("last_duration", None), quick_deaths=number("quick_deaths", 0, int),
+        backoff=number("backoff", machine.THROTTLE),
+        ready_since=None if since is None else divmod(int(since * 1e9), 1_000_000_000))
 
 
 def value(v) -> str:

@@ -6,10 +6,18 @@ runit's orthogonal variables, plus what svtree adds:
     want     UP, DOWN or ONCE (run now, never restart)
     flags    paused, term (TERM sent, not yet exited), signalled (we sent a
              signal: its death is not a failure), exit_when_down (svc -x)
-    ready    up and ready (notification-fd newline, a passing ./check, or
-             at once when the service has neither)
+    ready    up and ready: a notification-fd newline, a passing ./check, or,
+             for a service with neither, READY_AFTER seconds up (so a
+             crash-looping service is never ready; supervisord's startsecs)
     failure  quick_deaths in a row (backoff and max-deaths), failures in a row
-             (critical services), failed for good (stays down until svc -u)
+             (critical services), failed for good (stays down until svc -u),
+             and the words for each: reason (why it failed), error (why the
+             last start of ./run failed: the loop's words, given with
+             START_FAILED)
+
+An operator's up (svc -u, -r, -o while down) starts ./run now: it forgets
+the backoff, the quick deaths and a failure (revive); only the THROTTLE
+second since the last start remains.
 
 s6's shape: a table indexed by (state, event) whose cells are small functions
 that change the Supervisor and return effects for the loop to carry out:
@@ -52,6 +60,7 @@ WANT_UP, WANT_DOWN, WANT_ONCE = b"u", b"d", b"\0"   # want (written as b"d" for 
 THROTTLE = 1.0          # seconds between two starts of ./run, at least
 QUICK = 10.0            # a run shorter than this is a quick death
 RESET_AFTER = 60.0      # a run this long clears a critical service's failure count
+READY_AFTER = 1.0       # seconds up that make a service with no readiness mechanism ready
 READY_POLL = 0.1        # seconds between two readiness checks until one passes
 PERMANENT = 125         # finish's exit code for "do not restart" (s6)
 
@@ -87,7 +96,8 @@ class Supervisor:
                  "once_pending", "pid", "stamp", "started_at", "up_since", "next_start",
                  "delay", "quick_deaths", "failures", "failed", "finish_deadline",
                  "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
-                 "last_duration", "check_pid", "check_deadline", "next_check", "check_fails")
+                 "last_duration", "check_pid", "check_deadline", "next_check", "check_fails",
+                 "error", "reason", "ready_at")
 
     def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
         self.policy = policy or Policy(**policy_fields)
@@ -116,6 +126,16 @@ class Supervisor:
         self.check_deadline = None
         self.next_check = None
         self.check_fails = 0
+        self.error = None            # why the last start of ./run failed
+        self.reason = None           # why the service failed for good
+        self.ready_at = None         # no readiness mechanism: ready at this time
+
+
+def readiness(policy) -> str:
+    """How a service says it is ready: notify, check, or none (time up)."""
+    if policy.notify_fd is not None:
+        return "notify"
+    return "check" if policy.check else "none"
 
 
 def start_wanted(sv) -> bool:
@@ -130,8 +150,8 @@ def deadline(sv):
         return sv.next_start if start_wanted(sv) else None
     if sv.state == FINISH:
         return sv.finish_deadline if sv.pid else None
-    dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check)
-            if t is not None]
+    dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check,
+                        sv.ready_at) if t is not None]
     return min(dues) if dues else None
 
 
@@ -164,24 +184,25 @@ def start_if_due(sv, now, wall, arg):
 
 def want_up(sv, now, wall, arg):
     sv.want = WANT_UP
-    if sv.failed:                       # svc -u is how a failed service is revived
+    if sv.state != RUN:                 # svc -u: start now, failed or backing off
         revive(sv, now)
     return start_if_due(sv, now, wall, arg) if sv.state == DOWN else []
 
 
 def revive(sv, now):
-    """Forget a failure: counts, backoff and the delay already running."""
+    """An operator asked for the service: forget a failure, the quick deaths
+    and the backoff delay already running (not the THROTTLE second)."""
     sv.failed = False
+    sv.reason = None
     sv.quick_deaths = sv.failures = 0
     sv.delay = THROTTLE
-    sv.next_start = max(now, sv.started_at + THROTTLE)
+    sv.next_start = min(sv.next_start, max(now, sv.started_at + THROTTLE))
 
 
 def want_once(sv, now, wall, arg):
     sv.want = WANT_ONCE
     if sv.state == DOWN:
-        if sv.failed:
-            revive(sv, now)
+        revive(sv, now)
         sv.once_pending = True
         return start_if_due(sv, now, wall, arg)
     return []
@@ -279,20 +300,23 @@ def run_started(sv, now, wall, arg):
     sv.starts += 1
     sv.kill_deadline = None
     sv.check_fails = 0
-    effects = [("announce", "up")]
-    if sv.policy.notify_fd is None and not sv.policy.check:
-        effects += become_ready(sv, now, wall)
-    elif sv.policy.notify_fd is None:
+    sv.error = None
+    how = readiness(sv.policy)
+    if how == "none":
+        sv.ready_at = now + READY_AFTER
+    elif how == "check":
         sv.next_check = now + READY_POLL      # poll ./check until it passes
-    return effects
+    return [("announce", "up")]
 
 
 def adopt(sv, now, wall, arg):
     """Take over a ./run that the previous supervise left running.
 
-    Its start time is the one the status file recorded; it counts as ready.
+    arg: (pid, its start time, what the previous supervise recorded: a
+    Past). The run counts as ready (the previous supervise knew; we cannot
+    ask again), since when it was, and the history goes on where it was.
     """
-    pid, stamp = arg
+    pid, stamp, past = arg
     sv.state = RUN
     sv.pid = pid
     sv.stamp = sv.up_since = stamp
@@ -300,15 +324,35 @@ def adopt(sv, now, wall, arg):
     sv.next_start = now + THROTTLE
     sv.paused = sv.term = sv.signalled = False
     sv.sent = ()
-    return [("announce", "up")] + become_ready(sv, now, wall)
+    if past is not None:
+        sv.starts, sv.last_wstatus, sv.last_duration, sv.quick_deaths = (
+            past.starts, past.last_wstatus, past.last_duration, past.quick_deaths)
+        sv.delay = max(THROTTLE, past.backoff)
+    return [("announce", "up")] + become_ready(sv, now, past.ready_since if past and
+                                               past.ready_since else wall)
+
+
+class Past:
+    """What a previous supervise's state.json said of the run it left: the
+    history an adoption carries on."""
+
+    __slots__ = ("starts", "last_wstatus", "last_duration", "quick_deaths", "backoff",
+                 "ready_since")
+
+    def __init__(self, starts=0, last_wstatus=None, last_duration=None, quick_deaths=0,
+                 backoff=THROTTLE, ready_since=None):
+        self.starts, self.last_wstatus, self.last_duration = starts, last_wstatus, last_duration
+        self.quick_deaths, self.backoff, self.ready_since = quick_deaths, backoff, ready_since
 
 
 def run_start_failed(sv, now, wall, arg):
+    sv.error = arg                       # the loop's words for it, if any
     sv.next_start = now + THROTTLE       # retry in a second, if still wanted
     return []
 
 
 def become_ready(sv, now, wall, arg=None):
+    sv.ready_at = None
     if sv.ready:
         return []
     sv.ready = True
@@ -338,7 +382,7 @@ def count_deaths(sv, now, wstatus):
         sv.delay = THROTTLE
     sv.next_start = sv.started_at + sv.delay
     if sv.policy.max_deaths and sv.quick_deaths >= sv.policy.max_deaths:
-        sv.failed = True
+        fail(sv, f"max-deaths {sv.policy.max_deaths} reached")
     failure = wstatus not in (0, None) and not ours
     if not failure:
         sv.failures = 0
@@ -347,7 +391,15 @@ def count_deaths(sv, now, wstatus):
     else:
         sv.failures += 1
     if sv.policy.critical and sv.failures >= sv.policy.critical:
+        n = sv.failures
+        fail(sv, f"critical: {n} failed exit{'s' if n > 1 else ''} in a row")
+
+
+def fail(sv, reason):
+    """Failed for good: down until an operator's up (revive)."""
+    if not sv.failed:
         sv.failed = True
+        sv.reason = reason
 
 
 def run_exited(sv, now, wall, arg):
@@ -362,10 +414,12 @@ def run_exited(sv, now, wall, arg):
     sv.paused = sv.term = False
     sv.ready = False
     sv.ready_since = None
-    sv.kill_deadline = sv.next_check = None
+    sv.kill_deadline = sv.next_check = sv.ready_at = None
     effects = [("announce", "exited")]
     if sv.check_pid:
         effects.append(("killcheck", SIGKILL))
+    if not sv.policy.finish:            # straight down: no "finish" state to tell of
+        return effects + finish_done(sv, now, wall, None)
     return effects + [("spawn", "finish", ["./finish", *finish_args(arg)])]
 
 
@@ -379,7 +433,7 @@ def finish_started(sv, now, wall, arg):
 
 def finish_done(sv, now, wall, arg):
     if arg is not None and exit_code(arg) == PERMANENT:
-        sv.failed = True
+        fail(sv, f"finish exited {PERMANENT}")
     sv.state = DOWN
     if sv.pid:
         sv.stamp = wall
@@ -407,6 +461,8 @@ def finish_overdue(sv, now, wall, arg):
 
 def run_timers(sv, now, wall, arg):
     effects = []
+    if sv.ready_at is not None and now >= sv.ready_at:
+        effects += become_ready(sv, now, wall)
     if sv.kill_deadline is not None and now >= sv.kill_deadline:
         sv.kill_deadline = None
         effects.append(("killgroup", SIGKILL))

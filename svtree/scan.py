@@ -451,15 +451,20 @@ class Scanner:
             return
         self.killed = True
         self.kill_at = now + LAST_CALL
+        killed = []                    # what ignored TERM: said, not just done
         if self.command_pid:
             kill(-self.command_pid, signal.SIGKILL)
+            killed.append(f"the main command (pid {self.command_pid})")
         for service in list(self.services.values()):
             pid = status_pid(service.main)
-            if pid:
-                kill_child(service.main.pid, pid)
+            if pid and kill_child(service.main.pid, pid):
+                killed.append(f"{service.name} (pid {pid})")
         for proc in self.inherited:
             if not proc.path.endswith("/log"):
                 tell_kill(proc)
+                killed.append(f"{proc.path} (through its supervise)")
+        if killed:
+            warn(f"still running {self.grace:g}s after TERM, killed: {', '.join(killed)}")
 
     def running(self):
         """Is anything of the tree left? Once the supervise processes and the
@@ -532,17 +537,19 @@ def child_pidfd(ppid, pid):
 
 def kill_child(ppid, pid):
     """KILL the process group of pid, a session-leading child of our
-    supervise ppid, and pid itself; nothing if the kernel says it is not."""
+    supervise ppid, and pid itself; nothing if the kernel says it is not.
+    True if it was signalled."""
     pidfd = child_pidfd(ppid, pid)
     if pidfd is None:
-        return
+        return False
     try:
         kill(-pid, signal.SIGKILL)       # its group: the leader holds the number
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except OSError:
-        pass
+        return False
     finally:
         os.close(pidfd)
+    return True
 
 
 def tell_kill(proc):
@@ -829,6 +836,7 @@ def run(directory, *, grace=GRACE, command=None):
         tell(PROG, "fatal", f"unable to chdir to {directory}", e)
         return 111
     wakeup_r = install_signals()
+    supervise.name_process(f"svscan {directory}", "svscan")
     become_subreaper()
     roomy_fd_limit()
     scanner = Scanner(directory, grace=grace)

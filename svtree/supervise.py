@@ -130,14 +130,59 @@ def open_ok(sdir):
                    dir_fd=sdir)
 
 
-def spawn(argv, notify=None):
+def spawn(argv, notify=None, stderr_to_stdout=False):
     """Start argv[0] from the service directory in a session of its own.
 
     notify: (fd to give, number it gets in the child) for notification-fd.
+    stderr_to_stdout: for ./check, whose complaints (curl's "Failed to
+    connect" while the service starts) belong in the service's log, which
+    is where supervise's stdout goes, not on svscan's stderr.
     """
-    actions = [(os.POSIX_SPAWN_DUP2, notify[0], notify[1])] if notify else ()
+    actions = [(os.POSIX_SPAWN_DUP2, notify[0], notify[1])] if notify else []
+    if stderr_to_stdout:
+        actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
     return os.posix_spawn(argv[0], argv, os.environ._data, setsid=True,
                           setsigdef=CATCHABLE, setsigmask=(), file_actions=actions)
+
+
+def why_not_started(name, e):
+    """The real cause of a failed exec of ./name, looked for: the kernel
+    says ENOENT for a missing #! interpreter too (`/bin/sh\r` when the
+    script has CRLF line endings), EACCES for a missing exec bit."""
+    if e.errno == errno.ENOENT and os.path.lexists(name):
+        interpreter = shebang(name)
+        if interpreter is None:
+            return f"{name} exists, but the loader it names does not ({describe(e)})"
+        shown = interpreter.decode(errors="backslashreplace").replace("\r", "\\r")
+        if interpreter.endswith(b"\r"):
+            return (f"its interpreter {shown} does not exist: {name} has CRLF line endings"
+                    " (dos2unix)")
+        return f"its interpreter {shown} (the #! line of {name}) does not exist"
+    if e.errno == errno.EACCES and os.path.exists(name):
+        if not os.access(name, os.X_OK):
+            return f"{name} is not executable (chmod +x {name})"
+        interpreter = shebang(name)
+        if interpreter and not os.access(interpreter, os.X_OK):
+            return f"its interpreter {interpreter.decode(errors='backslashreplace')} " \
+                   f"is not executable"
+    if e.errno == errno.ENOEXEC:
+        return f"{name} is neither a program nor a script starting with #!"
+    return describe(e)
+
+
+def shebang(name):
+    """The interpreter a #! line names (bytes), or None."""
+    try:
+        with open(name, "rb", buffering=0) as f:
+            line = f.read(256).split(b"\n", 1)[0]
+    except OSError:
+        return None
+    if not line.startswith(b"#!"):
+        return None
+    word = line[2:].lstrip(b" \t")
+    for sep in (b" ", b"\t"):
+        word = word.split(sep, 1)[0]
+    return word or None
 
 
 class Loop:
@@ -197,7 +242,8 @@ class Loop:
                 self.written = data
             except OSError as e:
                 self.warn_write("status", e)
-        fields = history.record(self.sv, self.path, self.normally_up, self.run_start)
+        fields = history.record(self.sv, self.path, self.normally_up, self.run_start,
+                                self.next_start())
         if fields != self.written_state:
             try:
                 unix.replace_file("state.json", history.pack(fields), dir_fd=self.sdir)
@@ -206,6 +252,15 @@ class Loop:
             except OSError as e:
                 self.warn_write("state.json", e)
         self.tell_events()
+
+    def next_start(self):
+        """When ./run is due to start again (Unix time, to 0.1 s), if it
+        waits for a delay: the backoff an operator wants to see."""
+        sv = self.sv
+        if sv.state != machine.DOWN or not machine.start_wanted(sv):
+            return None
+        wait = sv.next_start - self.clock()
+        return round(time.time() + wait, 1) if wait > 0 else None
 
     def warn_write(self, name, e):
         """A file that cannot be written (out of descriptors, a full disk) is
@@ -262,7 +317,7 @@ class Loop:
             self.start_failed(what, e, "unable to make the notification-fd pipe")
             return
         try:
-            pid = spawn(argv, notify)
+            pid = spawn(argv, notify, stderr_to_stdout=what == "check")
         except OSError as e:
             self.start_failed(what, e)
             return
@@ -275,17 +330,22 @@ class Loop:
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
     def start_failed(self, what, e, cause=None):
+        """Say why ./run (./check, ./finish) did not start: on stderr once,
+        and for ./run in state.json's error field (svtree status, wait)."""
+        why = f"{cause}: {describe(e)}" if cause else why_not_started(what, e)
+        error = None
         if what == "run":
             self.close_notify()
-            message = f"unable to start {self.path}/run: {cause + ': ' if cause else ''}{describe(e)}"
-            if message != self.start_error:
-                warn(message)
-                self.start_error = message
+            error = f"unable to start ./run: {why}"
+            if error != self.start_error:
+                warn(f"unable to start {self.path}/run: {why}")
+                self.start_error = error
         elif what == "check":
-            warn(f"unable to start {self.path}/check", e)
+            warn(f"unable to start {self.path}/check: {why}")
         elif e.errno not in (errno.ENOENT, errno.EACCES):
-            warn(f"unable to start {self.path}/finish", e)
-        self.feed(machine.CHECK_START_FAILED if what == "check" else machine.START_FAILED)
+            warn(f"unable to start {self.path}/finish: {why}")
+        self.feed(machine.CHECK_START_FAILED if what == "check" else machine.START_FAILED,
+                  error)
 
     # --- notification-fd -----------------------------------------------------------
 
@@ -322,7 +382,7 @@ class Loop:
         """Adopt the process the status file names, if it is the ./run that
         the previous supervise of this directory started (then killed with
         SIGKILL, say): one instance, never two."""
-        pid, ticks = leftover(self.sdir)
+        pid, ticks, past = leftover(self.sdir)
         if not pid:
             return
         try:
@@ -337,7 +397,7 @@ class Loop:
             return
         self.poller.register(self.pidfd, select.POLLIN)
         self.run_start = (BOOT_ID, ticks)
-        self.feed(machine.ADOPTED, (pid, started_at(ticks)))
+        self.feed(machine.ADOPTED, (pid, started_at(ticks), past))
 
     def abandon(self):
         """Setup failed after the first start: KILL the ./run (or ./check)
@@ -448,27 +508,29 @@ class Loop:
 
 
 def leftover(sdir):
-    """(pid, start ticks) of the ./run the previous supervise of this
-    directory recorded as running in this boot; (0, None) if none.
+    """(pid, start ticks, machine.Past) of the ./run the previous supervise
+    of this directory recorded as running in this boot; (0, None, None) if
+    none.
 
     Believed only from files of ours (trust.read_ours; supervise/ is ours by
     now); the caller then asks the kernel (adopt_leftover): a live session
     leader that started at that very clock tick. The tick count is
     boot-relative, so a step of the wall clock changes nothing.
     """
+    none = 0, None, None
     if not os.access("status", os.F_OK, dir_fd=sdir):
-        return 0, None               # a new service: no exception raised (trust.py)
+        return none                  # a new service: no exception raised (trust.py)
     try:
         s = status.unpack(trust.read_ours("status", sdir, status.SIZE + 1))
         fields = json.loads(trust.read_ours("state.json", sdir, 65536))
     except (OSError, trust.Untrusted, status.BadStatus, ValueError, RecursionError):
-        return 0, None
+        return none
     if not s.pid or s.state != status.RUN or not isinstance(fields, dict):
-        return 0, None
+        return none
     ticks = fields.get("pid_start")
     if fields.get("pid") != s.pid or fields.get("boot") != BOOT_ID or type(ticks) is not int:
-        return 0, None
-    return s.pid, ticks
+        return none
+    return s.pid, ticks, history.past(fields)
 
 
 def started_at(ticks):
@@ -488,14 +550,23 @@ def signal_pid(pid, signum):
             warn(f"unable to signal {pid}", e)
 
 
-def name_process(name):
-    """Show the forked child as `supervise` in ps -o comm, top and pgrep."""
+def name_process(title, comm):
+    """Show the process as title (`supervise web`) in ps -o args, top and
+    docker top, and as comm (`supervise`) in ps -o comm and pgrep -x, as
+    daemontools' processes show. setproctitle rewrites the argv area
+    in place; without it, comm alone is set."""
+    try:
+        from setproctitle import setproctitle      # imported by svscan before forking
+        # a name that is not UTF-8 shows its bytes as \xNN
+        setproctitle(title.encode(errors="surrogateescape").decode(errors="backslashreplace"))
+    except ImportError:
+        pass
     try:
         fd = os.open("/proc/self/comm", os.O_WRONLY)
     except OSError:
         return
     try:
-        os.write(fd, name.encode())
+        os.write(fd, comm.encode())
     except OSError:
         pass
     finally:
@@ -529,8 +600,7 @@ def run(path, *, under_svscan=False):
     brings the tree down in order, loggers last.
     """
     wakeup_r = install_signals(ignore_int=under_svscan)
-    if under_svscan:
-        name_process("supervise")
+    name_process(f"supervise {path}", "supervise")
     try:
         sdir, _lock, ctl_r, _ctl_w, gid = setup(path)
         loop = Loop(path, sdir, ctl_r)
