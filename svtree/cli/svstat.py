@@ -5,6 +5,10 @@
 
 Reads 18-byte daemontools and 20-byte runit status files alike. Like
 daemontools, svstat exits 0 whatever it finds; errors are part of the line.
+Every argument names a directory, as in daemontools, except a first "--",
+which is skipped, and a first "--help" or "--version". No argument at all
+prints nothing and exits 0 (a script may pass an empty list), with a
+warning on stderr for the person who forgot the directory.
 
 The status file is its owner's to plant: it is opened without blocking and
 without following a symlink, and anything but a regular file is, as for
@@ -19,6 +23,15 @@ import time
 from .. import status
 from ..errors import NotRunning, describe
 from ..unix import NotRegular, leave, open_dir, open_fifo_writer, read_regular
+from .options import asked
+
+HELP = """usage: svstat dir...
+Prints one line per dir, in daemontools' words:
+  dir: up (pid N) S seconds[, normally down][, paused][, want down]
+  dir: down S seconds[, normally up][, want up]
+Problems go on the dir's line; the exit status is 0. See svstat(8);
+svtree status shows more (readiness, starts, the last exit, JSON).
+"""
 
 
 def line(service: str, now: float) -> str:
@@ -85,6 +98,11 @@ def main(argv=None) -> int:
     at once when done (no interpreter teardown: it is a third of the run)."""
     if argv is None:
         leave(main(sys.argv[1:]))
+    if asked("svstat", argv, HELP):
+        return 0
+    if not argv:
+        sys.stderr.write("svstat: warning: no service directory given: nothing to show "
+                         "(usage: svstat dir...)\n")
     if argv and argv[0] == "--":
         argv = argv[1:]
     now = time.time()
