@@ -8,7 +8,8 @@ Each file in DIR names a variable; names starting with "." are skipped.
 A name containing "=" cannot name a variable and is an error, as is an
 entry that cannot be read (a subdirectory, say). CHILD is searched for in
 our own PATH, not one DIR sets. Exit 111 on any of these errors or if
-CHILD cannot run, 100 on a usage error.
+CHILD cannot run, 100 on a usage error. A first argument --help or
+--version answers on stdout and exits 0 (daemontools takes it for DIR).
 """
 
 import os
@@ -16,8 +17,14 @@ import sys
 
 from ..unix import open_dir
 from .chain import fatal, run, usage
+from .options import asked
 
 PROG = "envdir"
+HELP = """usage: envdir dir child...
+Runs child with the environment changed by the files in dir: each file
+names a variable and holds its value on its first line; an empty file
+removes the variable. See envdir(8).
+"""
 
 
 def first_line(fd: int) -> bytes | None:
@@ -52,6 +59,8 @@ def value(name: str, dir_fd: int) -> bytes | None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if asked(PROG, argv, HELP):
+        return 0
     if len(argv) < 2:
         return usage(PROG, "envdir dir child")
     where, child = argv[0], argv[1:]

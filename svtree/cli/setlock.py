@@ -8,30 +8,40 @@ Options (of each pair, the last one given wins):
   -X  complain if FILE cannot be        -x  exit 0 quietly instead
       opened or locked (default)
 Exit 111 if FILE cannot be opened or locked (unless -x) or CHILD cannot
-run, 100 on a usage error.
+run, 100 on a usage error. A first argument --help or --version answers
+on stdout and exits 0.
 """
 
 import fcntl
 import os
 import sys
 
+from ..errors import USAGE
 from .chain import fatal, run
-from .options import UsageError, letters
+from .options import UsageError, asked, letters
 
 PROG = "setlock"
-USAGE = "setlock: usage: setlock [ -nNxX ] file program [ arg ... ]\n"
+SYNOPSIS = "setlock [ -nNxX ] file program [ arg ... ]"
+HELP = """usage: setlock [-nNxX] file child...
+Runs child holding an exclusive lock on file (created if missing).
+  -N wait for the lock (default); -n give up at once if file is locked
+  -X complain if file cannot be opened or locked (default); -x exit 0 instead
+See setlock(8).
+"""
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if asked(PROG, argv, HELP):
+        return 0
     try:
         found, rest = letters(argv, "nNxX")
     except UsageError as e:
-        sys.stderr.write(f"{PROG}: {e}\n{USAGE}")
-        return 100
+        sys.stderr.write(f"{PROG}: {e}\n{PROG}: usage: {SYNOPSIS}\n")
+        return USAGE
     if len(rest) < 2:
-        sys.stderr.write(USAGE)
-        return 100
+        sys.stderr.write(f"{PROG}: usage: {SYNOPSIS}\n")
+        return USAGE
     wait, quiet = True, False
     for letter in found:
         if letter in "nN":

@@ -4,17 +4,26 @@ The supplementary groups shrink to ACCOUNT's primary group alone (root's
 groups must not leak into a service), then the gid and the uid change, in
 that order: after setuid we could no longer change groups. Exit 111 for an
 unknown account, a refused change or a CHILD that cannot run; 100 on a
-usage error.
+usage error. A first argument --help or --version answers on stdout and
+exits 0 (no account has either name).
 """
 
 import os
 import sys
 
 from .chain import account_and_child, fatal, run
+from .options import asked
+
+HELP = """usage: setuidgid account child...
+Runs child as account's user, with account's primary group as its only
+group. See setuidgid(8).
+"""
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if asked("setuidgid", argv, HELP):
+        return 0
     found = account_and_child("setuidgid", argv)
     if isinstance(found, int):
         return found

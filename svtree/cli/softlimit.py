@@ -5,18 +5,26 @@ or to the hard limit if N is "=". N above the hard limit is clamped to it,
 so softlimit never fails for asking too much. Options apply in the order
 given; a later one overrides an earlier one on the same limit. Exit 111 if
 a limit cannot be read or set or CHILD cannot run, 100 on a usage error.
+A first argument --help or --version answers on stdout and exits 0.
 """
 
 import resource
 import sys
 
+from ..errors import USAGE
 from .chain import fatal, run
-from .options import UsageError, options
+from .options import UsageError, asked, options
 
 PROG = "softlimit"
-USAGE = ("softlimit: usage: softlimit [-a allbytes] [-c corebytes] [-d databytes]"
-         " [-f filebytes] [-l lockbytes] [-m membytes] [-o openfiles] [-p processes]"
-         " [-r residentbytes] [-s stackbytes] [-t cpusecs] child\n")
+SYNOPSIS = ("softlimit [-a allbytes] [-c corebytes] [-d databytes]"
+            " [-f filebytes] [-l lockbytes] [-m membytes] [-o openfiles] [-p processes]"
+            " [-r residentbytes] [-s stackbytes] [-t cpusecs] child")
+HELP = """usage: softlimit [-acdflmoprst n] child...
+Runs child with soft resource limits lowered to n (or raised to the hard
+limit if n is =): -a address space, -c core file, -d data segment, -f file
+size, -l locked memory, -m all of -a -d -l -s, -o open files,
+-p processes, -r resident set, -s stack, -t CPU seconds. See softlimit(8).
+"""
 
 R = resource
 LIMITS = {
@@ -68,13 +76,15 @@ def soften(which: int, n: int | None) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if asked(PROG, argv, HELP):
+        return 0
     try:
         settings, child = parse(argv)
         if not child:
             raise UsageError("")
     except UsageError as e:
-        sys.stderr.write(f"{e}{USAGE}")
-        return 100
+        sys.stderr.write(f"{e}{PROG}: usage: {SYNOPSIS}\n")
+        return USAGE
     for letter, n in settings:
         for which in LIMITS[letter]:
             try:
