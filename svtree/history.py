@@ -99,12 +99,14 @@ def past(fields) -> machine.Past:
         (key, v), = exit_.items()
         if type(v) is int and 0 <= v <= 255 and key in ("code", "signal"):
             wstatus = v << 8 if key == "code" else v & 0x7F
-    since = number("ready_since", None)
+    def wall(key):
+        v = number(key, None)
+        return None if v is None else divmod(round(v * 1e6) * 1000, 1_000_000_000)
     return machine.Past(
         starts=number("starts", 0, int), last_wstatus=wstatus,
         last_duration=number("last_duration", None), quick_deaths=number("quick_deaths", 0, int),
-        backoff=number("backoff", machine.THROTTLE),
-        ready_since=None if since is None else divmod(int(since * 1e9), 1_000_000_000))
+        backoff=number("backoff", machine.THROTTLE), since=wall("since"),
+        ready_since=wall("ready_since"))
 
 
 def value(v) -> str:

@@ -337,12 +337,13 @@ class Past:
     history an adoption carries on."""
 
     __slots__ = ("starts", "last_wstatus", "last_duration", "quick_deaths", "backoff",
-                 "ready_since")
+                 "since", "ready_since")
 
     def __init__(self, starts=0, last_wstatus=None, last_duration=None, quick_deaths=0,
-                 backoff=THROTTLE, ready_since=None):
+                 backoff=THROTTLE, since=None, ready_since=None):
         self.starts, self.last_wstatus, self.last_duration = starts, last_wstatus, last_duration
-        self.quick_deaths, self.backoff, self.ready_since = quick_deaths, backoff, ready_since
+        self.quick_deaths, self.backoff = quick_deaths, backoff
+        self.since, self.ready_since = since, ready_since      # wall (seconds, ns)
 
 
 def run_start_failed(sv, now, wall, arg):

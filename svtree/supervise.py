@@ -397,7 +397,11 @@ class Loop:
             return
         self.poller.register(self.pidfd, select.POLLIN)
         self.run_start = (BOOT_ID, ticks)
-        self.feed(machine.ADOPTED, (pid, started_at(ticks), past))
+        stamp = started_at(ticks)
+        recorded = past.since
+        if recorded and abs(recorded[0] - stamp[0] + (recorded[1] - stamp[1]) / 1e9) < 1:
+            stamp = recorded     # ours, and the kernel agrees: to the nanosecond svstat saw
+        self.feed(machine.ADOPTED, (pid, stamp, past))
 
     def abandon(self):
         """Setup failed after the first start: KILL the ./run (or ./check)
