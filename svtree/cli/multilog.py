@@ -33,7 +33,7 @@ def main(argv=None) -> int:
         return USAGE
     from .. import logger, logscript
     from ..errors import describe
-    from ..logdir import LogDir, Locked
+    from ..logdir import Locked, LogDir
     script = logscript.parse(argv)
     dirs = {}
     for d in script.dirs:

@@ -81,7 +81,8 @@ def asked(prog, argv, text, help_words=("--help",), sole=False) -> bool:
 def version() -> str:
     """svtree's version: importlib.metadata costs milliseconds, so it is
     imported only here, when --version is asked."""
-    from importlib.metadata import PackageNotFoundError, version as installed
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
     try:
         return installed("svtree")
     except PackageNotFoundError:       # run from a source tree

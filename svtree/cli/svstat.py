@@ -29,8 +29,8 @@ HELP = """usage: svstat dir...
 Prints one line per dir, in daemontools' words:
   dir: up (pid N) S seconds[, normally down][, paused][, want down]
   dir: down S seconds[, normally up][, want up]
-Problems go on the dir's line; the exit status is 0. See svstat(8);
-svtree status shows more (readiness, starts, the last exit, JSON).
+Problems go on the dir's line; the exit status is 0. svtree status shows
+more (readiness, starts, the last exit, JSON). See svstat(8).
 """
 
 
