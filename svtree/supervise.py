@@ -557,14 +557,13 @@ def signal_pid(pid, signum):
 def name_process(title, comm):
     """Show the process as title (`supervise web`) in ps -o args, top and
     docker top, and as comm (`supervise`) in ps -o comm and pgrep -x, as
-    daemontools' processes show. setproctitle rewrites the argv area
-    in place; without it, comm alone is set."""
-    try:
-        from setproctitle import setproctitle      # imported by svscan before forking
-        # a name that is not UTF-8 shows its bytes as \xNN
-        setproctitle(title.encode(errors="surrogateescape").decode(errors="backslashreplace"))
-    except ImportError:
-        pass
+    daemontools' processes show. setproctitle rewrites the argv area in
+    place; without it, comm alone is set."""
+    global set_title
+    if set_title is None:
+        set_title = load_title_setter()
+    if set_title:       # a name that is not UTF-8 shows its bytes as \xNN
+        set_title(title.encode(errors="surrogateescape").decode(errors="backslashreplace"))
     try:
         fd = os.open("/proc/self/comm", os.O_WRONLY)
     except OSError:
@@ -575,6 +574,25 @@ def name_process(title, comm):
         pass
     finally:
         os.close(fd)
+
+
+set_title = None        # setproctitle's function once loaded (svscan: before forking)
+
+
+def load_title_setter():
+    """setproctitle's C function, loaded without its package: the package's
+    __init__ imports logging, and logging threading, whose fork hooks cost
+    every supervise svscan forks some 330 KiB of private memory. False if
+    the module is not there (or laid out otherwise): comm alone then."""
+    try:
+        from importlib.machinery import PathFinder
+        package = PathFinder.find_spec("setproctitle")
+        spec = PathFinder.find_spec("_setproctitle", list(package.submodule_search_locations))
+        module = spec.loader.create_module(spec)
+        spec.loader.exec_module(module)
+        return module.setproctitle
+    except (ImportError, AttributeError, TypeError, OSError):
+        return False
 
 
 def unix_now():

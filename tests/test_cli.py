@@ -22,7 +22,7 @@ def test_svc_warnings_and_exit_codes(tmp_path):
     assert r.returncode == 111
     assert r.stderr.splitlines() == [
         f"svc: warning: unable to chdir to {missing}: file does not exist",
-        f"svc: warning: unable to control {unsupervised}: file does not exist"]
+        f"svc: warning: unable to control {unsupervised}: supervise/control: file does not exist"]
     (unsupervised / "supervise").mkdir()
     os.mkfifo(unsupervised / "supervise" / "control")
     r = run("svc", "-u", unsupervised)
