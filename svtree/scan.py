@@ -543,13 +543,19 @@ def kill_child(ppid, pid):
     if pidfd is None:
         return False
     try:
-        kill(-pid, signal.SIGKILL)       # its group: the leader holds the number
+        try:
+            os.kill(-pid, signal.SIGKILL)    # its group: the leader holds the number
+            killed = True
+        except OSError:
+            killed = False
+        # and the leader itself, if it left its group; ESRCH here may just
+        # mean its supervise reaped it already, killed by the line above
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return True
     except OSError:
-        return False
+        return killed
     finally:
         os.close(pidfd)
-    return True
 
 
 def tell_kill(proc):

@@ -139,11 +139,6 @@ def test_a_service_deaf_to_term_is_killed_after_the_grace_and_no_line_is_lost(
     assert any(line.startswith("deaf: TERM ignored after ") for line in lines)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "a race in scan.kill_child: KILL to the group, then pidfd_send_signal, which fails "
-    "with ESRCH when the supervise has reaped the service in between; kill_child then "
-    "says it signalled nothing and the warning leaves the service out (on a loaded "
-    "machine, with or without runc)"))
 def test_a_forced_shutdown_names_the_service_it_killed(bundle, scandir):
     """svscan.8: 'svscan: warning: still running Ns after TERM, killed: NAME (pid P)'."""
     write_script(scandir / "deaf" / "run", "#!/bin/sh\ntrap 'touch ignored' TERM\n"
