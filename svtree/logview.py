@@ -2,7 +2,8 @@
 
 A service's log directory is found where its logger usually writes it:
 SERVICE itself if it holds `current`, else SERVICE/log if it does, else the
-directories under SERVICE/log that hold `current` (`multilog t ./main`).
+directories under SERVICE/log that hold `current` (`multilog t ./main`);
+and, for a logger named itself (SERVICE/log), the directories under it.
 Lines are shown with their TAI64N labels as local time, as tai64nlocal does.
 
 A log directory belongs to whoever runs the logger, and root may be the one
@@ -39,7 +40,9 @@ def logdirs(service: Path) -> list[Path]:
             return [d]
     log = service / "log"
     if not log.is_dir():
-        return []
+        log = service                # a logger itself: ./main below it
+        if service.name != "log":
+            return []
     return sorted(d for d in log.iterdir() if d.is_dir() and is_log_file(d / "current"))
 
 

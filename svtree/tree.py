@@ -20,10 +20,28 @@ the `down` file, and names the one state a human wants to see:
     failed       supervise gave up (max-deaths, finish exit 125): down until svc -u
     finish       ./finish is running
     paused       ./run is running, stopped by svc -p
-    ready        ./run is running and ready (always so without readiness checks)
-    up           ./run is running, not ready yet (or readiness unknown: daemontools)
+    ready        ./run is running and said it is ready (notification-fd, ./check)
+    up           ./run is running: not ready yet, or it has no way to say so
+                 (readiness "none", loggers too), or readiness unknown (daemontools)
     backing off  down and wanted up, waiting out the delay after quick deaths
     down         ./run is not running
+
+"ready" is shown only for a service that can say so. A service whose
+readiness is "none" (no notification-fd, no ./check) has its `ready` field
+turn true once ./run has stayed up a second (supervise's rule: a
+crash-looping service is never ready, and `svtree wait ready` waits for
+that field), but it is shown as "up": nothing it said makes it ready. A
+state.json without `readiness` (an older svtree supervise) is shown as
+before: ready when its `ready` says so.
+
+What only svtree's supervise tells, beside the state (None when not told):
+`readiness` ("notify", "check" or "none"); `start_error`, why the last
+attempt to start ./run failed (state.json's "error"; not to be confused
+with the Record's `error`, why the state is unknown); `reason`, why it
+failed for good; `next_start`, when supervise will start ./run again while
+it waits out a delay; `last_duration`, how long the last run lasted;
+`quick_deaths` and `backoff` (the delay, in seconds). Texts of theirs are
+cut to TEXT_MAX characters: their owner may write anything there.
 
 `Record` below is the typed description of that record; `svtree status
 --json` prints a list of them.
@@ -81,6 +99,13 @@ class Record(TypedDict):
     supervised: bool              # a supervise holds supervise/ok open
     source: Literal["state.json", "status"] | None
     error: str | None             # why the state is unknown
+    readiness: Literal["notify", "check", "none"] | None
+    start_error: str | None       # why the last start of ./run failed
+    reason: str | None            # why it failed for good
+    next_start: float | None      # Unix time of the next start, while delayed
+    last_duration: float | None   # seconds the last run lasted
+    quick_deaths: int | None      # quick deaths in a row
+    backoff: float | None         # the delay before the next start, in seconds
 
 
 @dataclass
@@ -106,17 +131,44 @@ def find(args) -> list[Entry]:
     return entries
 
 
+def search(args) -> tuple[list[Entry], list[str]]:
+    """The services the arguments name, and for each argument that names
+    none (missing, not a directory, unreadable, or a directory with neither
+    `run` nor services: `svtree status /tmp`, a typo, the wrong directory)
+    a line saying so."""
+    entries, problems = [], []
+    for arg in args or ["."]:
+        path = Path(arg)
+        if is_service(path):
+            entries += with_logger(path)
+            continue
+        try:
+            names = os.listdir(path)
+        except OSError as e:
+            verb = "read" if os.path.isdir(path) else "chdir to"
+            problems.append(f"unable to {verb} {arg}: {describe(e)}")
+            continue
+        found = scan_names(path, names)
+        if not found:
+            problems.append(f"{arg}: not a service directory, and no services in it")
+        for name in found:
+            entries += with_logger(path / name)
+    return entries, problems
+
+
 def is_service(path: Path) -> bool:
     return os.path.lexists(path / "run")
 
 
-def scan_names(scandir: Path) -> list[str]:
-    """Names of the services in a scan directory, sorted (skipped ones too)."""
-    try:
-        names = sorted(os.listdir(scandir))
-    except OSError:
-        return []
-    return [n for n in names
+def scan_names(scandir: Path, names: list[str] | None = None) -> list[str]:
+    """Names of the services in a scan directory, sorted (skipped ones too);
+    names: its listing, if already read."""
+    if names is None:
+        try:
+            names = os.listdir(scandir)
+        except OSError:
+            return []
+    return [n for n in sorted(names)
             if not n.startswith(".") and (scandir / n).is_dir() and is_service(scandir / n)]
 
 
@@ -139,6 +191,13 @@ class Snapshot:
     last_exit: dict | None = None
     failed: bool | None = None
     quick_deaths: int | None = None
+    term: bool = False                 # TERM sent, not yet exited (runit's byte 18)
+    readiness: str | None = None
+    start_error: str | None = None
+    reason: str | None = None
+    next_start: float | None = None
+    last_duration: float | None = None
+    backoff: float | None = None
     source: str = "status"
     stale_record: bool = False  # a state.json of another run (or being replaced)
     record_error: str | None = None   # why state.json cannot be believed at all
@@ -151,7 +210,8 @@ def snapshot(dir_fd: int) -> Snapshot:
     that is unreadable or malformed raises nothing: record_error says why."""
     st = read_status(dir_fd)
     since = st.seconds + st.nanoseconds / 1e9
-    snap = Snapshot(PROCESS[st.state], st.pid, since, WANTS[st.want], st.paused)
+    snap = Snapshot(PROCESS[st.state], st.pid, since, WANTS[st.want], st.paused,
+                    term=bool(st.term))
     try:
         fields = parse_record(unix.read_regular("supervise/state.json", dir_fd,
                                                 RECORD_MAX + 1))
@@ -174,8 +234,21 @@ def snapshot(dir_fd: int) -> Snapshot:
     snap.last_exit = fields.get("last_exit")
     snap.failed = bool(fields.get("failed"))
     snap.quick_deaths = fields.get("quick_deaths")
+    snap.readiness = fields.get("readiness")
+    snap.start_error = cut(fields.get("error"))
+    snap.reason = cut(fields.get("reason"))
+    snap.next_start = fields.get("next_start")
+    snap.last_duration = fields.get("last_duration")
+    snap.backoff = fields.get("backoff")
     snap.source = "state.json"
     return snap
+
+
+def cut(text: str | None) -> str | None:
+    """A text of the record's, at most TEXT_MAX characters (None stays None)."""
+    if text is None or len(text) <= TEXT_MAX:
+        return text
+    return text[:TEXT_MAX - 3] + "..."
 
 
 def read_status(dir_fd: int) -> status.Status:
@@ -191,6 +264,9 @@ def read_status(dir_fd: int) -> status.Status:
 # A record is well under 1 KiB; a service path of PATH_MAX bytes, each
 # written as a six-character escape, still fits.
 RECORD_MAX = 65536
+# supervise's texts (error, reason) are a line: an interpreter's path and a few words
+TEXT_MAX = 512
+READINESS = ("notify", "check", "none")
 
 
 class BadRecord(ValueError):
@@ -210,8 +286,20 @@ def is_pid(v) -> bool:
     return type(v) is int and 0 <= v < 2**32                 # 4 bytes in status
 
 
+def is_duration(v) -> bool:
+    return is_time(v) and v >= 0
+
+
 def is_bool(v) -> bool:
     return type(v) is bool
+
+
+def is_text(v) -> bool:
+    return type(v) is str          # any words: cut and escaped where shown
+
+
+def is_readiness(v) -> bool:
+    return type(v) is str and v in READINESS
 
 
 def is_want(v) -> bool:
@@ -238,6 +326,12 @@ RECORD_FIELDS = {
     "last_exit": (is_last_exit, 'not {"code": N} or {"signal": N}'),
     "failed": (is_bool, "not true or false"),
     "quick_deaths": (is_count, "not a count"),
+    "readiness": (is_readiness, "not notify, check or none"),
+    "error": (is_text, "not a string"),
+    "reason": (is_text, "not a string"),
+    "next_start": (is_time, "not a time"),
+    "last_duration": (is_duration, "not a duration"),
+    "backoff": (is_duration, "not a duration"),
 }
 
 
@@ -325,13 +419,18 @@ def blank(entry: Entry) -> Record:
                   logger_of=None if entry.logger_of is None else str(entry.logger_of),
                   state="unknown", process=None, pid=None, since=None, seconds=None,
                   want=None, normally_up=None, ready=None, paused=None, failed=None,
-                  starts=None, last_exit=None, supervised=False, source=None, error=None)
+                  starts=None, last_exit=None, supervised=False, source=None, error=None,
+                  readiness=None, start_error=None, reason=None, next_start=None,
+                  last_duration=None, quick_deaths=None, backoff=None)
 
 
 def fill(rec: Record, snap: Snapshot, now: float) -> None:
     rec.update(process=snap.process, pid=snap.pid, want=snap.want, ready=snap.ready,
                paused=snap.paused if snap.process == "run" else False, failed=snap.failed,
-               starts=snap.starts, last_exit=snap.last_exit, source=snap.source)
+               starts=snap.starts, last_exit=snap.last_exit, source=snap.source,
+               readiness=snap.readiness, start_error=snap.start_error, reason=snap.reason,
+               next_start=snap.next_start, last_duration=snap.last_duration,
+               quick_deaths=snap.quick_deaths, backoff=snap.backoff)
     rec["state"] = state_of(snap)
     rec["error"] = snap.record_error
     since = snap.since
@@ -352,7 +451,8 @@ def state_of(snap: Snapshot) -> str:
     if snap.process == "run":
         if snap.paused:
             return "paused"
-        return "ready" if snap.ready else "up"
+        # ready only if it can say so: readiness "none" is ready by the clock alone
+        return "ready" if snap.ready and snap.readiness != "none" else "up"
     if snap.want == "up" and snap.quick_deaths:
         return "backing off"
     return "down"

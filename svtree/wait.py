@@ -38,6 +38,29 @@ Errors (raised as WaitError): a service directory that cannot be entered,
 a supervise/ that cannot be read, and, waiting for up or ready, a service
 that has failed for good (it comes back only with svc -u).
 
+The control verbs (svtree start, stop, restart, once, kill) wait too, each
+service for a goal of its own made from what it was before the command
+(after()): a restart waits for a *new* run, a kill for the death of the run
+it was sent to. They wait with settle(), which hands each service over as
+soon as it is done (or hopeless, or in error) instead of all at the same
+moment, the way runit's `sv -w` reports each service when it is. What a
+verb waits for:
+
+    start    up, wanted up, and ready if it can say so (readiness notify
+             or check; a service with readiness "none", or of daemontools
+             or runit, is done once up)
+    restart  the same, and a run other than the one before (pid or start
+             time changed), if one ran
+    once     the same as start, wanted once; or, for a service that was
+             down, a run that has already ended again (a one-shot job)
+    stop     down (./finish done too), wanted down
+    kill     the run it was sent to is gone (down, or another run); a
+             service that was not running is done at once
+
+start, restart and once are hopeless once the service has failed for good
+in a run after the command (not in the one before: `u` revives a failed
+service, and that is what is waited for).
+
 What a service's owner may write is not believed blindly: status and
 state.json are read through tree.snapshot() (regular files only, without
 blocking, state.json checked field by field). A state.json that cannot be
@@ -54,11 +77,10 @@ import select
 import time
 from pathlib import Path
 
-from . import history, status, tree, unix
-from .errors import describe
+from . import control, history, status, tree, unix
+from .errors import NotRunning, describe
 
 GOALS = ("up", "ready", "down", "finished")
-NEEDS_SUPERVISE = {"up", "ready"}
 
 IN_CLOSE_WRITE, IN_OPEN = 0x8, 0x20
 IN_MOVED_TO, IN_CREATE, IN_DELETE_SELF = 0x80, 0x100, 0x400
@@ -78,22 +100,124 @@ class WaitError(Exception):
     """A service cannot be waited for."""
 
 
+class Goal:
+    """What one service is waited for.
+
+    reached(snap): is it there, by its files alone (pure); supervised: a
+    live supervise is needed too (a dead one's status may say up); ready:
+    it reads readiness, so a state.json about another run is not believed
+    at once (STALE_GRACE); hopeless(snap): why it never will be, or None.
+    """
+
+    def __init__(self, name, reached, *, supervised=False, ready=False, hopeless=None):
+        self.name = name
+        self.reached = reached
+        self.supervised = supervised
+        self.ready = ready
+        self.hopeless = hopeless or (lambda snap: None)
+
+
+def failed_for_good(snap):
+    return "failed for good (svc -u revives it)" if snap.failed else None
+
+
+BY_NAME = {
+    "up": Goal("up", lambda s: s.process == "run", supervised=True, hopeless=failed_for_good),
+    "ready": Goal("ready", lambda s: (s.process == "run" and s.ready is not False
+                                      and not s.record_error),
+                  supervised=True, ready=True, hopeless=failed_for_good),
+    "down": Goal("down", lambda s: s.process != "run"),
+    "finished": Goal("finished", lambda s: s.process == "down"),
+}
+
+
 def reached(goal: str, snap: tree.Snapshot) -> bool:
     """Is a service in the goal state, by its status alone? (pure)"""
-    if goal == "up":
-        return snap.process == "run"
-    if goal == "ready":
-        return snap.process == "run" and snap.ready is not False and not snap.record_error
-    if goal == "down":
-        return snap.process != "run"
-    return snap.process == "down"
+    return BY_NAME[goal].reached(snap)
+
+
+# --- what the control verbs wait for (see the module docstring) ------------------------
+
+def up_enough(snap) -> bool:
+    """Running, and ready if it has a way to say so (pure)."""
+    if snap.process != "run" or snap.record_error:
+        return False
+    return snap.ready or snap.readiness not in ("notify", "check")
+
+
+def another_run(before, snap) -> bool:
+    """Has the status changed since before (a new pid or a new stamp)?"""
+    return before is None or (snap.pid, snap.since) != (before.pid, before.since)
+
+
+def after(verb: str, before: tree.Snapshot | None) -> Goal:
+    """The goal of a control verb sent to a service that was `before` (None:
+    no status yet)."""
+    was_up = before is not None and before.process == "run"
+
+    def hopeless(snap):                # a failure of a run after the command
+        return failed_for_good(snap) if snap.failed and another_run(before, snap) else None
+    if verb == "start":
+        return Goal(verb, lambda s: up_enough(s) and s.want == "up", supervised=True,
+                    ready=True, hopeless=hopeless)
+    if verb == "restart":
+        return Goal(verb, lambda s: (up_enough(s) and s.want == "up"
+                                     and (not was_up or another_run(before, s))),
+                    supervised=True, ready=True, hopeless=hopeless)
+    if verb == "once":
+        return Goal(verb, lambda s: (up_enough(s) and s.want != "up"
+                                     or not was_up and s.process == "down"
+                                     and another_run(before, s)),
+                    supervised=True, ready=True, hopeless=hopeless)
+    if verb == "stop":
+        return Goal(verb, lambda s: s.process == "down" and s.want == "down")
+    if verb == "kill":
+        return Goal(verb, lambda s: not was_up or s.process != "run" or another_run(before, s))
+    raise ValueError(verb)
+
+
+# verb -> the control letters for svtree's supervise, and for daemontools' and
+# runit's, which know no `r` (runit's `sv restart` sends term, cont, up)
+LETTERS = {"start": ("u", "u"), "stop": ("d", "d"), "restart": ("r", "tcu"),
+           "once": ("o", "o"), "kill": ("k", "k")}
+
+
+def send(path: Path, verb: str) -> Goal:
+    """Send a control verb to the service at path (see LETTERS) and return
+    what to wait for then. Raises WaitError, whose words follow the path:
+    "unable to chdir: file does not exist", "not a service directory",
+    "supervise not running", "unable to control: REASON"."""
+    try:
+        fd = unix.open_dir(str(path))
+    except OSError as e:
+        raise WaitError(f"unable to chdir: {describe(e)}") from None
+    try:
+        if not os.access("run", os.F_OK, dir_fd=fd, follow_symlinks=False):
+            raise WaitError("not a service directory (no run file)")
+        try:
+            before = tree.snapshot(fd)
+        except (OSError, status.BadStatus):
+            before = None                # no status yet, or a bad one: any change counts
+        ours, theirs = LETTERS[verb]
+        # a state.json about this very run: svtree's supervise, which knows `r`
+        letters = ours if before is not None and before.source == "state.json" else theirs
+        try:
+            control.send(fd, letters)
+        except (NotRunning, FileNotFoundError):
+            raise WaitError("supervise not running") from None
+        except OSError as e:
+            raise WaitError(f"unable to control: {describe(e)}") from None
+    finally:
+        os.close(fd)
+    return after(verb, before)
 
 
 class Waited:
-    """One service: its watches and the last answer."""
+    """One service: its goal, its watches and the last answer."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, goal: Goal):
         self.path = path
+        self.goal = goal
         self.service_wd = None
         self.supervise_wd = None
         self.want_open = False        # the supervise/ watch also takes IN_OPEN
@@ -104,21 +228,43 @@ class Waited:
         self.announced = False
         self.stale_since = None       # when a stale state.json was first seen
         self.done = False
-        self.why = "not supervised"   # why not done, for the timeout message
+        self.snap = None              # what the last look found (None: no status)
+        self.supervised = False
+        self.error = None             # why it cannot be waited for (I/O)
+        self.lost = None              # why it will never reach its goal
+        self.settled = False          # done, lost or in error for good (settle())
+
+
+def record(w: Waited, now: float | None = None) -> tree.Record:
+    """What the last look at w found, as a tree.Record (for words: a timeout
+    message says why a service is not there yet)."""
+    now = time.time() if now is None else now
+    rec = tree.blank(tree.Entry(w.path))
+    rec["supervised"] = w.supervised
+    if w.snap is None or (w.goal.supervised and not w.supervised):
+        rec["error"] = "supervise not running"
+        if w.snap is None:
+            return rec
+    error = rec["error"]
+    tree.fill(rec, w.snap, now)
+    rec["error"] = rec["error"] or error
+    return rec
 
 
 class Waiter:
-    """Wait for a goal on several services; see wait()."""
+    """Wait for goals on several services; see wait() and settle().
 
-    def __init__(self, paths, goal, make_inotify, clock=time.monotonic):
-        if goal not in GOALS:
-            raise ValueError(goal)
-        self.goal = goal
+    targets: (path, Goal) pairs. sticky: a service done (or lost) stays so
+    (settle()); otherwise every service must be done at the same moment.
+    """
+
+    def __init__(self, targets, make_inotify, clock=time.monotonic, sticky=False):
         self.clock = clock
+        self.sticky = sticky
         self.make_inotify = make_inotify
         self.inotify = None           # made when a service first needs it
         self.poller = select.poll()
-        self.services = [Waited(Path(p)) for p in paths]
+        self.services = [Waited(Path(p), goal) for p, goal in targets]
         self.by_wd = {}
         self.by_fd = {}               # our fifos' read ends
         self.names = (f"{FIFO_PREFIX}{os.getpid()}-{n}" for n in itertools.count(1))
@@ -127,7 +273,7 @@ class Waiter:
         for w in self.services:
             if self.listen(w):
                 self.check(w)         # which also says whether the fifo hears all
-                if w.done or w.announced:
+                if w.done or w.announced or w.settled:
                     continue
             self.watch(w)
             self.check(w)             # again: what changed before the watches took
@@ -146,7 +292,7 @@ class Waiter:
 
     def watch(self, w):
         """Watch w through inotify instead (or as well)."""
-        if w.service_wd is not None:
+        if w.service_wd is not None or w.settled:
             return
         if self.inotify is None:
             self.inotify = self.make_inotify()
@@ -154,9 +300,15 @@ class Waiter:
         try:
             w.service_wd = self.inotify.add_watch(str(w.path), SERVICE_MASK)
         except OSError as e:
-            raise WaitError(f"unable to watch {w.path}: {describe(e)}") from None
+            self.give_up(w, f"unable to watch {w.path}: {describe(e)}")
+            return
         self.by_wd[w.service_wd] = w
         self.watch_supervise(w)
+
+    def give_up(self, w, error):
+        w.error = error
+        w.done = False
+        w.settled = True
 
     def close(self):
         """Remove our fifos and close the inotify descriptor."""
@@ -176,46 +328,54 @@ class Waiter:
         except OSError as e:
             if e.errno == errno.ENOTDIR:
                 return
-            raise WaitError(f"unable to watch {w.path}/supervise: {describe(e)}") from None
+            self.give_up(w, f"unable to watch {w.path}/supervise: {describe(e)}")
+            return
         w.supervise_wd = wd
         self.by_wd[wd] = w
 
     def check(self, w):
         """Read one service again and decide whether it is done."""
+        if w.settled:
+            return
+        goal = w.goal
         try:
             fd = unix.open_dir(str(w.path))
         except OSError as e:
-            raise WaitError(f"unable to chdir to {w.path}: {describe(e)}") from None
+            self.give_up(w, f"unable to chdir to {w.path}: {describe(e)}")
+            return
         try:
             snap = tree.snapshot(fd)
             supervised = tree.is_supervised(fd)
-            live = reached(self.goal, snap) and (
-                self.goal not in NEEDS_SUPERVISE or supervised)
+            live = goal.reached(snap) and (not goal.supervised or supervised)
             w.announced = supervised and snap.source == "state.json"
         except FileNotFoundError:
-            snap, live = None, False
+            snap, supervised, live = None, False, False
             w.announced = False
         except (OSError, status.BadStatus) as e:
-            raise WaitError(f"unable to read {w.path}/supervise/status: {describe(e)}") from None
+            self.give_up(w, f"unable to read {w.path}/supervise/status: {describe(e)}")
+            return
         finally:
             os.close(fd)
-        if snap is not None and snap.failed and self.goal in NEEDS_SUPERVISE:
-            raise WaitError(f"unable to wait for {w.path}: failed for good (svc -u revives it)")
-        if live and self.goal == "ready" and snap.stale_record:
+        w.snap, w.supervised = snap, supervised
+        w.lost = None if snap is None else goal.hopeless(snap)
+        if w.lost:
+            w.done = False
+            w.settled = True
+            return
+        if live and goal.ready and snap.stale_record:
             now = self.clock()
             w.stale_since = now if w.stale_since is None else w.stale_since
             if now - w.stale_since < STALE_GRACE:
                 w.done = False        # look again then (recheck_due), or at the next change
-                w.why = "not ready"
                 return
         else:
             w.stale_since = None
         w.done = live
-        w.why = "not supervised" if snap is None else f"not {self.goal}"
-        if snap is not None and snap.record_error and self.goal == "ready":
-            w.why = f"not ready: {snap.record_error}"
+        w.settled = self.sticky and live
+        if w.settled:
+            return
         # status says yes but supervise/ok is not open yet: listen for its open
-        want_open = bool(snap and not live and reached(self.goal, snap))
+        want_open = bool(snap and not live and goal.reached(snap))
         if want_open and w.service_wd is None:
             self.watch(w)             # no event tells of ok's open
         if want_open != w.want_open and w.supervise_wd is not None:
@@ -261,18 +421,26 @@ class Waiter:
         self.check(w)
 
     def pending(self):
-        return [w for w in self.services if not w.done]
+        return [w for w in self.services if not w.done and not w.settled]
+
+    def errors(self):
+        """Raise WaitError for the first service that cannot be waited for."""
+        for w in self.services:
+            if w.error:
+                raise WaitError(w.error)
+            if w.lost:
+                raise WaitError(f"unable to wait for {w.path}: {w.lost}")
 
     def recheck_due(self):
         """When a service with a stale state.json must be looked at again."""
-        dues = [w.stale_since + STALE_GRACE for w in self.services
-                if w.stale_since is not None and not w.done]
+        dues = [w.stale_since + STALE_GRACE for w in self.pending()
+                if w.stale_since is not None]
         return min(dues) if dues else None
 
     def recheck(self):
         now = self.clock()
-        for w in self.services:
-            if w.stale_since is not None and not w.done and now >= w.stale_since + STALE_GRACE:
+        for w in self.pending():
+            if w.stale_since is not None and now >= w.stale_since + STALE_GRACE:
                 self.check(w)
 
     def step(self, timeout):
@@ -290,28 +458,62 @@ class Waiter:
         self.recheck()
 
 
-def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=None):
-    """Return [] once every service in paths is in goal at the same moment,
-    or, after timeout seconds, the Waited entries that were not.
+def inotify():
+    from inotify_simple import INotify
+    return INotify()
+
+
+def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=inotify):
+    """Return [] once every service in paths is in goal (a name of GOALS)
+    at the same moment, or, after timeout seconds, the Waited entries that
+    were not (record() says what they were).
 
     Raises WaitError.
     """
-    if make_inotify is None:
-        def make_inotify():
-            from inotify_simple import INotify
-            return INotify()
-    waiter = Waiter(paths, goal, make_inotify, clock)
+    if goal not in GOALS:
+        raise ValueError(goal)
+    waiter = Waiter([(p, BY_NAME[goal]) for p in paths], make_inotify, clock)
     try:
         waiter.start()
+        waiter.errors()
         deadline = None if timeout is None else clock() + timeout
         while waiter.pending():
             if deadline is None:
                 waiter.step(None)
-                continue
+            else:
+                left = deadline - clock()
+                if left <= 0:
+                    return waiter.pending()
+                waiter.step(left)
+            waiter.errors()
+        return []
+    finally:
+        waiter.close()
+
+
+def settle(targets, timeout, *, clock=time.monotonic, make_inotify=inotify):
+    """Yield each Waited of targets ((path, Goal) pairs) as soon as it is
+    done (w.done), hopeless (w.lost) or cannot be waited for (w.error);
+    after timeout seconds, the rest (none of the three). Raises nothing of
+    its own: errors are the service's."""
+    waiter = Waiter(targets, make_inotify, clock, sticky=True)
+    told = set()
+
+    def news():
+        for w in waiter.services:
+            if w.settled and id(w) not in told:
+                told.add(id(w))
+                yield w
+    try:
+        waiter.start()
+        yield from news()
+        deadline = clock() + timeout
+        while waiter.pending():
             left = deadline - clock()
             if left <= 0:
-                return waiter.pending()
+                break
             waiter.step(left)
-        return []
+            yield from news()
+        yield from (w for w in waiter.services if id(w) not in told)
     finally:
         waiter.close()

@@ -137,9 +137,11 @@ def test_the_validator_itself():
 
 @pytest.fixture
 def mixed_tree(tmp_path, procs, service):
-    """ready, up (not ready), down (normally), backing off, failed, and a logger."""
+    """ready, up (not ready), down (normally), backing off, failed, and a logger
+    (up: with no way to say it is ready, that is all it is shown as)."""
     scan = tmp_path / "scan"
-    service("ready", parent=scan)
+    ready = service("ready", run="#!/bin/sh\necho >&3\nexec sleep 1000\n", parent=scan)
+    (ready / "notification-fd").write_text("3\n")
     notready = service("notready", parent=scan)
     (notready / "notification-fd").write_text("3\n")
     service("down", parent=scan, down=True)
@@ -150,8 +152,8 @@ def mixed_tree(tmp_path, procs, service):
     service("logged", log="#!/bin/sh\nexec cat > /dev/null\n", parent=scan)
     svscan(procs, scan)
     expected = {f"{scan}/{name}": state for name, state in (
-        ("crash", "backing off"), ("down", "down"), ("failed", "failed"), ("logged", "ready"),
-        ("logged/log", "ready"), ("notready", "up"), ("ready", "ready"))}
+        ("crash", "backing off"), ("down", "down"), ("failed", "failed"), ("logged", "up"),
+        ("logged/log", "up"), ("notready", "up"), ("ready", "ready"))}
     wait_until(lambda: states(scan) == expected, timeout=15)
     return scan
 
@@ -193,7 +195,7 @@ def test_status_table_is_plain_in_a_pipe(mixed_tree):
 def test_status_is_coloured_on_a_terminal(tmp_path, procs, service):
     sv = service()
     supervise(procs, sv)
-    wait_until(lambda: states(sv) == {str(sv): "ready"})
+    wait_until(lambda: states(sv) == {str(sv): "up"})
     master, slave = pty.openpty()
     try:
         code = subprocess.run([program("svtree"), "status", sv], stdout=slave,
@@ -211,7 +213,7 @@ def test_status_is_coloured_on_a_terminal(tmp_path, procs, service):
     finally:
         os.close(master)
     assert code == 0
-    assert b"\x1b[32mready" in out          # green
+    assert b"\x1b[32mup" in out             # green
     # and CliRunner asks for colour explicitly, or gets none
     result = CliRunner().invoke(svtree, ["status", str(sv)], color=True)
     assert result.exit_code == 0 and "\x1b[" in result.output
@@ -225,7 +227,7 @@ def test_status_exit_codes(tmp_path, procs, service):
     never = service("never")                         # has run, but no supervise
     supervise(procs, up)
     supervise(procs, normally_down)
-    wait_until(lambda: states(up) == {str(up): "ready"})
+    wait_until(lambda: states(up) == {str(up): "up"})
     assert run("svtree", "status", up, normally_down).returncode == 0
     assert CliRunner().invoke(svtree, ["status", str(up)]).exit_code == 0
     run("svc", "-d", up)                              # wanted down: still all well
@@ -233,7 +235,7 @@ def test_status_exit_codes(tmp_path, procs, service):
     assert run("svtree", "status", up).returncode == 0
     run("svc", "-u", normally_down)
     run("svc", "-o", up)
-    wait_until(lambda: states(up, normally_down) == {str(up): "ready", str(normally_down): "ready"})
+    wait_until(lambda: states(up, normally_down) == {str(up): "up", str(normally_down): "up"})
     # LSB 3: wanted up but down (the machinery says so through CliRunner too)
     write_script(normally_down / "run", "#!/bin/sh\nexit 5\n")
     run("svc", "-k", normally_down)
@@ -243,8 +245,10 @@ def test_status_exit_codes(tmp_path, procs, service):
     # LSB 4: unknown -- not supervised, or no such directory
     code, (rec,) = status_json(never)
     assert code == 4 and rec["state"] == "unknown" and rec["error"] == "supervise not running"
-    code, (rec,) = status_json(tmp_path / "missing")
-    assert code == 4 and rec["error"].endswith("file does not exist")
+    r = run("svtree", "status", "--json", tmp_path / "missing")   # no service: no record
+    assert (r.returncode, json.loads(r.stdout)) == (4, [])
+    assert r.stderr == f"svtree: warning: unable to chdir to {tmp_path}/missing: " \
+                       "file does not exist\n"
     assert run("svtree", "status", up, never).returncode == 4
 
 
@@ -252,7 +256,7 @@ def test_status_defaults_to_the_current_directory(tmp_path, procs, service):
     scan = tmp_path / "scan"
     sv = service("one", parent=scan)
     supervise(procs, sv)
-    wait_until(lambda: states(sv) == {str(sv): "ready"})
+    wait_until(lambda: states(sv) == {str(sv): "up"})
     r = subprocess.run([program("svtree"), "status", "--json"], cwd=scan, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and [rec["service"] for rec in json.loads(r.stdout)] == ["one"]
@@ -339,7 +343,7 @@ def test_wait_up_woken_by_a_start(procs, service):
     waiter = procs.start(program("svtree"), "wait", "up", sv, "--timeout", "30")
     r = run("svtree", "wait", "up", sv, "--timeout", "0.2")
     assert r.returncode == 1
-    assert r.stderr == f"svtree: warning: timed out after 0.2 seconds: {sv} not up\n"
+    assert r.stderr == f"svtree: warning: timed out after 0.2 seconds: {sv} not up: down, want down\n"
     assert waiter.poll() is None
     run("svc", "-u", sv)
     wait_until(lambda: waiter.poll() is not None)
@@ -731,7 +735,7 @@ def test_svscan_runs_only_the_services_meant_for_this_host(tmp_path, procs, serv
     code, records = status_json(scan)
     assert code == 0
     assert {r["service"]: r["state"] for r in records} == {
-        str(here): "ready", str(there): "skipped", str(last): "ready"}
+        str(here): "up", str(there): "skipped", str(last): "up"}
     r = run("svtree", "status", scan)
     assert re.search(rf"^{re.escape(str(there))} +skipped .*not for this host$", r.stdout, re.M)
     # a renamed tree: the same directory now meant for us is started

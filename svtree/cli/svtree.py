@@ -1,13 +1,25 @@
-"""svtree: the view of a supervision tree for humans and scripts (click).
+"""svtree: the view of a supervision tree for humans and scripts, and its
+control verbs (click).
 
 Each command is a thin layer over the library (logview, tree and table,
 wait, events, metrics); the daemontools-compatible programs (svc, svstat,
 ...) stay free of click so they start fast.
 
-Exit codes are daemontools' whether click runs standalone (CliRunner) or
-through main(): 100 for usage errors, 111 for other errors; status, wait
-and the rest choose theirs with ctx.exit(). Shell completion is click's:
+Look at: status (-v, or why: the block that says why a service fails),
+logs, wait, events, metrics. Control: start, stop, restart, once, kill,
+which send svc's letters (u, d, r, o, k) and wait, as runit's `sv -w`,
+printing one `ok:`, `timeout:` or `fail:` line per service.
+
+Errors are one line on stderr, `svtree: fatal: ...`, whatever click or we
+found wrong: 100 for usage errors (an unknown option, a bad argument, a
+path that does not exist), 111 for other errors. That holds whether click
+runs standalone (CliRunner) or through main(); status, wait and the verbs
+choose their other codes with ctx.exit(). Shell completion is click's:
 eval "$(_SVTREE_COMPLETE=bash_source svtree)".
+
+Colour: on a terminal, unless NO_COLOR is set and not empty
+(https://no-color.org) or --no-color is given; --color forces it. click
+strips the styles from what it echoes when ctx.color says so.
 
 Nothing a service's owner wrote reaches a terminal as a control character:
 messages and the table go through table.printable() (\\x1b for ESC, \\xff
@@ -20,8 +32,10 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -29,26 +43,38 @@ import click
 from .. import events as events_
 from .. import logview, metrics as metrics_, table, tree, unix
 from .. import wait as wait_
-from ..errors import describe
+from ..errors import TEMPORARY, USAGE, describe
 
 
 class Fatal(click.ClickException):
     """`svtree: fatal: MESSAGE` and exit 111, in CliRunner as in main()."""
-    exit_code = 111
+    exit_code = TEMPORARY
 
     def show(self, file=None):
         click.echo(f"svtree: fatal: {table.printable(self.format_message())}", err=True)
 
 
-class Failure(click.ClickException):
-    """click's own error line and exit 111, with its message made printable."""
+class Usage(Fatal):
+    """A bad argument found by us rather than click: the same line, exit 100."""
+    exit_code = USAGE
 
-    def __init__(self, message):
-        super().__init__(table.printable(message))
+
+def usage_line(e: click.UsageError) -> str:
+    """click's usage error as one line of ours: `svtree: fatal: no such
+    option '--bogus' (svtree status --help)`."""
+    message = " ".join(e.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    where = e.ctx.command_path if e.ctx is not None else "svtree"
+    return f"svtree: fatal: {table.printable(message)} ({table.printable(where)} --help)"
 
 
 def warn(message):
     click.echo(f"svtree: warning: {table.printable(message)}", err=True)
+
+
+def seconds(n: float) -> str:
+    """1 second, 1.5 seconds, 0 seconds."""
+    return f"{n:g} second{'' if n == 1 else 's'}"
 
 
 # what json.dumps(ensure_ascii=False) leaves raw: DEL and C1 controls, and lone
@@ -70,9 +96,17 @@ def for_terminal(line: bytes) -> bytes:
     return table.printable(text, keep="\t\n").encode("utf-8")
 
 
+# the commands in the order --help and completion give them, by what they are for
+SECTIONS = (
+    ("Look at", ("status", "why", "logs", "wait", "events", "metrics")),
+    ("Control (each waits, up to -w SECONDS, and prints ok, timeout or fail)",
+     ("start", "stop", "restart", "once", "kill")),
+)
+
+
 class Group(click.Group):
     """click's group, with daemontools' exit codes also when click runs it
-    standalone (as CliRunner does)."""
+    standalone (as CliRunner does), and its commands listed by section."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
@@ -82,11 +116,46 @@ class Group(click.Group):
             return call()
         sys.exit(exit_code(call))
 
+    def list_commands(self, ctx):
+        ordered = [name for _, names in SECTIONS for name in names if name in self.commands]
+        return ordered + sorted(set(self.commands) - set(ordered))
+
+    def format_commands(self, ctx, formatter):
+        limit = formatter.width - 6 - max(len(name) for name in self.commands)
+        for title, names in SECTIONS:
+            rows = [(name, self.commands[name].get_short_help_str(limit))
+                    for name in names if name in self.commands]
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+def choose_colour(ctx, param, value):
+    """--color/--no-color, or NO_COLOR (set and not empty: none), decides
+    for this command and the ones below it; neither: colour on terminals."""
+    if value is None and ctx.parent is None and os.environ.get("NO_COLOR"):
+        value = False
+    if value is not None:
+        ctx.color = value
+    return value
+
+
+COLOUR = click.option("--color/--no-color", default=None, expose_value=False,
+                      callback=choose_colour,
+                      help="Colour the output even in a pipe, or never "
+                           "(default: on a terminal, unless NO_COLOR is set).")
+
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="svtree")
+@COLOUR
 def svtree():
     """Look at and control a svtree (or daemontools or runit) service tree.
+
+    \b
+    Look at:  svtree status [-v] DIR...   svtree why SERVICE...
+              svtree logs SERVICE         svtree wait up|ready|down|finished SERVICE...
+              svtree events DIR...        svtree metrics DIR...
+    Control:  svtree start|stop|restart|once|kill [-w SECONDS] SERVICE...
 
     Shell completion: eval "$(_SVTREE_COMPLETE=bash_source svtree)" (or
     zsh_source, fish_source).
@@ -127,7 +196,7 @@ TARGETS = click.argument("targets", metavar="[SERVICE|SCANDIR]...", nargs=-1,
 
 
 @svtree.command()
-@click.argument("service", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("service", type=click.Path(path_type=Path))
 @click.option("-n", "--lines", "count", default=10, show_default=True, type=click.IntRange(0),
               help="How many of the last lines to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep showing new lines, across rotations.")
@@ -136,14 +205,20 @@ def logs(service, count, follow, raw):
     """Show SERVICE's log (its multilog directory) with local, human timestamps.
 
     SERVICE is a service directory (its log is looked for in log/ and in
-    log/*/), or a log directory itself.
+    log/*/), or a log directory itself. Exits 100 if SERVICE is not a
+    directory, 111 if it has no log (yet).
     """
+    try:
+        if not os.path.isdir(service):
+            os.listdir(service)          # the reason: does not exist, not a directory...
+    except OSError as e:
+        raise Usage(f"unable to read {service}: {describe(e)}") from None
     dirs = logview.logdirs(service)
     if not dirs:
-        raise Failure(f"no log directory with a current file in {service}")
+        raise Fatal(f"no log directory with a current file in {service}")
     if follow and len(dirs) > 1:
-        raise Failure(f"{service} has several log directories; name one: "
-                      + ", ".join(str(d) for d in dirs))
+        raise Usage(f"{service} has several log directories; name one: "
+                    + ", ".join(str(d) for d in dirs))
     out = sys.stdout.buffer
     show = shower(raw, out.isatty())
     for d in dirs:
@@ -174,27 +249,111 @@ def shower(raw, terminal):
     return show
 
 
+def paint(text, key):
+    """click's styles for a state (click.echo strips them where no colour goes)."""
+    return click.style(text, **table.COLOURS.get(key, {}))
+
+
+def terminal_width():
+    """The width of the terminal our output goes to, or None (a pipe)."""
+    fd = stdout_fd()
+    if fd is None or not os.isatty(fd):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def read_targets(targets):
+    """The records of the services targets name, and the LSB code; each
+    argument that names none is told on stderr and makes the code 4."""
+    entries, problems = tree.search(targets)
+    for problem in problems:
+        warn(problem)
+    records = [tree.read(entry) for entry in entries]
+    return records, 4 if problems else tree.lsb_code(records)
+
+
 @svtree.command("status")
 @TARGETS
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of records.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Say all that is known of each service, and the end of its log.")
+@COLOUR
 @click.pass_context
-def status_cmd(ctx, targets, as_json):
-    """Show the state of services: a table, or JSON.
+def status_cmd(ctx, targets, as_json, verbose):
+    """Show the state of services: a table, JSON, or (-v) why each is as it is.
 
     Each argument is a service directory (it holds run) or a scan
     directory; none means the current directory. Loggers follow their
     service. Exits 0 if every service wanted up is up, 3 if one is down
-    (or failed), 4 if the state of one is unknown (no supervise).
+    (or failed), 4 if the state of one is unknown (no supervise) or an
+    argument names no service.
     """
-    records = [tree.read(entry) for entry in tree.find(targets)]
+    records, code = read_targets(targets)
     if as_json:
         click.echo(json_text(records, indent=2))
-    else:
-        def paint(text, state):
-            return click.style(text, **table.COLOURS.get(state, {}))
-        for line in table.lines(records, paint):
+    elif verbose:
+        explain(records)
+    elif records:                     # no header for no services: the warnings say it
+        for line in table.lines(records, paint, width=terminal_width()):
             click.echo(line)
-    ctx.exit(tree.lsb_code(records))
+    ctx.exit(code)
+
+
+@svtree.command("why")
+@TARGETS
+@COLOUR
+@click.pass_context
+def why_cmd(ctx, targets):
+    """Say why services are as they are: the same as status -v.
+
+    For each: its state, why ./run last failed to start, how it last ended
+    and after how long, its backoff, why it failed for good, its readiness,
+    and the last lines of its log. Exits as status does.
+    """
+    records, code = read_targets(targets)
+    explain(records)
+    ctx.exit(code)
+
+
+LOG_LINES = 5
+
+
+def explain(records):
+    """The blocks of status -v, a blank line between two."""
+    now = time.time()
+    for n, rec in enumerate(records):
+        if n:
+            click.echo("")
+        for line in table.report(rec, now, paint) + log_report(rec):
+            click.echo(line)
+
+
+def log_report(rec) -> list[str]:
+    """The log lines of a status -v block: the last LOG_LINES of the log."""
+    label = f"  {'log':<12} "
+    if rec["logger_of"] is not None:          # a logger's own output goes nowhere logged
+        dirs = logview.logdirs(Path(rec["logger_of"]))
+        if not dirs:
+            return [label + "no log directory with a current file yet"]
+        return [label + "writes " + table.printable(", ".join(str(d) for d in dirs))]
+    service = Path(rec["service"])
+    dirs = logview.logdirs(service)
+    if not dirs:
+        return [label + table.printable(f"none found (no current file in {service}/log "
+                                        "or below it)")]
+    out = []
+    for d in dirs:
+        try:
+            lines, _ = logview.tail(d, LOG_LINES)
+        except OSError as e:
+            out.append(label + table.printable(f"unable to read {d}: {describe(e)}"))
+            continue
+        shown = f"{d}, the last {len(lines)} line{'' if len(lines) == 1 else 's'}:"
+        out.append(label + table.printable(shown if lines else f"{d}, empty"))
+        for line in lines:
+            text = logview.humanize(line).rstrip(b"\n").decode("utf-8", "surrogateescape")
+            out.append("    " + table.printable(text, keep="\t"))
+    return out
 
 
 @svtree.command("wait")
@@ -207,10 +366,11 @@ def status_cmd(ctx, targets, as_json):
 def wait_cmd(ctx, goal, services, timeout):
     """Wait until every SERVICE is up, ready, down or finished.
 
-    Woken by inotify, so it returns as soon as the state is reached. A
-    service whose supervise has not started yet is waited for. Exits 0,
-    1 on timeout, 111 on error (a service that cannot be read, or that
-    failed for good while waiting for up or ready).
+    Woken by supervise's events (or inotify), so it returns as soon as the
+    state is reached. A service whose supervise has not started yet is
+    waited for. Exits 0, 1 on timeout (saying why for each service not
+    there), 111 on error (a service that cannot be read, or that failed
+    for good while waiting for up or ready).
     """
     try:
         left = wait_.wait(services, goal, timeout)
@@ -218,10 +378,103 @@ def wait_cmd(ctx, goal, services, timeout):
         raise Fatal(str(e)) from None
     except KeyboardInterrupt:
         ctx.exit(130)
+    now = time.time()
+    for w in left:
+        warn(f"timed out after {seconds(timeout)}: {w.path} not {goal}: "
+             f"{why_not(wait_.record(w, now), now)}")
     if left:
-        why = ", ".join(f"{w.path} {w.why}" for w in left)
-        warn(f"timed out after {timeout:g} seconds: {why}")
         ctx.exit(1)
+
+
+def why_not(rec, now) -> str:
+    """Why a service is not where it was waited for: the record's trouble,
+    or else its state and what supervise wants of it."""
+    trouble = table.why(rec, now)
+    if trouble:
+        return trouble
+    if rec["want"] is None:
+        return rec["state"]
+    return f"{rec['state']}, want {rec['want']}"
+
+
+# --- control ------------------------------------------------------------------------
+
+VERB_HELP = {   # verb: (what it does, more)
+    "start": (("Start services (svc -u) and wait until they are up, and ready if "
+               "they can say so."),
+              "A failed or backing-off service starts at once."),
+    "stop": ("Stop services (svc -d) and wait until they are down, ./finish done.", ""),
+    "restart": (("Restart services (svc -r) and wait until a new run is up, and ready "
+                 "if it can say so."),
+                ("A running service gets its down-signal and is started again; a "
+                 "down one (backing off, failed) starts at once. Under daemontools' "
+                 "or runit's supervise, the letters sent are t, c, u, as runit's sv does.")),
+    "once": (("Start services once (svc -o): up, never restarted; wait until up "
+              "(and ready), or until a one-shot run has already ended."), ""),
+    "kill": ("KILL services' ./run (svc -k) and wait until it is gone.",
+             "supervise restarts a service that is wanted up, as after any death."),
+}
+DEFAULT_WAIT = 7.0          # runit's sv: "wait up to 7 seconds"
+PREFIX_COLOURS = {"ok": {"fg": "green"}, "timeout": {"fg": "yellow", "bold": True},
+                  "fail": {"fg": "red", "bold": True}}
+
+
+def verb_command(verb):
+    summary, more = VERB_HELP[verb]
+
+    @svtree.command(verb, help=f"""{summary}
+
+    {more}
+
+    Prints one line per service as runit's `sv -w` does, as soon as it is
+    known: `ok: run: SERVICE: (pid N) 0s`, `timeout: down: SERVICE: 7s,
+    normally up, want up, WHY`, `fail: SERVICE: supervise not running`.
+    Exits 0 when each service got there, else the number of services that
+    timed out or failed (99 at most); 100 on a usage error.
+    """)
+    @click.argument("services", metavar="SERVICE...", nargs=-1, required=True,
+                    type=click.Path(path_type=Path))
+    @click.option("-w", "--wait", "timeout", type=click.FloatRange(min=0),
+                  default=DEFAULT_WAIT, show_default=True, metavar="SECONDS",
+                  help="How long to wait for every service (0: look once).")
+    @COLOUR
+    @click.pass_context
+    def command(ctx, services, timeout):
+        ctx.exit(control(verb, services, timeout))
+    return command
+
+
+def control(verb, services, timeout) -> int:
+    """Send verb to each service, then say how each ended up; the exit code."""
+    bad = 0
+    targets = []
+    for path in services:
+        try:
+            targets.append((path, wait_.send(path, verb)))
+        except wait_.WaitError as e:
+            say("fail", f"{path}: {e}")
+            bad += 1
+    try:
+        for w in wait_.settle(targets, timeout):
+            rec = wait_.record(w)
+            rec["normally_up"] = not os.path.lexists(w.path / "down")
+            if w.error:
+                say("fail", f"{w.path}: {w.error}")
+            else:
+                say("ok" if w.done else "fail" if w.lost else "timeout", table.sv_line(rec))
+            bad += not w.done
+    except KeyboardInterrupt:
+        return 130
+    return min(bad, 99)
+
+
+def say(outcome, line):
+    click.echo(f"{click.style(outcome + ':', **PREFIX_COLOURS[outcome])} "
+               f"{table.printable(line)}")
+
+
+for _verb in VERB_HELP:
+    verb_command(_verb)
 
 
 @svtree.command("events")
@@ -300,13 +553,17 @@ def exit_code(call) -> int:
     try:
         result = call()
     except click.UsageError as e:
+        click.echo(usage_line(e), err=True)
+        return USAGE
+    except Fatal as e:
         e.show()
-        return 100
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
-        return 111
+        click.echo(f"svtree: fatal: {table.printable(' '.join(e.format_message().split()))}",
+                   err=True)
+        return TEMPORARY
     except click.Abort:
-        return 111
+        return TEMPORARY
     return result if isinstance(result, int) else 0
 
 
