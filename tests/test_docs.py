@@ -1,6 +1,8 @@
-"""Every program has a man page, and each page renders without a warning."""
+"""Every program has a man page, and each page renders without a warning; the
+README opens with `make run` and `make test`, and every make target it names exists."""
 
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -30,3 +32,19 @@ def test_page_renders_without_warnings(name):
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert name in r.stdout
+
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_opens_with_make_run_and_make_test():
+    """A fresh clone's first two commands, at the top."""
+    block = re.search(r"```sh\n(.*?)```", README, re.DOTALL).group(1)
+    assert [line.split()[:2] for line in block.splitlines()] == [["make", "run"],
+                                                                 ["make", "test"]]
+
+
+def test_every_make_target_the_readme_names_exists():
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    named = set(re.findall(r"\bmake ([a-z][\w-]*)", README))
+    assert named and named <= targets, named - targets
