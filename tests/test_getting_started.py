@@ -115,8 +115,8 @@ def test_install_is_self_contained_and_uninstall_removes_it(tmp_path):
         assert os.readlink(link) == str(lib / "bin" / name)
         # #!python, or for a long path pip's /bin/sh trampoline that execs it
         head = "".join(link.read_text().splitlines(keepends=True)[:3])
-        interpreter = f"{lib}/bin/python3"
-        assert head.startswith((f"#!{interpreter}\n", f"#!/bin/sh\n'''exec' {interpreter} ")), head
+        python3 = f"{lib}/bin/python3"
+        assert head.startswith((f"#!{python3}\n", f"#!/bin/sh\n'''exec' {python3} ")), head
     python = Path(os.path.realpath(lib / "bin" / "python3"))
     assert not python.is_relative_to(ROOT) and not python.is_relative_to(tmp_path), python
     staged = str(stage).encode()
@@ -292,9 +292,9 @@ class Shell:
 
 @pytest.fixture
 def tour_user(request):
-    """(argv prefix, PATH) to run the tour as a user who is not root: nobody
-    through setpriv with the staged programs when we are root, else ourselves
-    with this venv's programs."""
+    """(argv prefix, PATH, owner of the tour's directory) to run the tour as a
+    user who is not root: nobody through setpriv with the staged programs when
+    we are root, else ourselves with this venv's programs."""
     if os.geteuid() != 0:
         return [], f"{Path(sys.executable).parent}:{SYSTEM_PATH}", None
     staged = request.getfixturevalue("staged_programs")
@@ -308,7 +308,8 @@ def test_readme_tour_runs_without_root_as_written(tour_user):
     within milliseconds, not at once), and the closing kill brings hello and
     svscan down."""
     argv, path, owner = tour_user
-    base = Path(tempfile.mkdtemp(prefix="svtree-tour-test-"))   # nobody can reach it
+    # not in tmp_path, which nobody cannot enter when it is root's
+    base = Path(tempfile.mkdtemp(prefix="svtree-tour-test-"))
     try:
         os.chmod(base, 0o755)
         if owner:
