@@ -71,7 +71,7 @@ class Proc:
 class Service:
     """A service directory and what svscan holds for it."""
 
-    __slots__ = ("name", "main", "log", "pipe", "active")
+    __slots__ = ("name", "main", "log", "pipe", "active", "joined")
 
     def __init__(self, name, has_log):
         self.name = name
@@ -79,6 +79,7 @@ class Service:
         self.log = Proc(os.path.join(name, "log")) if has_log else None
         self.pipe = os.pipe() if has_log else None
         self.active = True
+        self.joined = False   # looked for the pipe of an earlier svscan's supervise
 
     def procs(self):
         return (self.main, self.log) if self.log else (self.main,)
@@ -110,6 +111,8 @@ class Scanner:
         self.exit_code = None      # set by the main command or a critical service
         self.orphans_told = False  # adopted orphans were sent TERM at shutdown
         self.inherited = []        # supervise processes of an earlier svscan, told to go
+        self.poller = None         # the main loop's: an inherited supervise's exit wakes it
+        self.by_ok = {}            # ok fd of an inherited supervise -> (Service, Proc)
 
     # --- scanning -----------------------------------------------------------
 
@@ -157,6 +160,9 @@ class Scanner:
                 self.retire(service)
 
     def start_dead(self, service):
+        if service.pipe and not service.joined:
+            service.joined = True
+            self.join_pipe(service)
         now = self.clock()
         for proc in service.procs():
             if proc.pid or (proc.restart_at is not None and now < proc.restart_at):
@@ -176,7 +182,21 @@ class Scanner:
             return
         self.watches[wd] = name
 
-    def inherit(self, proc):
+    def join_pipe(self, service):
+        """A service whose supervise (or its logger's) an earlier svscan
+        started, and which still runs: take the pipe between the two from
+        it, so that the supervise we start in place of either (when the
+        other exits later) is joined to the same pipe, with what the kernel
+        holds in it, rather than to a new one nobody else writes or reads."""
+        for proc, fd in ((service.main, 1), (service.log, 0)):
+            pipe = inherited_pipe(proc.path, fd)
+            if pipe:
+                for end in service.pipe:
+                    os.close(end)
+                service.pipe = pipe
+                return
+
+    def inherit(self, service, proc):
         """Keep a way to reach a supervise started by an earlier svscan (one
         that was killed, say): its control and ok fifos, held open, work even
         after the directory is removed. Only in a supervise/ that is ours
@@ -190,10 +210,28 @@ class Scanner:
                 proc.ok = fifo_writer("ok", sdir)
             except (OSError, NotRunning):
                 self.forget_inherited(proc)
+                return
             finally:
                 os.close(sdir)
+            # POLLERR on our end of its ok fifo: its last reader, that supervise, is gone
+            self.by_ok[proc.ok] = (service, proc)
+            if self.poller is not None:
+                self.poller.register(proc.ok, 0)
+
+    def inherited_gone(self, fd):
+        """An inherited supervise has exited: one of ours takes its place."""
+        service, proc = self.by_ok.get(fd, (None, None))
+        if proc is None:
+            return
+        self.forget_inherited(proc)
+        if not self.stopping and service.active:
+            self.start_dead(service)
 
     def forget_inherited(self, proc):
+        if proc.ok in self.by_ok:
+            del self.by_ok[proc.ok]
+            if self.poller is not None:
+                self.poller.unregister(proc.ok)
         for fd in (proc.control, proc.ok):
             if fd >= 0:
                 os.close(fd)
@@ -281,7 +319,7 @@ class Scanner:
             proc.restart_at = self.clock() + RESCAN   # log/ became a link of someone else's
             return
         if is_supervised(proc.path):
-            self.inherit(proc)     # another supervise holds it: leave it be
+            self.inherit(service, proc)     # another supervise holds it: leave it be
             return
         if proc.control >= 0:      # the inherited one is gone; ours takes over
             self.forget_inherited(proc)
@@ -661,6 +699,69 @@ def open_supervise(path):
     return sdir
 
 
+def inherited_pipe(path, fd):
+    """Both ends of the pipe on descriptor fd of the supervise that holds
+    path/supervise/lock, if that is a process of ours whose directory is
+    path (the kernel's word on each: /proc/locks, its cwd, its fd); None
+    otherwise."""
+    sdir = open_supervise(path)
+    if sdir is None:
+        return None
+    try:
+        lock = os.stat("lock", dir_fd=sdir, follow_symlinks=False)
+        here = os.stat(path)
+    except OSError:
+        return None
+    finally:
+        os.close(sdir)
+    for pid in unix.lock_holders(lock.st_ino):
+        pipe = pipe_of(pid, fd, here)
+        if pipe:
+            return pipe
+    return None
+
+
+def pipe_of(pid, fd, here):
+    """(read end, write end) of the pipe on descriptor fd of process pid,
+    if pid is ours and works in directory here; None otherwise. The checks
+    come after a pidfd is open, and the process must still be alive after
+    the pipe was opened: the ends are of the process the pidfd holds."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    ends = []
+    try:
+        proc = f"/proc/{pid}"
+        cwd = os.stat(f"{proc}/cwd")
+        end = f"{proc}/fd/{fd}"
+        st = os.stat(end)
+        if (os.stat(proc).st_uid != os.geteuid() or not stat.S_ISFIFO(st.st_mode)
+                or (cwd.st_dev, cwd.st_ino) != (here.st_dev, here.st_ino)):
+            return None
+        for flags in (os.O_RDONLY, os.O_WRONLY):     # reader first: no ENXIO
+            ends.append(os.open(end, flags | os.O_NONBLOCK | os.O_CLOEXEC))
+        for e in ends:
+            got = os.fstat(e)
+            if (got.st_dev, got.st_ino) != (st.st_dev, st.st_ino):
+                return None
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        if p.poll(0):                 # it exited meanwhile: the number may be another's
+            return None
+        for e in ends:
+            os.set_blocking(e, True)
+        r, w = ends
+        ends = []
+        return r, w
+    except OSError:
+        return None
+    finally:
+        for e in ends:
+            os.close(e)
+        os.close(pidfd)
+
+
 def fifo_writer(name, sdir):
     """A non-blocking write end of the fifo NAME in sdir; NotRunning if
     nobody reads it, OSError if it is not a fifo."""
@@ -847,7 +948,7 @@ def run(directory, *, grace=GRACE, command=None):
     roomy_fd_limit()
     scanner = Scanner(directory, grace=grace)
     scanner.inotify, scanner.scan_wd = watch(directory)
-    poller = select.poll()
+    poller = scanner.poller = select.poll()
     poller.register(wakeup_r, select.POLLIN)
     if scanner.inotify is not None:
         poller.register(scanner.inotify.fileno(), select.POLLIN)
@@ -862,6 +963,8 @@ def run(directory, *, grace=GRACE, command=None):
         for fd, _ in ready:
             if fd == wakeup_r:
                 on_signals(scanner, unix.drain(wakeup_r))
+            elif fd in scanner.by_ok:
+                scanner.inherited_gone(fd)
             else:
                 on_inotify(scanner)
         if not ready:

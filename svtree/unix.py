@@ -152,6 +152,31 @@ def lock_nb(name: str, dir_fd: int) -> int:
     return fd
 
 
+def lock_holders(ino: int) -> list[int]:
+    """The pids /proc/locks names as holding a flock on inode number ino
+    (the kernel's word; the device is left out, as overlay file systems
+    show another one there: the caller checks each pid further)."""
+    try:
+        fd = os.open("/proc/locks", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    suffix = b":%d" % ino
+    pids = []
+    for line in data.splitlines():
+        f = line.split()      # 1: FLOCK ADVISORY WRITE PID MAJ:MIN:INO 0 EOF ("->": a waiter)
+        if len(f) >= 6 and f[1] == b"FLOCK" and f[5].endswith(suffix) and f[4].isdigit():
+            pids.append(int(f[4]))
+    return pids
+
+
 def proc_stat(pid: int) -> list[bytes] | None:
     """The fields of /proc/PID/stat after the command name: [0] state,
     [1] ppid, [2] pgrp, [3] session, ... [19] start time in clock ticks

@@ -14,9 +14,7 @@ Hypothesis properties (test_status), the pattern matcher against a reference
 (test_logscript), setuidgid dropping groups (test_kit).
 
 Not tested: a logger SIGKILLed while multilog runs a processor; svscan
-SIGKILLed while it shuts the tree down; the log pipe after svscan was
-restarted *and* the old logger's supervise dies too (the new svscan holds a
-fresh pipe the service does not write to); symlinks planted before an
+SIGKILLed while it shuts the tree down; symlinks planted before an
 ordinary user's supervise (same code path as root's).
 """
 
@@ -188,6 +186,50 @@ def test_svscan_killed_and_restarted_duplicates_nothing_and_logs_flow(procs, str
     assert all(map(pid_alive, pids.values()))
     numbers = [int(n) for n in lines_of(out)]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+@pytest.mark.parametrize("which", ["log", "main"])
+def test_restarted_svscan_joins_a_new_supervise_to_the_old_pipe(procs, strays, service,
+                                                                  scandir, which):
+    """svscan SIGKILLed and started again; later the logger's supervise (or
+    the service's) exits. The new svscan starts one in its place joined to
+    the pipe the earlier svscan made, which it took from the survivor
+    (/proc/PID/fd of the supervise holding supervise/lock): the service
+    never meets a pipe with no reader (SIGPIPE, restarts), and not one
+    line is lost, those the pipe held meanwhile included."""
+    # multilog reads to the end of the line it is in when it gets TERM (cat
+    # would lose what it had read but not written)
+    # the count goes on across restarts of ./run (a number may come twice, none is skipped)
+    counter = ("#!/bin/sh\ni=$(cat n 2>/dev/null || echo 0)\n"
+               "while :; do i=$((i+1)); echo $i; echo $i > n; sleep 0.005; done\n")
+    talker = service("talker", run=counter, log=f"#!/bin/sh\nexec {program('multilog')} ./main\n",
+                     parent=scandir)
+    first = procs.start(program("svscan"), scandir)
+    out = talker / "log" / "main" / "current"
+    wait_until(lambda: len(lines_of(out)) >= 20)
+    pid = status_pid(talker)
+    first.kill()
+    first.wait()
+    second = procs.start(program("svscan"), scandir)
+    probe(scandir, "first-scan")
+    gone = talker / "log" if which == "log" else talker
+    old = supervisors(gone)
+    if which == "log":
+        run("svc", "-dx", gone)              # the logger and its supervise exit
+    else:
+        os.kill(old[0], signal.SIGKILL)      # its ./run lives on, adopted
+    wait_until(lambda: supervisors(gone) and supervisors(gone) != old, timeout=10)
+    if which == "main":                      # a ./run the new supervise starts itself
+        wait_until(lambda: run("svok", talker).returncode == 0)
+        run("svc", "-t", talker)
+        pid = wait_until(lambda: status_pid(talker) not in (0, pid) and status_pid(talker))
+    seen = len(lines_of(out))
+    wait_until(lambda: len(lines_of(out)) >= seen + 100, timeout=10)
+    assert status_pid(talker) == pid and pid_alive(pid)
+    numbers = [int(n) for n in lines_of(out)]
+    assert sorted(set(numbers)) == list(range(1, max(numbers) + 1))
+    second.send_signal(signal.SIGTERM)
+    second.wait(timeout=20)
 
 
 def test_restarted_svscan_brings_the_inherited_tree_down_on_sigterm(procs, strays, service,
