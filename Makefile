@@ -57,6 +57,7 @@ bench: compile
 	$(BIN)/python bench/more.py
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/init.py
+	$(BIN)/python bench/container.py
 
 man:
 	@for page in man/*.[1-8]; do \
