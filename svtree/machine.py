@@ -75,6 +75,9 @@ CHECK_STARTED, CHECK_START_FAILED, CHECK_EXITED = "check_started", "check_start_
 
 # signals that end a process by default: a death after one of these is ours
 ENDING = frozenset((SIGTERM, SIGKILL, SIGINT, SIGQUIT))
+# signals no program sends itself by mistake: a death by one we did not send
+# came from outside (kill, the OOM killer), no crash loop of the service's own
+OUTSIDE = ENDING | {SIGHUP}
 
 # control byte -> (event, argument): daemontools, runit's q 1 2, s6's r P C K
 COMMANDS = {
@@ -374,14 +377,21 @@ def count_deaths(sv, now, wstatus):
     # nor counts towards critical, which would let them stop the tree.
     ours = (sv.signalled or sv.want == WANT_DOWN
             or bool(wstatus and wstatus & 0x7F and wstatus & 0x7F in sv.sent))
-    if ran < QUICK and not ours:
+    outside = bool(wstatus and wstatus & 0x7F in OUTSIDE) and not ours
+    if outside and ran < QUICK:
+        # killed from outside (a logger SIGKILLed, say): back within the
+        # THROTTLE second, as with daemontools, runit and s6; the count and
+        # the delay stay as they were
+        sv.next_start = sv.started_at + THROTTLE
+    elif ran < QUICK and not ours:
         sv.quick_deaths += 1
         doubled = THROTTLE * 2 ** min(sv.quick_deaths - 1, 32)     # no overflow, ever
         sv.delay = min(doubled, max(sv.policy.backoff_max, THROTTLE))
+        sv.next_start = sv.started_at + sv.delay
     else:
         sv.quick_deaths = 0
         sv.delay = THROTTLE
-    sv.next_start = sv.started_at + sv.delay
+        sv.next_start = sv.started_at + sv.delay
     if sv.policy.max_deaths and sv.quick_deaths >= sv.policy.max_deaths:
         fail(sv, f"max-deaths {sv.policy.max_deaths} reached")
     failure = wstatus not in (0, None) and not ours

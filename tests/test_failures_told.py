@@ -250,3 +250,23 @@ def test_ps_shows_what_each_supervise_runs(procs, tmp_path):
                                                capture_output=True, text=True,
                                                timeout=10).stdout.split()]
     assert children and all(comm(p) == "supervise" for p in children)
+
+
+def test_a_run_killed_from_outside_comes_back_without_backoff(procs, service):
+    """SIGKILL from outside (an operator, the OOM killer) is no crash loop of
+    the service's own making: back after the one-second throttle, however
+    often, as with daemontools, runit and s6 (a logger killed so must not
+    leave its service blocked on a full pipe for 2, then 4 seconds). A real
+    crash still backs off."""
+    sv = service(run="#!/bin/sh\n[ -e crash ] && exit 1\nexec sleep 1000\n")
+    supervise(procs, sv)
+    for _ in range(3):
+        pid = wait_until(lambda: state(sv).get("state") == "run" and state(sv)["pid"])
+        os.kill(pid, signal.SIGKILL)
+        s = wait_until(lambda: state(sv).get("pid") not in (0, pid) and state(sv))
+        assert s["quick_deaths"] == 0 and s["backoff"] == 1.0
+        assert s["last_exit"] == {"signal": signal.SIGKILL}   # back after the throttle second
+    (sv / "crash").touch()
+    run("svc", "-t", sv)
+    s = wait_until(lambda: state(sv).get("quick_deaths", 0) >= 2 and state(sv), timeout=10)
+    assert s["backoff"] >= 2
