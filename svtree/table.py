@@ -250,7 +250,7 @@ def report(rec, now=None, paint=None) -> list[str]:
 
 def aspects(rec, now) -> list[tuple[str, str]]:
     if rec["error"]:
-        return [("unknown", rec["error"])]
+        return [(rec["state"], rec["error"])]      # unknown (or skipped): why
     if rec["source"] != "state.json":
         return [("more", "not known: only svtree's supervise writes supervise/state.json")]
     exited = "none yet"

@@ -17,11 +17,13 @@ import os
 import pty
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
 
 from conftest import program, run, wait_until, write_script
 from svtree import table, tree
@@ -461,6 +463,38 @@ def test_a_bad_new_field_costs_its_service_alone(fakes, name):
     rec = record(sv.path)
     assert rec["state"] == "unknown"
     assert why in rec["error"]
+
+
+NEW_FIELDS = st.fixed_dictionaries({}, optional={
+    "readiness": st.sampled_from(["notify", "check", "none"]) | st.text(max_size=8),
+    "error": st.text(max_size=600) | st.integers(), "reason": st.text(max_size=600),
+    "next_start": st.floats(allow_nan=False) | st.integers(), "last_duration": st.floats(),
+    "backoff": st.floats(min_value=-1, max_value=1e9) | st.none(),
+    "ready": st.booleans(), "failed": st.booleans(), "quick_deaths": st.integers(-1, 40)})
+
+
+@settings(max_examples=100, deadline=None)
+@given(fields=NEW_FIELDS, process=st.sampled_from([0, 1, 2]))
+def test_fuzz_the_new_fields(fields, process):
+    """Any values of the new fields: a record or a one-line reason, and every
+    view of it (table, sv_line, report) printable, one line a row, never an
+    exception."""
+    with tempfile.TemporaryDirectory() as d:
+        sv = Fake(Path(d))
+        try:
+            pid = 4321 if process else 0
+            status, stamp = status_record(pid=pid, state=process)
+            sv.write(status=status, record=json.dumps(
+                {**json.loads(state_json(stamp, pid=pid)), **fields}).encode())
+            rec = record(sv.path)
+        finally:
+            sv.close()
+    assert rec["state"] in tree.STATES
+    texts = table.lines([rec]) + [table.sv_line(rec)] + table.report(rec)
+    for text in texts:
+        assert "\n" not in text and not re.search("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", text)
+    for key in ("start_error", "reason"):
+        assert rec[key] is None or len(rec[key]) <= tree.TEXT_MAX
 
 
 def test_texts_of_the_record_are_cut_and_escaped(fakes):

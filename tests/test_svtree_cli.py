@@ -526,7 +526,7 @@ def test_wait_for_several_services(procs, service):
 
 def test_wait_errors(tmp_path, procs, service):
     r = run("svtree", "wait", "up", tmp_path / "missing", "--timeout", "1")
-    assert r.returncode == 111
+    assert r.returncode == 100
     assert r.stderr == f"svtree: fatal: unable to watch {tmp_path}/missing: file does not exist\n"
     failed = service(run="#!/bin/sh\nexit 3\n")
     (failed / "max-deaths").write_text("1\n")
@@ -541,7 +541,7 @@ def test_wait_errors(tmp_path, procs, service):
     result = CliRunner().invoke(svtree, ["wait", "sideways", str(failed)])
     assert result.exit_code == 100
     result = CliRunner().invoke(svtree, ["wait", "up", str(tmp_path / "missing")])
-    assert result.exit_code == 111
+    assert result.exit_code == 100
 
 
 # --- events -----------------------------------------------------------------------
@@ -617,7 +617,7 @@ def test_events_of_a_daemontools_service(procs, service):
 
 def test_events_usage(tmp_path):
     r = run("svtree", "events", tmp_path / "missing")
-    assert r.returncode == 111
+    assert r.returncode == 100
     assert r.stderr == f"svtree: fatal: unable to follow {tmp_path}/missing: file does not exist\n"
 
 

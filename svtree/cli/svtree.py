@@ -12,7 +12,9 @@ printing one `ok:`, `timeout:` or `fail:` line per service.
 
 Errors are one line on stderr, `svtree: fatal: ...`, whatever click or we
 found wrong: 100 for usage errors (an unknown option, a bad argument, a
-path that does not exist), 111 for other errors. That holds whether click
+path for logs, wait or events that is no directory), 111 for other errors.
+(status and why say such an argument in a warning and exit 4, as LSB's
+status does; the control verbs print a `fail:` line for it, as runit's sv.) That holds whether click
 runs standalone (CliRunner) or through main(); status, wait and the verbs
 choose their other codes with ctx.exit(). Shell completion is click's:
 eval "$(_SVTREE_COMPLETE=bash_source svtree)".
@@ -70,6 +72,17 @@ def usage_line(e: click.UsageError) -> str:
 
 def warn(message):
     click.echo(f"svtree: warning: {table.printable(message)}", err=True)
+
+
+def directories(paths, verb):
+    """A usage error (100) unless each path is a directory: a typo on the
+    command line is said at once, in one line, the same way by every command."""
+    for path in paths:
+        try:
+            if not os.path.isdir(path):
+                os.listdir(path)          # the reason: does not exist, not a directory...
+        except OSError as e:
+            raise Usage(f"unable to {verb} {path}: {describe(e)}") from None
 
 
 def seconds(n: float) -> str:
@@ -208,11 +221,7 @@ def logs(service, count, follow, raw):
     log/*/), or a log directory itself. Exits 100 if SERVICE is not a
     directory, 111 if it has no log (yet).
     """
-    try:
-        if not os.path.isdir(service):
-            os.listdir(service)          # the reason: does not exist, not a directory...
-    except OSError as e:
-        raise Usage(f"unable to read {service}: {describe(e)}") from None
+    directories([service], "read")
     dirs = logview.logdirs(service)
     if not dirs:
         raise Fatal(f"no log directory with a current file in {service}")
@@ -369,9 +378,11 @@ def wait_cmd(ctx, goal, services, timeout):
     Woken by supervise's events (or inotify), so it returns as soon as the
     state is reached. A service whose supervise has not started yet is
     waited for. Exits 0, 1 on timeout (saying why for each service not
-    there), 111 on error (a service that cannot be read, or that failed
-    for good while waiting for up or ready).
+    there), 100 for a SERVICE that is not a directory, 111 on error (a
+    service that cannot be read, or that failed for good while waiting for
+    up or ready).
     """
+    directories(services, "watch")
     try:
         left = wait_.wait(services, goal, timeout)
     except wait_.WaitError as e:
@@ -485,8 +496,10 @@ def events_cmd(targets):
     Follows the services in each scan directory, new ones too (their first
     line is a "new" event with the state they are in). A line in a service's
     event fifo that is not an event (anyone in its group may write there) is
-    dropped, with one warning per service.
+    dropped, with one warning per service. Exits 100 if an argument is not
+    a directory.
     """
+    directories(targets, "follow")
     stream = events_.follow(targets, hangup_fd=stdout_fd(), warn=warn)
     with until_interrupted():
         try:
@@ -546,12 +559,19 @@ def metrics_cmd(targets, listen, timeout):
         server.server_close()
 
 
+# click 8.2 and later raise this for a group given no command (its message is the help)
+NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def exit_code(call) -> int:
     """Run click without its standalone handling; usage errors exit 100 and
     other errors 111, as in the daemontools-style programs (click's own
     codes would be 2 and 1)."""
     try:
         result = call()
+    except NO_ARGS as e:              # `svtree` alone: its help, on stderr, and 100
+        click.echo(e.format_message(), err=True)
+        return USAGE
     except click.UsageError as e:
         click.echo(usage_line(e), err=True)
         return USAGE
