@@ -1,4 +1,6 @@
-"""Waiting until services are up, ready, down or finished, woken by inotify.
+"""Waiting until services are up, ready, down or finished, woken by
+supervise's events or inotify; and the control verbs, which send a letter
+and wait for it to take effect (send(), after(), settle()).
 
 supervise replaces supervise/status and supervise/state.json by rename on
 every change, so a watch on each service's supervise/ directory (IN_MOVED_TO,
@@ -10,8 +12,9 @@ run script waiting for ../db may well start first).
 The goals, read from tree.snapshot():
 
     up        ./run is running (paused counts)
-    ready     ./run is running and ready (without state.json, up is ready;
-              with one that cannot be read, not ready: see below)
+    ready     ./run is running and ready: state.json's `ready` (for a service
+              with readiness "none", a second up); without state.json, up
+              is ready; with one that cannot be read, not ready: see below
     down      ./run is not running (./finish may be)
     finished  ./run is not running and neither is ./finish
 
@@ -51,8 +54,9 @@ verb waits for:
              or runit, is done once up)
     restart  the same, and a run other than the one before (pid or start
              time changed), if one ran
-    once     the same as start, wanted once; or, for a service that was
-             down, a run that has already ended again (a one-shot job)
+    once     the same as start, but not wanted up (svtree writes want
+             "once", runit "down"); or, for a service that was down, a
+             run that has already ended again (a one-shot job)
     stop     down (./finish done too), wanted down
     kill     the run it was sent to is gone (down, or another run); a
              service that was not running is done at once
