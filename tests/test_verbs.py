@@ -19,8 +19,11 @@ import re
 import subprocess
 import time
 
+from click.testing import CliRunner
+
 from conftest import peer, program, run, status_pid, wait_until, write_script
 from svtree import tree
+from svtree.cli.svtree import svtree
 
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
 NOTIFY_WHEN_GO = ("#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.01; done\necho >&3\n"
@@ -259,3 +262,16 @@ def test_verbs_under_daemontools(procs, service):
     assert (r.returncode, r.stdout) == (0, f"ok: down: {sv}: 0s, normally up\n")
     r = run("svtree", "start", "-w", "10", sv)
     assert r.returncode == 0 and r.stdout == f"ok: run: {sv}: (pid {status_pid(sv)}) 0s\n"
+
+
+def test_a_dead_supervise_is_said_so(tmp_path, service):
+    """ENXIO on supervise/control (a fifo no one reads): supervise not running,
+    as svc says; through CliRunner the exit code is the count too."""
+    sv = service()
+    (sv / "supervise").mkdir()
+    os.mkfifo(sv / "supervise" / "control")
+    r = run("svtree", "restart", sv)
+    assert (r.returncode, r.stdout) == (1, f"fail: {sv}: supervise not running\n")
+    result = CliRunner().invoke(svtree, ["stop", str(sv), str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == f"fail: {sv}: supervise not running"
