@@ -50,7 +50,7 @@ def _failed(r):
 METRICS = (
     ("svtree_up", "gauge", "1 if the service's ./run is running.", _up),
     ("svtree_ready", "gauge", "1 if ./run is running and ready (notification-fd, check, "
-     "or at once without them).", _ready),
+     "or after 1 s up without them).", _ready),
     ("svtree_starts_total", "counter", "How many times supervise has started ./run.",
      lambda r: r["starts"]),
     ("svtree_last_exit_code", "gauge", "How ./run last ended: its exit code, or 128 plus "
