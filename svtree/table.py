@@ -218,7 +218,7 @@ def sv_line(rec, now=None) -> str:
 READINESS = {
     "notify": "notify (a newline on its notification-fd)",
     "check": "check (./check exits 0)",
-    "none": "none (no notification-fd, no ./check: up is all it can say)",
+    "none": "none (no notification-fd, no ./check): ready once up for a second",
 }
 
 
