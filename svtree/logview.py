@@ -1,9 +1,12 @@
 """Reading multilog directories back: the last lines, and following them.
 
 A service's log directory is found where its logger usually writes it:
-SERVICE itself if it holds `current`, else SERVICE/log if it does, else the
-directories under SERVICE/log that hold `current` (`multilog t ./main`);
-and, for a logger named itself (SERVICE/log), the directories under it.
+SERVICE itself if it holds `current` (a log directory named directly), else
+SERVICE/log if it does, else the directories under SERVICE/log that hold
+`current` (`multilog t ./main`), and those its logger's script names
+elsewhere (`multilog t /var/log/web` in log/run, or a built-in logger's
+log/multilog; see script_dirs); for a logger named itself (SERVICE/log),
+the same below it.
 Lines are shown with their TAI64N labels as local time, as tai64nlocal does.
 
 A log directory belongs to whoever runs the logger, and root may be the one
@@ -43,7 +46,67 @@ def logdirs(service: Path) -> list[Path]:
         log = service                # a logger itself: ./main below it
         if service.name != "log":
             return []
-    return sorted(d for d in log.iterdir() if d.is_dir() and is_log_file(d / "current"))
+    found = sorted(d for d in log.iterdir() if d.is_dir() and is_log_file(d / "current"))
+    named = [d for d in script_dirs(log) if d not in found and is_log_file(d / "current")]
+    return found + named
+
+
+LOGGERS = {"multilog": "dot", "s6-log": "dot", "svlogd": "any"}
+SHELL_WORDS = {";", "&&", "||", "|", "&"}
+SCRIPT_MAX = 65536
+
+
+def script_dirs(log: Path) -> list[Path]:
+    """The directories the logger's script names, relative to log/ (its
+    working directory): the words after multilog or s6-log that start with
+    . or /, and svlogd's arguments, in log/run (a shell script: its words
+    as sh would split them, up to a shell operator or a redirection), or in
+    log/multilog, a built-in logger's script. A word with a $ cannot be
+    known here and is left out. log/ is its owner's to write: the files
+    are read as regular files only, and only what a script fits in."""
+    words = None
+    for name, whole in (("multilog", True), ("run", False)):
+        try:
+            text = unix.read_regular(str(log / name), None, SCRIPT_MAX).decode(errors="replace")
+        except (OSError, unix.NotRegular):
+            continue
+        words = logger_words(text, whole)
+        break
+    if not words:
+        return []
+    kind, args = words
+    return [log / w for w in args if "$" not in w
+            and (w.startswith((".", "/")) if kind == "dot" else not w.startswith("-"))]
+
+
+def redirection(word: str) -> bool:
+    """>file, 2>&1, <in, 10>log: where a command's words end."""
+    rest = word.lstrip("0123456789")
+    return rest[:1] in ("<", ">")
+
+
+def logger_words(text: str, whole: bool):
+    """(kind, words after the logger) from a run script, or the words of a
+    built-in logger's script (whole): None if no logger is found."""
+    import shlex
+    if whole:
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        return "dot", " ".join(lines).split()
+    for line in text.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        for i, word in enumerate(words):
+            kind = LOGGERS.get(os.path.basename(word))
+            if kind:
+                args = []
+                for w in words[i + 1:]:
+                    if w in SHELL_WORDS or redirection(w):
+                        break
+                    args.append(w)
+                return kind, args
+    return None
 
 
 def files(logdir: Path) -> list[Path]:

@@ -409,7 +409,9 @@ def test_logs_errors_name_the_argument(tmp_path):
     assert r.stderr == f"svtree: fatal: unable to read {tmp_path}/file: not a directory\n"
     r = run("svtree", "logs", tmp_path)
     assert r.returncode == 111
-    assert r.stderr == f"svtree: fatal: no log directory with a current file in {tmp_path}\n"
+    assert r.stderr == (f"svtree: fatal: no log directory with a current file in {tmp_path}, "
+                        "its log/, or where its logger's script writes; name the log directory "
+                        "itself: svtree logs DIR\n")
     for name in ("a", "b"):
         (tmp_path / "svc" / "log" / name).mkdir(parents=True)
         (tmp_path / "svc" / "log" / name / "current").write_text("x\n")

@@ -62,3 +62,26 @@ def test_errors(tmp_path):
     assert run("svtree", "nonsense").returncode == 100
     r = run("svtree", "logs", tmp_path)
     assert r.returncode == 111 and "no log directory" in r.stderr
+    assert "name the log directory itself: svtree logs DIR" in r.stderr
+
+
+def test_the_directory_the_loggers_script_names(tmp_path):
+    """multilog writing outside the service (a path in log/run, relative to
+    log/ or absolute; svlogd's arguments too) is found from the script; a
+    log directory is taken as it is."""
+    elsewhere = tmp_path / "var" / "web"
+    service = tmp_path / "svc"
+    for d in (tmp_path / "var", service / "log"):
+        d.mkdir(parents=True)
+    fill(elsewhere, b"far away\n")
+    fill(service / "log" / "near", b"near by\n")   # log/*/ as before
+    (service / "log" / "run").write_text(
+        f"#!/bin/sh\n# a comment\nexec setuidgid log multilog t s99999 {elsewhere} ./near 2>&1\n")
+    r = run("svtree", "logs", "--raw", service)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["near by", "far away"]
+    (service / "log" / "run").write_text("#!/bin/sh\nexec svlogd -tt ../../var/web\n")
+    assert run("svtree", "logs", "--raw", service).stdout.splitlines() == ["near by", "far away"]
+    assert run("svtree", "logs", "--raw", elsewhere).stdout.splitlines() == ["far away"]
+    (service / "log" / "run").write_text("#!/bin/sh\nexec multilog t $LOGDIR\n")
+    assert run("svtree", "logs", "--raw", service).stdout.splitlines() == ["near by"]

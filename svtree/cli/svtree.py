@@ -217,14 +217,17 @@ TARGETS = click.argument("targets", metavar="[SERVICE|SCANDIR]...", nargs=-1,
 def logs(service, count, follow, raw):
     """Show SERVICE's log (its multilog directory) with local, human timestamps.
 
-    SERVICE is a service directory (its log is looked for in log/ and in
-    log/*/), or a log directory itself. Exits 100 if SERVICE is not a
+    SERVICE is a service directory (its log is looked for in log/, in
+    log/*/ and where its logger's script writes: multilog t /var/log/x in
+    log/run), or a log directory itself. Exits 100 if SERVICE is not a
     directory, 111 if it has no log (yet).
     """
     directories([service], "read")
     dirs = logview.logdirs(service)
     if not dirs:
-        raise Fatal(f"no log directory with a current file in {service}")
+        raise Fatal(f"no log directory with a current file in {service}, its log/, or where "
+                    f"its logger's script writes; name the log directory itself: "
+                    f"svtree logs DIR")
     if follow and len(dirs) > 1:
         raise Usage(f"{service} has several log directories; name one: "
                     + ", ".join(str(d) for d in dirs))
