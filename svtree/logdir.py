@@ -16,7 +16,9 @@ processed as @TAI64N.s. Old files beyond NUM-1 are deleted, oldest first.
 
 A write that the disk refuses (full, read-only, I/O error) is reported and
 retried every second; the line is never dropped, so a full disk holds the
-service back through its pipe instead of losing its output.
+service back through its pipe instead of losing its output. room() tells
+the logger how much the file system can still take, so that it reads no
+more than that from the pipe (see logger.py).
 """
 
 import os
@@ -25,6 +27,8 @@ import time
 
 from . import tai64n, unix
 from .errors import describe, tell
+
+ROOT = os.geteuid() == 0
 
 
 class Locked(Exception):
@@ -120,6 +124,18 @@ class LogDir:
                 continue
             view = view[n:]
             self.used += n
+
+    def room(self):
+        """Bytes the directory's file system can still take, as statvfs says:
+        root may use the blocks reserved for it. None if it does not say
+        (no size at all: some network and pseudo file systems)."""
+        try:
+            st = os.fstatvfs(self.dfd)
+        except OSError:
+            return None
+        if not st.f_blocks:
+            return None
+        return (st.f_bfree if ROOT else st.f_bavail) * st.f_frsize
 
     # --- rotation ------------------------------------------------------------------
 

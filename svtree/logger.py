@@ -1,9 +1,25 @@
 """The multilog loop: read the service's output, stamp it, select it, file it.
 
-Input is read in large chunks; every line that starts in a chunk gets that
-chunk's timestamp (the moment its first byte was read, as in multilog).
-When the script has no patterns, `e` or `=file`, whole runs of complete lines
-go to each directory at once; otherwise each line is decided alone.
+Input is read in chunks; every line that starts in a chunk gets that chunk's
+timestamp (the moment it was read).
+
+A line is decided once, as daemontools' multilog decides it: when it ends,
+or as soon as its first PATTERN_SPAN bytes (label included) are in, whichever
+comes first. The patterns, e and =file see those bytes; the directories
+chosen then get the rest of the line as it arrives, however long it is, and
+the next line is decided afresh. So the logger holds less than PATTERN_SPAN
+bytes of a line, and no line is cut but by a rotation.
+
+When the script has no patterns, e or =file, whole runs of complete lines go
+to each directory at once; otherwise each line is decided alone, and each
+directory gets a chunk's lines in one write.
+
+A full disk: LogDir.append() pauses and retries, and nothing more is read
+meanwhile, so the service is held back by its pipe. What the logger holds
+then is lost if it is killed; what is still in the pipe is not, since svscan
+keeps the pipe open for the next logger. So the logger reads less as a log
+directory's file system fills up (budget()), and at the very end only SMALL
+bytes at a time: a kill on a full disk costs the line in flight, not a chunk.
 
 Signals: ALRM rotates every directory; TERM finishes the line in progress,
 then exits 0. EOF: the last line gets a newline if it lacked one, every
@@ -17,10 +33,9 @@ import time
 
 from . import logscript, tai64n, unix
 from .errors import tell
-from .logdir import LogDir
 
 CHUNK = 1 << 16
-LONGEST = 1 << 20        # a line longer than this is filed in pieces
+SMALL = 64               # bytes read at a time once a directory's disk is all but full
 SIGALRM, SIGTERM = 14, 15
 
 
@@ -38,50 +53,81 @@ def stamp_T(ns):
 class Logger:
     def __init__(self, script, dirs, clock=time.time_ns):
         self.script = script
-        self.dirs = dirs                      # Dir action -> LogDir, in order
         self.clock = clock
         self.stamp = {"t": stamp_t, "T": stamp_T}.get(script.stamp)
-        self.pending = b""                    # an incomplete line, already stamped
-        self.at_line_start = True
+        # the script's actions with each Dir replaced by its LogDir
+        self.actions = [("dir", dirs[id(a[1])]) if a[0] == "dir" else a for a in script.actions]
+        self.dirs = [a[1] for a in self.actions if a[0] == "dir"]
+        self.head = b""            # a line's start, stamped, not yet decided
+        self.route = None          # the directories the rest of a decided line goes to
+        self.alerts = []           # what e prints, written once per chunk
+        self.statuses = {}         # =file name -> the latest line for it
+
+    @property
+    def at_line_start(self):
+        return not self.head and self.route is None
 
     def feed(self, data: bytes):
-        """Take newly read bytes; file every line they complete."""
+        """Take newly read bytes; file what they complete."""
         if self.stamp:
             prefix = self.stamp(self.clock())
-            if self.at_line_start:
-                data = prefix + data
+            start = self.at_line_start
             data = data.replace(b"\n", b"\n" + prefix)
             if data.endswith(b"\n" + prefix):
                 data = data[:-len(prefix)]
-        self.at_line_start = data.endswith(b"\n")
-        data = self.pending + data
+            if start:
+                data = prefix + data
+        if self.route is not None:                 # the rest of a long line
+            end = data.find(b"\n") + 1
+            if not end:
+                self.send(self.route, data)
+                return
+            self.send(self.route, data[:end])
+            self.route = None
+            data = data[end:]
+        if self.head:
+            data = self.head + data
+            self.head = b""
         cut = data.rfind(b"\n") + 1
-        self.pending = data[cut:]
         if cut:
-            self.file(data[:cut])
-        if len(self.pending) > LONGEST:
-            self.file(self.pending + b"\n")
-            self.pending = b""
+            self.file(data if cut == len(data) else data[:cut])
+        rest = data[cut:]
+        if len(rest) >= logscript.PATTERN_SPAN:    # long enough to decide
+            self.route = self.decide(rest)
+            self.send(self.route, rest)
+        else:
+            self.head = rest
+        self.report()
 
     def flush(self):
-        """EOF: the last line, given the newline it lacked."""
-        if self.pending:
-            self.file(self.pending + b"\n")
-            self.pending = b""
+        """EOF: the last line ends, given the newline it lacked."""
+        if self.route is not None:
+            self.send(self.route, b"\n")
+            self.route = None
+        elif self.head:
+            self.file(self.head + b"\n")
+            self.head = b""
+        self.report()
 
     def file(self, lines: bytes):
         """Complete lines (each ending in a newline) through the script."""
         if self.script.plain:
-            for action in self.script.actions:
-                self.dirs[id(action[1])].write(lines)
+            self.send(self.dirs, lines)
             return
-        for line in lines.splitlines(keepends=True):
-            self.file_line(line)
+        out = {}
+        for body in lines[:-1].split(b"\n"):
+            for d in self.decide(body):
+                out.setdefault(d, []).append(body)
+        for d, bodies in out.items():
+            bodies.append(b"")
+            d.write(b"\n".join(bodies))
 
-    def file_line(self, line: bytes):
-        body = line[:-1]
+    def decide(self, body: bytes) -> list:
+        """Run the script on a line's first bytes (without a newline): queue
+        what e and =file show, and return the directories that get the line."""
         selected = True
-        for action in self.script.actions:
+        route = []
+        for action in self.actions:
             kind = action[0]
             if kind == "select":
                 if selected != action[1] and logscript.matches(action[2], body):
@@ -89,29 +135,52 @@ class Logger:
             elif not selected:
                 continue
             elif kind == "dir":
-                self.dirs[id(action[1])].write(line)
+                route.append(action[1])
             elif kind == "alert":
-                try:
-                    os.write(2, body[:logscript.ALERT_SPAN] + b"\n")
-                except OSError:
-                    pass            # nobody reads the alerts: the logs still matter
+                self.alerts.append(logscript.alert(body))
             elif kind == "status":
-                write_status(action[1], body)
+                self.statuses[action[1]] = body
+        return route
+
+    @staticmethod
+    def send(route, data: bytes):
+        for d in route:
+            d.write(data)
+
+    def report(self):
+        """What e and =file have to show for the lines decided so far."""
+        if self.alerts:
+            try:
+                unix.write_all(2, b"".join(self.alerts))
+            except OSError:
+                pass            # nobody reads the alerts: the logs still matter
+            self.alerts = []
+        if self.statuses:
+            for name, body in self.statuses.items():
+                write_status(name, body)
+            self.statuses = {}
+
+    def budget(self) -> int:
+        """How much to read next: CHUNK, or less once a directory's file
+        system has less than twice that per directory left, down to SMALL."""
+        rooms = [r for r in (d.room() for d in self.dirs) if r is not None]
+        if not rooms:
+            return CHUNK
+        return max(SMALL, min(CHUNK, min(rooms) // (2 * len(self.dirs))))
 
     def rotate(self):
-        for d in self.dirs.values():
+        for d in self.dirs:
             d.rotate()
 
     def close(self):
-        for d in self.dirs.values():
+        for d in self.dirs:
             d.close()
 
 
 def write_status(name, body):
-    """=file: the line's first 1000 bytes, padded with newlines to 1001."""
-    data = body[:logscript.STATUS_SIZE - 1].ljust(logscript.STATUS_SIZE, b"\n")
+    """=file, replaced whole: a reader never sees half of it."""
     try:
-        unix.replace_file(name, data)
+        unix.replace_file(name, logscript.status(body))
     except OSError as e:
         tell("multilog", "warning", f"unable to write {name}", e)
 
@@ -139,12 +208,12 @@ def run(logger: Logger, fd: int = 0) -> int:
                         elif signum == SIGTERM:
                             terminating = True
                     continue
-                data = os.read(fd, CHUNK)
+                data = os.read(fd, logger.budget())
                 if not data:
                     logger.flush()
                     return 0
                 logger.feed(data)
-            if terminating and not logger.pending:
+            if terminating and logger.at_line_start:
                 return 0
     finally:
         logger.close()

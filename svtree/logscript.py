@@ -4,10 +4,12 @@ Each argument of `multilog SCRIPT...` is one action, applied to every line
 in order (daemontools' multilog(8)):
 
     t / T       (first only) prefix lines with @TAI64N, or with an ISO 8601
-                local time (s6-log's T); patterns then see the prefix
+                local time (s6-log's T); patterns then see the prefix.
+                As in daemontools, a first word starting with t is t.
     -PATTERN    deselect the line if it matches (all lines start selected)
     +PATTERN    select the line if it matches
-    e           copy the first 200 bytes of a selected line to stderr
+    e           copy the first 200 bytes of a selected line to stderr, with
+                "..." if it is longer (any word starting with e is e)
     =FILE       replace FILE with the first 1000 bytes of a selected line,
                 padded with newlines to 1001 bytes
     sSIZE       current files of later log directories rotate near SIZE
@@ -16,7 +18,16 @@ in order (daemontools' multilog(8)):
     !PROCESSOR  later log directories run `sh -c PROCESSOR` on each rotated file
     ./DIR, /DIR a log directory that selected lines are appended to
 
-Anything else is ignored, as multilog ignores it.
+Each word is read by its first character, as daemontools reads it: "exit"
+is e, a first word "tmp" is t. Anything else is ignored, as multilog ignores
+it (so `multilog t main` discards every line); parse() says so in
+Script.notes, one warning per such word, for the caller to print. A number
+missing after s or n counts as 0 (daemontools' scan_ulong()), and is then
+raised to the minimum.
+
+Each line is decided on its first PATTERN_SPAN bytes, label included:
+patterns look at no more, e and =file show no more, and however long the
+line is, what was decided holds for the whole of it.
 
 A pattern is matched against the first 1000 bytes of the line: `*` before a
 character c skips up to the first c, a final `*` matches anything, every other
@@ -54,14 +65,16 @@ class Script:
     """A parsed script: the timestamp kind and the actions in order.
 
     actions holds ("select", bool, compiled pattern), ("alert",),
-    ("status", filename) and ("dir", Dir) tuples.
+    ("status", filename) and ("dir", Dir) tuples; notes holds a warning
+    for each word that does nothing, or not what it may seem to.
     """
 
-    __slots__ = ("stamp", "actions")
+    __slots__ = ("stamp", "actions", "notes")
 
-    def __init__(self, stamp, actions):
+    def __init__(self, stamp, actions, notes=()):
         self.stamp = stamp        # None, "t" or "T"
         self.actions = actions
+        self.notes = list(notes)
 
     @property
     def dirs(self):
@@ -71,6 +84,25 @@ class Script:
     def plain(self):
         """True if every line goes to every directory: no patterns, e or =."""
         return all(a[0] == "dir" for a in self.actions)
+
+    @property
+    def discards(self):
+        """True if no line can go anywhere: no directory, e or =file."""
+        return not any(a[0] in ("dir", "alert", "status") for a in self.actions)
+
+
+def alert(body: bytes) -> bytes:
+    """What e prints for a line (without its newline): the first 200 bytes,
+    "..." if there were more, and a newline."""
+    if len(body) > ALERT_SPAN:
+        return body[:ALERT_SPAN] + b"...\n"
+    return body + b"\n"
+
+
+def status(body: bytes) -> bytes:
+    """What =file holds for a line: its first 1000 bytes, padded with
+    newlines to 1001."""
+    return body[:STATUS_SIZE - 1].ljust(STATUS_SIZE, b"\n")
 
 
 def compile_pattern(pattern: bytes):
@@ -98,34 +130,50 @@ def matches(compiled, line: bytes) -> bool:
 
 def parse(args: list[str]) -> Script:
     """Turn multilog's arguments into a Script."""
-    stamp = None
-    if args and args[0] in ("t", "T"):
-        stamp, args = args[0], args[1:]
+    stamp, notes = None, []
+    if args and (args[0][:1] == "t" or args[0] == "T"):
+        if len(args[0]) > 1:
+            notes.append(f"reading {args[0]} as t: an action is its first letter")
+        stamp, args = args[0][:1], args[1:]
     size, num, processor = DEFAULT_SIZE, DEFAULT_NUM, None
     actions = []
     for arg in args:
         head, rest = arg[:1], arg[1:]
         if head in ("-", "+"):
             actions.append(("select", head == "+", compile_pattern(rest.encode("utf-8", "surrogateescape"))))
-        elif arg == "e":
+        elif head == "e":
+            if rest:
+                notes.append(f"reading {arg} as e: an action is its first letter")
             actions.append(("alert",))
         elif head == "=":
             actions.append(("status", rest))
         elif head == "s":
-            size = min(max(number(rest, DEFAULT_SIZE), MIN_SIZE), MAX_SIZE)
+            size = min(max(number(rest), MIN_SIZE), MAX_SIZE)
         elif head == "n":
-            num = max(number(rest, DEFAULT_NUM), 2)
+            num = max(number(rest), 2)
         elif head == "!":
             processor = rest or None
         elif head in (".", "/"):
             actions.append(("dir", Dir(arg, size, num, processor)))
-    return Script(stamp, actions)
+        else:
+            notes.append(ignoring(arg))
+    return Script(stamp, actions, notes)
 
 
-def number(text, default):
+def ignoring(word):
+    """The warning for a word that is no action."""
+    if not word:
+        return "ignoring an empty word"
+    if word in ("t", "T"):
+        return f"ignoring {word}: a timestamp must be the first action"
+    return f"ignoring {word}: not an action, and a log directory must start with . or / (./{word}?)"
+
+
+def number(text):
+    """The leading ASCII digits as a number, 0 without any (scan_ulong)."""
     digits = ""
     for ch in text:
         if ch not in "0123456789":     # not str.isdigit(): "²" is a digit to it
             break
         digits += ch
-    return int(digits) if digits else default
+    return int(digits) if digits else 0

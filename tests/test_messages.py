@@ -239,9 +239,29 @@ def test_svscan_usage_errors_unchanged(tmp_path):
 
 # --- multilog, tai64n, tai64nlocal ------------------------------------------------------------
 
-def test_multilog_without_a_script():
-    r = with_open_stdin([program("multilog")])
-    assert (r.returncode, r.stdout, r.stderr) == (100, "", "multilog: usage: multilog script\n")
+def test_multilog_without_a_script(tmp_path):
+    """As daemontools': the input is read to the end and dropped, exit 0; and
+    a warning says so, once."""
+    r = run("multilog", input="x\n" * 100_000, cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        0, "", "multilog: warning: no log directory, e or =file: input is read and discarded\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_multilog_without_a_script_agrees_with_daemontools(tmp_path):
+    theirs = subprocess.run([peer("multilog")], input="x\n" * 100_000, capture_output=True,
+                            text=True, cwd=tmp_path, timeout=20)
+    assert (theirs.returncode, theirs.stdout, theirs.stderr) == (0, "", "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_multilog_word_that_is_no_action(tmp_path):
+    """`multilog t main` logs nothing, as in daemontools, but says why."""
+    r = run("multilog", "t", "main", input="x\n", cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", (
+        "multilog: warning: ignoring main: not an action, and a log directory "
+        "must start with . or / (./main?)\n"))
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("prog", ["tai64n", "tai64nlocal"])

@@ -1,15 +1,18 @@
 """multilog SCRIPT...: file standard input into automatically rotated logs.
 
 Exit 0 at end of input or after TERM, 111 if a log directory cannot be set up
-(its lock is held by another logger, say), 100 with no script (daemontools'
-multilog would read and drop its input). --help or --version as the whole
-script answers and exits 0 without reading stdin; anywhere else in a script
-they are patterns, as in daemontools.
+(its lock is held by another logger, say). A word of the script that does
+nothing (`main` for `./main`) is ignored, as daemontools ignores it, with a
+warning; so is a script that sends lines nowhere, which then reads its input
+to the end and drops it, as daemontools' does. --help or --version as the
+whole script answers and exits 0 without reading stdin; anywhere else in a
+script they are patterns, as in daemontools.
 """
 
+import os
 import sys
 
-from ..errors import TEMPORARY, USAGE
+from ..errors import TEMPORARY
 from .options import asked
 
 SYNOPSIS = "multilog script"
@@ -28,13 +31,15 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if asked("multilog", argv, HELP, sole=True):
         return 0
-    if not argv:
-        sys.stderr.write(f"multilog: usage: {SYNOPSIS}\n")
-        return USAGE
     from .. import logger, logscript
     from ..errors import describe
     from ..logdir import Locked, LogDir
     script = logscript.parse(argv)
+    notes = script.notes
+    if script.discards and not notes:
+        notes = ["no log directory, e or =file: input is read and discarded"]
+    for note in notes:
+        warn(note)
     dirs = {}
     for d in script.dirs:
         try:
@@ -51,6 +56,14 @@ def main(argv=None) -> int:
     except OSError as e:
         sys.stderr.write(f"multilog: fatal: unable to read input: {describe(e)}\n")
         return TEMPORARY
+
+
+def warn(text):
+    """A warning naming words of argv as they were typed (not UTF-8, maybe)."""
+    try:
+        os.write(2, b"multilog: warning: " + os.fsencode(text) + b"\n")
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
