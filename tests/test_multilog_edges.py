@@ -233,6 +233,14 @@ def test_long_lines_as_daemontools(script, dirs, statuses, tmp_path):
         assert unlabelled(logged(mine / "all")) == whole + b"\n"
 
 
+def test_only_a_newline_ends_a_line(tmp_path):
+    """A carriage return, alone or before the newline, is part of its line,
+    for patterns too (bytes.splitlines() would end a line at a lone CR)."""
+    data = b"keep 1\r\ndrop 2\r\nkeep\r3\nkeep 4\x0b\x0c\x1c\x1d\x1e\x85 5\n\r\n"
+    mine = assert_same_logs(tmp_path, ["-*", "+keep*", "e", "./main"], data, ["main"])
+    assert logged(mine / "main") == b"keep 1\r\nkeep\r3\nkeep 4\x0b\x0c\x1c\x1d\x1e\x85 5\n"
+
+
 def test_term_in_a_long_line_finishes_it(tmp_path, procs):
     """TERM while a long selected line is being streamed: the line is
     finished, then the logger exits."""
