@@ -33,7 +33,7 @@ import stat
 import sys
 import time
 
-from . import config, machine, status, supervise, trust, unix
+from . import config, logdir, logger, logscript, machine, status, supervise, trust, unix
 from .errors import NotRunning, describe, tell
 
 PROG = "svscan"
@@ -893,6 +893,7 @@ def warm_up(rounds=WARM_UP_ROUNDS):
                 os.close(os.open(os.path.join(scratch, "down"), os.O_WRONLY | os.O_CREAT, 0o600))
             rehearse(scratch)
             os.fchdir(here)
+        rehearse_logger(scratch)
     except (OSError, supervise.Fatal):
         pass
     finally:
@@ -930,6 +931,23 @@ def rehearse(path):
         for fd in (ok, sdir, lock, ctl_r, ctl_w):
             if fd >= 0:
                 os.close(fd)
+
+
+def rehearse_logger(path):
+    """The built-in logger's work, for the same reason: `multilog t s4096
+    n2 ./main` on a few hundred lines, rotating on size and on ALRM."""
+    os.chdir(path)
+    script = logscript.parse(["t", "s4096", "n2", "./main"])
+    dirs = {id(d): logdir.LogDir(d.path, d.size, d.num, d.processor) for d in script.dirs}
+    log = logger.Logger(script, dirs)
+    try:
+        for _ in range(40):
+            log.feed(b"a line of a service's output\n" * 8)
+            log.budget()
+        log.rotate()
+        log.flush()
+    finally:
+        log.close()
 
 
 def remove_tree(path):

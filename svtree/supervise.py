@@ -21,11 +21,17 @@ import _signal      # the C module: signal's enum wrappers cost a forked child m
 import errno
 import json         # loaded by history's encoder already
 import os
+import pwd
 import select
+import shlex
 import signal
+import sys
 import time
 
 from . import config, history, machine, status, trust, unix
+# the built-in logger's code, imported here so that svscan's children share it
+from . import logdir, logger, logscript  # noqa: F401  (cli.multilog imports them when run)
+from .cli import multilog
 from .errors import describe, tell
 
 PROG = "supervise"
@@ -143,6 +149,110 @@ def spawn(argv, notify=None, stderr_to_stdout=False):
         actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
     return os.posix_spawn(argv[0], argv, os.environ._data, setsid=True,
                           setsigdef=CATCHABLE, setsigmask=(), file_actions=actions)
+
+
+# --- the built-in logger ----------------------------------------------------------
+
+LOGGER_SCRIPT = "multilog"    # log/multilog: multilog's script, as data
+LOGGER_USER = "user"          # log/user: the account it runs as, in a file of ours
+SCRIPT_MAX = 4096
+
+
+class BadScript(Exception):
+    """log/multilog cannot be used: the words say why."""
+
+
+def is_builtin_logger():
+    """A directory with no ./run and a multilog file: its ./run is svtree's
+    multilog, run in a child forked from here rather than a new interpreter."""
+    return not os.path.lexists("run") and os.path.lexists(LOGGER_SCRIPT)
+
+
+def logger_script(warn):
+    """(the script's words, (uid, gid) to run as or None).
+
+    The file is its owner's, and root reads it: a regular file only, not
+    followed if a symlink, opened without blocking, at most SCRIPT_MAX
+    bytes, split as sh splits words (quotes, # comments). Raises BadScript.
+    """
+    try:
+        fd = unix.open_regular(LOGGER_SCRIPT)
+    except (OSError, unix.NotRegular) as e:
+        raise BadScript(describe(e)) from None
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, SCRIPT_MAX + 1)
+    except OSError as e:
+        raise BadScript(describe(e)) from None
+    finally:
+        os.close(fd)
+    if len(data) > SCRIPT_MAX:
+        raise BadScript(f"longer than {SCRIPT_MAX} bytes")
+    try:
+        words = shlex.split(data.decode("utf-8", "surrogateescape"), comments=True)
+    except ValueError as e:
+        raise BadScript(f"not a script: {e}") from None
+    if not words:
+        raise BadScript("no script in it")
+    return words, logger_account(st, warn)
+
+
+def logger_account(st, warn):
+    """Whom the built-in logger runs as: the account a `user` file names,
+    if that file is one only we can have made (config.is_ours, as for
+    `critical`); else, when we are root and someone else owns the script,
+    that owner (uid and group of the file): the script then writes where its
+    author may, not where root may. None: as we are."""
+    if os.access(LOGGER_USER, os.F_OK, follow_symlinks=False):
+        try:
+            if not config.is_ours(LOGGER_USER):
+                raise ValueError(f"not a file of uid {os.geteuid()} in a directory only it"
+                                 " can write")
+            name = config.read_text(LOGGER_USER).strip()
+            pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+            return pw.pw_uid, pw.pw_gid
+        except (OSError, ValueError, KeyError) as e:
+            warn(f"unable to use {os.getcwd()}/{LOGGER_USER}: "
+                 f"{e if isinstance(e, ValueError) and str(e) else 'no such account'}; ignored")
+    if os.geteuid() == 0 and st.st_uid != 0:
+        return st.st_uid, st.st_gid
+    return None
+
+
+def fork_logger(words, account, path):
+    """Start the built-in logger: a child of ours in a session of its own,
+    its signals at their defaults, as account, running multilog's code on
+    our stdin (svscan's pipe, which outlives it). Raises OSError."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 111
+    try:
+        os.setsid()
+        _signal.set_wakeup_fd(-1)
+        for signum in (SIGCHLD, SIGTERM, SIGHUP, SIGINT):
+            _signal.signal(signum, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        if account:
+            uid, gid = account
+            os.setgroups([gid])
+            os.setgid(gid)
+            os.setuid(uid)
+        name_process(shlex.join(["multilog", *words]), "multilog")
+        code = multilog.main(words)
+    except BaseException as e:        # never return into supervise's loop
+        try:
+            tell("multilog", "fatal", f"unable to run the logger of {path}", e)
+        except BaseException:
+            pass
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        os._exit(code)
 
 
 def why_not_started(name, e):
@@ -310,6 +420,19 @@ class Loop:
             self.sv.policy = config.read(self.path, self.warn_once)   # edits count from now on
         elif what == "finish" and not os.access("finish", os.X_OK):
             self.feed(machine.START_FAILED)    # no finish: skip a spawn that would fail
+            return
+        if what == "run" and is_builtin_logger():
+            try:
+                pid = fork_logger(*logger_script(self.warn_once), self.path)
+            except BadScript as e:
+                self.start_failed(what, e, f"its script {LOGGER_SCRIPT} cannot be used")
+                return
+            except OSError as e:
+                self.start_failed(what, e, "unable to fork the logger")
+                return
+            self.start_error = None
+            self.run_start = (BOOT_ID, unix.start_ticks(pid))
+            self.feed(machine.STARTED, pid)
             return
         try:
             notify = self.notify_pipe() if what == "run" else None

@@ -1,0 +1,194 @@
+"""The built-in logger: log/multilog (a script, as data) and no log/run.
+
+The logger's supervise forks multilog's code instead of exec'ing a new
+interpreter; everything else is as with `exec multilog ...` in log/run:
+rotation, ALRM and TERM through svc, svstat on SERVICE/log, nothing lost when
+the logger restarts (svscan holds the pipe). Real svscan, real processes.
+
+Not tested here: the memory it saves (bench/run.py), running as the owner of
+a script someone else wrote or as log/user's account (needs a second user:
+the logic is logger_account's, tested below with stat results).
+"""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import program, run, status_pid, wait_until, write_script
+
+from svtree import supervise
+
+TALKER = ("#!/bin/sh\nn=$(cat batch 2>/dev/null || echo 0)\n"
+          "while [ $n -lt 3 ]; do\n"
+          "  i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo batch $n line $i; done\n"
+          "  n=$((n+1)); echo $n > batch\n"
+          "  while [ ! -e go$n ]; do sleep 0.01; done\n"
+          "done\nexec sleep 1000\n")
+
+
+@pytest.fixture
+def scandir(tmp_path):
+    d = tmp_path / "service"
+    d.mkdir()
+    return d
+
+
+def logged(scandir, script, run_text=TALKER, name="talker"):
+    sv = scandir / name
+    write_script(sv / "run", run_text)
+    (sv / "log").mkdir()
+    (sv / "log" / "multilog").write_text(script)
+    return sv
+
+
+def lines_of(logdir: Path):
+    """The log's lines, oldest file first, without their TAI64N labels."""
+    if not logdir.exists():
+        return []
+    names = sorted(n for n in os.listdir(logdir) if n.startswith("@")) + ["current"]
+    out = []
+    for n in names:
+        if (logdir / n).exists():
+            out += [line.split(" ", 1)[1] for line in (logdir / n).read_text().splitlines()]
+    return out
+
+
+def logger_comm(pid):
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def test_builtin_logger_files_lines_and_is_a_forked_multilog(procs, scandir):
+    """The logger is a child of the log's supervise, in its own session, shown
+    as `multilog SCRIPT`, with no new interpreter (same executable as svscan)."""
+    sv = logged(scandir, "# the service's log\nt s100000 n5 ./main\n")
+    scanner = procs.start(program("svscan"), scandir)
+    (sv / "go1").touch()
+    (sv / "go2").touch()
+    (sv / "go3").touch()
+    main = sv / "log" / "main"
+    wait_until(lambda: (main / "current").exists() and len(lines_of(main)) == 300)
+    assert lines_of(main) == [f"batch {n} line {i}" for n in range(3) for i in range(1, 101)]
+    pid = status_pid(sv / "log")
+    assert logger_comm(pid) == "multilog"
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"multilog t s100000 n5 ./main")
+    assert os.getsid(pid) == pid
+    assert os.readlink(f"/proc/{pid}/exe") == os.readlink(f"/proc/{scanner.pid}/exe")
+    out = run("svstat", sv / "log")
+    assert out.stdout.startswith(f"{sv}/log: up (pid {pid}) ")
+
+
+def test_alrm_rotates_and_term_restarts_losing_nothing(procs, scandir):
+    """svc -a rotates current into an @ file; svc -t ends the logger at a line
+    boundary and supervise starts another; SIGKILL too loses no line: what is
+    written meanwhile waits in svscan's pipe."""
+    sv = logged(scandir, "t n10 ./main\n")
+    procs.start(program("svscan"), scandir)
+    main = sv / "log" / "main"
+    wait_until(lambda: len(lines_of(main)) == 100)
+    assert run("svc", "-a", sv / "log").returncode == 0
+    wait_until(lambda: any(n.startswith("@") for n in os.listdir(main)))
+    first = status_pid(sv / "log")
+    assert run("svc", "-t", sv / "log").returncode == 0
+    (sv / "go1").touch()                                  # batch 1 while it restarts
+    wait_until(lambda: status_pid(sv / "log") not in (0, first))
+    wait_until(lambda: len(lines_of(main)) == 200)
+    second = status_pid(sv / "log")
+    os.kill(second, signal.SIGKILL)
+    (sv / "go2").touch()                                  # batch 2 while it is dead
+    wait_until(lambda: status_pid(sv / "log") not in (0, second), timeout=15)
+    wait_until(lambda: len(lines_of(main)) == 300)
+    assert lines_of(main) == [f"batch {n} line {i}" for n in range(3) for i in range(1, 101)]
+
+
+def test_processor_runs_at_rotation(procs, scandir):
+    """!processor as with exec multilog: its output becomes the @...s file."""
+    sv = logged(scandir, "n10 '!tr a-z A-Z' ./main\n",
+                run_text="#!/bin/sh\necho quiet line\nexec sleep 1000\n", name="quiet")
+    procs.start(program("svscan"), scandir)
+    main = sv / "log" / "main"
+    wait_until(lambda: (main / "current").exists()
+               and (main / "current").read_text() == "quiet line\n")
+    run("svc", "-a", sv / "log")
+    wait_until(lambda: any(n.startswith("@") and n.endswith(".s") for n in os.listdir(main)))
+    done = [n for n in os.listdir(main) if n.startswith("@")]
+    assert (main / done[0]).read_text() == "QUIET LINE\n"
+
+
+def test_a_bad_script_is_said_once_and_svstat_still_works(procs, scandir, tmp_path):
+    """An unterminated quote: one warning, the error in state.json, no logger;
+    mended, the logger starts at the next try."""
+    sv = logged(scandir, "t 'unterminated ./main\n",
+                run_text="#!/bin/sh\necho hi\nexec sleep 1000\n", name="bad")
+    err = tmp_path / "err"
+    procs.start(program("svscan"), scandir, stderr=err.open("w"))
+    wait_until(lambda: "its script multilog cannot be used" in err.read_text())
+    wait_until(lambda: b"unable to start" in (sv / "log" / "supervise" / "state.json")
+               .read_bytes())
+    assert status_pid(sv / "log") == 0
+    (sv / "log" / "multilog").write_text("./main\n")
+    wait_until(lambda: status_pid(sv / "log") != 0, timeout=70)
+    wait_until(lambda: (sv / "log" / "main" / "current").exists()
+               and (sv / "log" / "main" / "current").read_text() == "hi\n")
+    assert err.read_text().count("its script multilog cannot be used") == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda log: os.symlink("/etc/hostname", log / "multilog"),
+    lambda log: os.mkfifo(log / "multilog"),
+    lambda log: (log / "multilog").write_text("t " + "x" * 5000 + "\n"),
+    lambda log: (log / "multilog").write_text("# nothing but a comment\n"),
+], ids=["symlink", "fifo", "too-long", "empty"])
+def test_hostile_scripts_are_refused(tmp_path, make):
+    """A symlink is not followed, a fifo not opened for long, a huge file not
+    read whole, an empty script refused: BadScript, never a hang."""
+    log = tmp_path / "log"
+    log.mkdir()
+    make(log)
+    cwd = os.getcwd()
+    os.chdir(log)
+    try:
+        assert supervise.is_builtin_logger()
+        with pytest.raises(supervise.BadScript):
+            supervise.logger_script(lambda m: None)
+    finally:
+        os.chdir(cwd)
+
+
+def test_account_from_user_file_only_if_ours(tmp_path):
+    """log/user names the account only in a file of ours in a directory only
+    we can write; a script owned by someone else runs as that owner when we
+    are root, and as we are otherwise."""
+    log = tmp_path / "log"
+    log.mkdir(mode=0o755)
+    os.chmod(log, 0o755)
+    (log / "user").write_text(f"{os.geteuid()}\n")
+    warned = []
+    cwd = os.getcwd()
+    os.chdir(log)
+    try:
+        me = os.stat("user")
+        import pwd
+        assert supervise.logger_account(me, warned.append) == (
+            os.geteuid(), pwd.getpwuid(os.geteuid()).pw_gid)
+        os.chmod("user", 0o666)
+        assert supervise.logger_account(me, warned.append) is None
+        assert len(warned) == 1 and "ignored" in warned[0]
+        os.unlink("user")
+        other = os.stat_result((0o100644, 0, 0, 1, 4242, 4343, 0, 0, 0, 0))
+        expected = (4242, 4343) if os.geteuid() == 0 else None
+        assert supervise.logger_account(other, warned.append) == expected
+    finally:
+        os.chdir(cwd)
+
+
+def test_log_run_wins_over_multilog(procs, scandir):
+    """A log/run is run as before, even beside a multilog file."""
+    sv = logged(scandir, "t ./main\n", run_text="#!/bin/sh\necho hi\nexec sleep 1000\n",
+                name="both")
+    write_script(sv / "log" / "run", "#!/bin/sh\nexec cat > out\n")
+    procs.start(program("svscan"), scandir)
+    wait_until(lambda: (sv / "log" / "out").exists()
+               and (sv / "log" / "out").read_text() == "hi\n")
+    assert not (sv / "log" / "main").exists()
