@@ -1,7 +1,8 @@
 # svtree: `make run` tries the example tree, `make test` runs the tests,
 # `make install` installs it (PREFIX=/usr/local; DESTDIR stages it for a package).
 PYTHON ?= python3
-VENV   := .venv
+# VENV=.venv-3.13 PYTHON=python3.13: the same targets with another interpreter
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 

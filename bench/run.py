@@ -26,6 +26,12 @@ Benchmarks (NAME for --only):
            have used by then. The systems take turns, round after round.
   memory   PSS (smaps_rollup) of the scanner plus its supervise processes,
            without the services, per service, at 100 services.
+  logged   PSS of everything a 30-service tree runs but the services (the
+           scanner, its supervise processes, the loggers), measured from
+           outside, divided by 30: each service logged with `t ./main`.
+           svtree twice: the built-in logger (log/multilog) and log/run =
+           `exec multilog t ./main`; daemontools' multilog, runit's svlogd -tt,
+           s6-log t. supervisord: n/a (it logs in its one process).
   cli      whole-process wall time of svc -u S, svok S, svstat S and svstat on
            100 services, next to `python -c pass` (the .venv interpreter) and
            to daemontools' C tools.
@@ -66,14 +72,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
+# SVBENCH_VENV=DIR: svtree from another venv (another Python), e.g. for
+# BENCHMARKS.md's memory by Python version
+VENV_BIN = Path(os.environ.get("SVBENCH_VENV") or ROOT / ".venv") / "bin"
 VENV_PY = VENV_BIN / "python"
 TAG_VAR = "SVBENCH_TAG"
 TREE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"   # so svscan/runsvdir find the peers' programs
 
 SYSTEMS = ("svtree", "daemontools", "runit", "s6", "supervisord")
 PEERS = SYSTEMS[1:]
-BENCHES = ("detect", "restart", "startup", "memory", "cli", "idle")
+BENCHES = ("detect", "restart", "startup", "memory", "logged", "cli", "idle")
 
 PROGRAMS = {
     "svtree": [str(VENV_BIN / p) for p in ("svscan", "svc", "svok", "svstat")],
@@ -309,18 +317,37 @@ class Reporter:
 LIVE = set()            # trees not yet stopped: main() stops them on any exit
 
 
-def make_service(path, name, fifo):
+def make_service(path, name, fifo, logger=None):
     path.mkdir(parents=True)
     run = path / "run"
     run.write_text(f'#!/bin/sh\necho "{name} $$" >{shlex.quote(str(fifo))}\n'
                    f'exec sleep 100000\n')
     run.chmod(0o755)
+    if logger:
+        log = path / "log"
+        (log / "main").mkdir(parents=True)      # svlogd wants it made
+        if logger == "builtin":
+            (log / "multilog").write_text("t ./main\n")
+        else:
+            (log / "run").write_text(f"#!/bin/sh\nexec {logger} ./main\n")
+            (log / "run").chmod(0o755)
+
+
+# the logger of a logged tree: (system, its log/run command or "builtin")
+LOGGED = {
+    "svtree (built-in logger)": ("svtree", "builtin"),
+    "svtree (log/run: exec multilog)": ("svtree", f"{VENV_BIN / 'multilog'} t"),
+    "daemontools": ("daemontools", "/usr/bin/multilog t"),
+    "runit": ("runit", "/usr/bin/svlogd -tt"),
+    "s6": ("s6", "/usr/bin/s6-log t"),
+}
+N_LOGGED = 30
 
 
 class Tree:
     """One supervision tree of one system, in a temp dir of its own."""
 
-    def __init__(self, system, names, pool=()):
+    def __init__(self, system, names, pool=(), logger=None):
         self.system = system
         self.dir = Path(tempfile.mkdtemp(prefix=f"svbench-{system}-"))
         LIVE.add(self)
@@ -332,7 +359,7 @@ class Tree:
         self.reporter = Reporter(self.fifo)
         self.names = list(names)
         for name in self.names:
-            make_service(self.scan / name, name, self.fifo)
+            make_service(self.scan / name, name, self.fifo, logger)
         for name in pool:
             make_service(self.pool / name, name, self.fifo)
         self.proc = None
@@ -644,6 +671,28 @@ def bench_memory(system):
         "breakdown": breakdown,
     }
     return Figures([total_pss / N_TREE / 1024], extra=extra)
+
+
+def bench_logged(label):
+    """PSS of a 30-service logged tree but its services, per service."""
+    system, logger = LOGGED[label]
+    tree = Tree(system, NAMES_100[:N_LOGGED], logger=logger)
+    try:
+        started(tree, 60)
+        time.sleep(2)                 # let the tree settle, the loggers start
+        pids, table = tree.supervision_pids()
+        total = 0
+        comms = set()
+        for pid in pids:
+            try:
+                total += smaps_rollup(pid).get("Pss", 0)
+                comms.add(table[pid][1])
+            except OSError:
+                continue
+    finally:
+        tree.stop()
+    return Figures([total / N_LOGGED / 1024],
+                   extra={"processes": len(pids), "comms": sorted(comms)})
 
 
 def bench_idle(systems, window):
@@ -1057,7 +1106,9 @@ def run_benches(args, q, peers, systems, rep):
         for system in systems:
             figs[system] = guarded(bench_memory, system)
             f = figs[system]
-            say(f"    {system}: {fmt(f.median) if f.samples else f.error} MiB/service")
+            say(f"    {system}: {fmt(f.median) if f.samples else f.error} MiB/service"
+                + (f", {fmt(f.extra['supervise_pss_kib'] / 1024)} MiB PSS per supervise"
+                   if f.samples else ""))
         for peer in peers:
             rep.add("PSS per service (100 services)", "MiB", figs["svtree"], peer, figs[peer])
         for s, f in figs.items():
@@ -1076,8 +1127,34 @@ def run_benches(args, q, peers, systems, rep):
                 f"{fmt(e['supervise_shared_kib'])} KiB"
                 + (f"; one supervise's Private_Dirty by mapping: " + ", ".join(
                     f"{m} {k} KiB" for m, k in e["breakdown"]) if e["breakdown"] else ""))
-        rep.targets.append(("memory", "svtree < 0.5 MiB PSS per service",
-                            verdict(figs["svtree"].median, 0.5, "MiB")))
+        rep.targets.append(("memory", "svtree <= 0.8 MiB PSS per supervise (CPython 3.11)",
+                            verdict(figs["svtree"].extra.get("supervise_pss_kib", 0) / 1024
+                                    if figs["svtree"].samples else None, 0.8, "MiB")))
+
+    if "logged" in args.benches:
+        say(f"== memory (PSS) per logged service, {N_LOGGED} services, from outside")
+        figs = {}
+        for label, (system, _) in LOGGED.items():
+            if system != "svtree" and system not in peers:
+                continue
+            figs[label] = guarded(bench_logged, label)
+            f = figs[label]
+            say(f"    {label}: {fmt(f.median) if f.samples else f.error} MiB/logged service")
+            if f.error:
+                rep.details.append(f"logged, {label}: {f.error}")
+            else:
+                rep.details.append(f"logged, {label}: {f.extra['processes']} processes "
+                                   f"({', '.join(f.extra['comms'])})")
+        ours = figs["svtree (built-in logger)"]
+        for label, f in figs.items():
+            if not label.startswith("svtree"):
+                rep.add("PSS per logged service (30 services)", "MiB", ours, label, f)
+        rep.add("PSS per logged service (30 services)", "MiB", ours,
+                "svtree (log/run: exec multilog)", figs["svtree (log/run: exec multilog)"])
+        rep.targets.append(("logged service, built-in logger", "svtree <= 2.5 MiB PSS",
+                            verdict(ours.median, 2.5, "MiB")))
+        rep.targets.append(("logged service, log/run = exec multilog", "svtree <= 5 MiB PSS",
+                            verdict(figs["svtree (log/run: exec multilog)"].median, 5, "MiB")))
 
     if "cli" in args.benches:
         say("== CLI wall time")
