@@ -18,6 +18,7 @@ big file is read: about what is shown, at most LINE_MAX bytes a line.
 """
 
 import os
+import shlex
 import stat
 from pathlib import Path
 
@@ -88,10 +89,11 @@ def redirection(word: str) -> bool:
 def logger_words(text: str, whole: bool):
     """(kind, words after the logger) from a run script, or the words of a
     built-in logger's script (whole): None if no logger is found."""
-    import shlex
-    if whole:
-        lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-        return "dot", " ".join(lines).split()
+    if whole:                   # read as supervise reads it: sh's words, # comments
+        try:
+            return "dot", shlex.split(text, comments=True)
+        except ValueError:
+            return None
     for line in text.splitlines():
         try:
             words = shlex.split(line, comments=True)

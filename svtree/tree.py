@@ -157,7 +157,10 @@ def search(args) -> tuple[list[Entry], list[str]]:
 
 
 def is_service(path: Path) -> bool:
-    return os.path.lexists(path / "run")
+    """A service directory named as such: it has a run, or it is a
+    built-in logger (a log/ with a multilog script and no run, which its
+    supervise runs itself)."""
+    return os.path.lexists(path / "run") or os.path.lexists(path / "multilog")
 
 
 def scan_names(scandir: Path, names: list[str] | None = None) -> list[str]:
@@ -168,8 +171,8 @@ def scan_names(scandir: Path, names: list[str] | None = None) -> list[str]:
             names = os.listdir(scandir)
         except OSError:
             return []
-    return [n for n in sorted(names)
-            if not n.startswith(".") and (scandir / n).is_dir() and is_service(scandir / n)]
+    return [n for n in sorted(names) if not n.startswith(".") and (scandir / n).is_dir()
+            and os.path.lexists(scandir / n / "run")]          # what svscan starts
 
 
 def with_logger(path: Path) -> list[Entry]:

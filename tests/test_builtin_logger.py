@@ -192,3 +192,22 @@ def test_log_run_wins_over_multilog(procs, scandir):
     wait_until(lambda: (sv / "log" / "out").exists()
                and (sv / "log" / "out").read_text() == "hi\n")
     assert not (sv / "log" / "main").exists()
+
+
+def test_svtree_sees_a_builtin_logger(procs, scandir):
+    """svtree status names SERVICE/log a service (it has no run, but a
+    multilog script), lists it under its service, and svtree logs finds
+    the directory its script names."""
+    sv = logged(scandir, "t '../../lines here'\n")
+    procs.start(program("svscan"), scandir)
+    for n in (1, 2, 3):
+        (sv / f"go{n}").touch()
+    out = scandir / "lines here"
+    wait_until(lambda: len(lines_of(out)) == 300)
+    wait_until(lambda: run("svtree", "status", sv / "log").returncode == 0)
+    r = run("svtree", "status", sv / "log")
+    assert r.stdout.splitlines()[1].split()[:2] == [str(sv / "log"), "up"]
+    listed = run("svtree", "status", "--json", scandir).stdout
+    assert f'"{sv / "log"}"' in listed
+    r = run("svtree", "logs", "-n", "1", "--raw", sv)
+    assert r.returncode == 0 and r.stdout.endswith(" batch 2 line 100\n"), r.stderr
