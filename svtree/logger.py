@@ -18,8 +18,11 @@ A full disk: LogDir.append() pauses and retries, and nothing more is read
 meanwhile, so the service is held back by its pipe. What the logger holds
 then is lost if it is killed; what is still in the pipe is not, since svscan
 keeps the pipe open for the next logger. So the logger reads less as a log
-directory's file system fills up (budget()), and at the very end only SMALL
-bytes at a time: a kill on a full disk costs the line in flight, not a chunk.
+directory's file system fills up (budget()), and once statvfs says it is
+full, one byte at a time: the line being written when the disk refuses it
+is then the only one in this process, and a kill costs that line alone,
+not a chunk. (If the disk goes on taking bytes statvfs says it has no room
+for, the logger stops believing statvfs after TRICKLE of them.)
 
 Signals: ALRM rotates every directory; TERM finishes the line in progress,
 then exits 0. EOF: the last line gets a newline if it lacked one, every
@@ -35,7 +38,7 @@ from . import logscript, tai64n, unix
 from .errors import tell
 
 CHUNK = 1 << 16
-SMALL = 64               # bytes read at a time once a directory's disk is all but full
+TRICKLE = 1 << 16        # one-byte reads before a "full" disk that takes them is believed
 SIGALRM, SIGTERM = 14, 15
 
 
@@ -62,6 +65,7 @@ class Logger:
         self.route = None          # the directories the rest of a decided line goes to
         self.alerts = []           # what e prints, written once per chunk
         self.statuses = {}         # =file name -> the latest line for it
+        self.trickled = 0          # one-byte reads since statvfs last said there was room
 
     @property
     def at_line_start(self):
@@ -161,12 +165,19 @@ class Logger:
             self.statuses = {}
 
     def budget(self) -> int:
-        """How much to read next: CHUNK, or less once a directory's file
-        system has less than twice that per directory left, down to SMALL."""
-        rooms = [r for r in (d.room() for d in self.dirs) if r is not None]
-        if not rooms:
+        """How much to read next: CHUNK, or half of what the fullest log
+        directory's file system can take (shared between the directories),
+        or one byte once it says it is full (see the module docstring)."""
+        room = min((r for r in (d.room() for d in self.dirs) if r is not None), default=None)
+        if room is None:
             return CHUNK
-        return max(SMALL, min(CHUNK, min(rooms) // (2 * len(self.dirs))))
+        if room:
+            self.trickled = 0
+            return max(1, min(CHUNK, room // (2 * len(self.dirs))))
+        if self.trickled >= TRICKLE:
+            return CHUNK
+        self.trickled += 1
+        return 1
 
     def rotate(self):
         for d in self.dirs:
