@@ -28,9 +28,6 @@ import time
 from . import tai64n, unix
 from .errors import describe, tell
 
-ROOT = os.geteuid() == 0
-
-
 class Locked(Exception):
     """Another logger holds the directory's lock."""
 
@@ -43,6 +40,7 @@ class LogDir:
     def __init__(self, path, size, num, processor=None, *, clock=time.time_ns, pause=time.sleep):
         self.path, self.size, self.num, self.processor = path, size, num, processor
         self.clock, self.pause = clock, pause
+        self.root = os.geteuid() == 0          # now: a built-in logger forks, then setuid()s
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
@@ -135,7 +133,7 @@ class LogDir:
             return None
         if not st.f_blocks:
             return None
-        return (st.f_bfree if ROOT else st.f_bavail) * st.f_frsize
+        return (st.f_bfree if self.root else st.f_bavail) * st.f_frsize
 
     # --- rotation ------------------------------------------------------------------
 
