@@ -1032,9 +1032,27 @@ def main(argv=None):
     print()
     print(text)
     if args.output:
-        Path(args.output).write_text(text)
+        path = Path(args.output)
+        path.write_text(text + sections_of_others(path.read_text() if path.exists() else ""))
         say(f"wrote {args.output}")
     return 0
+
+
+OWN_SECTIONS = ("## Results", "## Targets", "## How", "## Details")
+
+
+def sections_of_others(old):
+    """What the other benchmarks (more.py, faults.py, init.py, container.py)
+    and people wrote in the file: every `## ` section but this script's own,
+    kept after them in their order."""
+    lines = old.splitlines(keepends=True)
+    kept, keep = [], False
+    for line in lines:
+        if line.startswith("## "):
+            keep = line.rstrip("\n") not in OWN_SECTIONS
+        if keep:
+            kept.append(line)
+    return ("\n" + "".join(kept)) if kept else ""
 
 
 def run_benches(args, q, peers, systems, rep):
