@@ -681,12 +681,25 @@ def name_process(title, comm):
     """Show the process as title (`supervise web`) in ps -o args, top and
     docker top, and as comm (`supervise`) in ps -o comm and pgrep -x, as
     daemontools' processes show. setproctitle rewrites the argv area in
-    place; without it, comm alone is set."""
+    place (only that: a longer title is cut); without it, comm alone is set.
+
+    SPT_NOENV, in the C environment only and only for the first call (the
+    one that sets setproctitle up): without it the environment's area
+    would be taken for the title too, and /proc/PID/environ of svscan and
+    every supervise would show the title's bytes instead of the
+    environment (which ps e, debuggers and benchmarks read)."""
     global set_title
-    if set_title is None:
+    first = set_title is None
+    if first:
         set_title = load_title_setter()
     if set_title:       # a name that is not UTF-8 shows its bytes as \xNN
-        set_title(title.encode(errors="surrogateescape").decode(errors="backslashreplace"))
+        if first:
+            os.putenv("SPT_NOENV", "1")
+        try:
+            set_title(title.encode(errors="surrogateescape").decode(errors="backslashreplace"))
+        finally:
+            if first:
+                os.unsetenv("SPT_NOENV")
     try:
         fd = os.open("/proc/self/comm", os.O_WRONLY)
     except OSError:
