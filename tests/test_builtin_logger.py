@@ -124,8 +124,8 @@ def test_a_bad_script_is_said_once_and_svstat_still_works(procs, scandir, tmp_pa
     err = tmp_path / "err"
     procs.start(program("svscan"), scandir, stderr=err.open("w"))
     wait_until(lambda: "its script multilog cannot be used" in err.read_text())
-    wait_until(lambda: b"unable to start" in (sv / "log" / "supervise" / "state.json")
-               .read_bytes())
+    record = sv / "log" / "supervise" / "state.json"
+    wait_until(lambda: record.exists() and b"unable to start" in record.read_bytes())
     assert status_pid(sv / "log") == 0
     (sv / "log" / "multilog").write_text("./main\n")
     wait_until(lambda: status_pid(sv / "log") != 0, timeout=70)
