@@ -32,7 +32,7 @@ def is_log_file(path: Path) -> bool:
     """A regular file, not a symlink to one (lstat: nothing is opened)."""
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
+    except (OSError, ValueError):         # ValueError: a NUL in a name someone wrote
         return False
 
 
@@ -68,16 +68,35 @@ def script_dirs(log: Path) -> list[Path]:
     words = None
     for name, whole in (("multilog", True), ("run", False)):
         try:
-            text = unix.read_regular(str(log / name), None, SCRIPT_MAX).decode(errors="replace")
+            fd = unix.open_regular(str(log / name))
         except (OSError, unix.NotRegular):
             continue
+        try:
+            owner = os.fstat(fd).st_uid
+            text = os.read(fd, SCRIPT_MAX).decode(errors="replace")
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
         words = logger_words(text, whole)
         break
     if not words:
         return []
     kind, args = words
-    return [log / w for w in args if "$" not in w
-            and (w.startswith((".", "/")) if kind == "dot" else not w.startswith("-"))]
+    named = [log / w for w in args if "$" not in w and "\0" not in w
+             and (w.startswith((".", "/")) if kind == "dot" else not w.startswith("-"))]
+    # the script's author names them: from a script of root's, any (a logger
+    # run as `log` writes in a directory of log's); from anyone else's, only
+    # theirs: another service's log the author could merely name is not
+    # shown as this one's
+    return [d for d in named if owner == 0 or owned_by(d, owner)]
+
+
+def owned_by(path: Path, uid: int) -> bool:
+    try:
+        return os.stat(path).st_uid == uid
+    except (OSError, ValueError):
+        return False
 
 
 def redirection(word: str) -> bool:

@@ -78,6 +78,7 @@ ENDING = frozenset((SIGTERM, SIGKILL, SIGINT, SIGQUIT))
 # signals no program sends itself by mistake: a death by one we did not send
 # came from outside (kill, the OOM killer), no crash loop of the service's own
 OUTSIDE = ENDING | {SIGHUP}
+OUTSIDE_GRACE = 3       # outside deaths in a row restarted after THROTTLE, not the backoff
 
 # control byte -> (event, argument): daemontools, runit's q 1 2, s6's r P C K
 COMMANDS = {
@@ -100,7 +101,7 @@ class Supervisor:
                  "delay", "quick_deaths", "failures", "failed", "finish_deadline",
                  "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
                  "last_duration", "check_pid", "check_deadline", "next_check", "check_fails",
-                 "error", "reason", "ready_at")
+                 "error", "reason", "ready_at", "outside_deaths")
 
     def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
         self.policy = policy or Policy(**policy_fields)
@@ -132,6 +133,7 @@ class Supervisor:
         self.error = None            # why the last start of ./run failed
         self.reason = None           # why the service failed for good
         self.ready_at = None         # no readiness mechanism: ready at this time
+        self.outside_deaths = 0      # quick deaths in a row by a signal from outside
 
 
 def readiness(policy) -> str:
@@ -154,7 +156,7 @@ def deadline(sv):
     if sv.state == FINISH:
         return sv.finish_deadline if sv.pid else None
     dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check,
-                        sv.ready_at) if t is not None]
+                        None if sv.paused else sv.ready_at) if t is not None]
     return min(dues) if dues else None
 
 
@@ -197,7 +199,7 @@ def revive(sv, now):
     and the backoff delay already running (not the THROTTLE second)."""
     sv.failed = False
     sv.reason = None
-    sv.quick_deaths = sv.failures = 0
+    sv.quick_deaths = sv.failures = sv.outside_deaths = 0
     sv.delay = THROTTLE
     sv.next_start = min(sv.next_start, max(now, sv.started_at + THROTTLE))
 
@@ -222,6 +224,7 @@ def stop(sv, now):
     signum = sv.policy.down_signal
     sv.paused = False
     sv.signalled = True
+    sv.ready_at = None                  # going down: not ready after all
     sv.term = sv.term or signum == SIGTERM
     if sv.policy.timeout_kill is not None and sv.kill_deadline is None:
         sv.kill_deadline = now + sv.policy.timeout_kill
@@ -378,20 +381,20 @@ def count_deaths(sv, now, wstatus):
     ours = (sv.signalled or sv.want == WANT_DOWN
             or bool(wstatus and wstatus & 0x7F and wstatus & 0x7F in sv.sent))
     outside = bool(wstatus and wstatus & 0x7F in OUTSIDE) and not ours
-    if outside and ran < QUICK:
-        # killed from outside (a logger SIGKILLed, say): back within the
-        # THROTTLE second, as with daemontools, runit and s6; the count and
-        # the delay stay as they were
-        sv.next_start = sv.started_at + THROTTLE
-    elif ran < QUICK and not ours:
+    if ran < QUICK and not ours:
         sv.quick_deaths += 1
         doubled = THROTTLE * 2 ** min(sv.quick_deaths - 1, 32)     # no overflow, ever
         sv.delay = min(doubled, max(sv.policy.backoff_max, THROTTLE))
-        sv.next_start = sv.started_at + sv.delay
+        sv.outside_deaths = sv.outside_deaths + 1 if outside else 0
     else:
-        sv.quick_deaths = 0
+        sv.quick_deaths = sv.outside_deaths = 0
         sv.delay = THROTTLE
-        sv.next_start = sv.started_at + sv.delay
+    # Killed from outside (a logger SIGKILLed, say): back after the THROTTLE
+    # second, as with daemontools, runit and s6, for OUTSIDE_GRACE deaths in
+    # a row; they count all the same (max-deaths), and a service that keeps
+    # being killed (an OOM loop) backs off after that.
+    grace = 0 < sv.outside_deaths <= OUTSIDE_GRACE
+    sv.next_start = sv.started_at + (THROTTLE if grace else sv.delay)
     if sv.policy.max_deaths and sv.quick_deaths >= sv.policy.max_deaths:
         fail(sv, f"max-deaths {sv.policy.max_deaths} reached")
     failure = wstatus not in (0, None) and not ours
@@ -472,7 +475,7 @@ def finish_overdue(sv, now, wall, arg):
 
 def run_timers(sv, now, wall, arg):
     effects = []
-    if sv.ready_at is not None and now >= sv.ready_at:
+    if sv.ready_at is not None and now >= sv.ready_at and not sv.paused:
         effects += become_ready(sv, now, wall)
     if sv.kill_deadline is not None and now >= sv.kill_deadline:
         sv.kill_deadline = None

@@ -188,13 +188,20 @@ class Scanner:
         it, so that the supervise we start in place of either (when the
         other exits later) is joined to the same pipe, with what the kernel
         holds in it, rather than to a new one nobody else writes or reads."""
-        for proc, fd in ((service.main, 1), (service.log, 0)):
-            pipe = inherited_pipe(proc.path, fd)
-            if pipe:
-                for end in service.pipe:
-                    os.close(end)
-                service.pipe = pipe
-                return
+        found = [p for p in (inherited_pipe(service.main.path, 1),
+                             inherited_pipe(service.log.path, 0)) if p]
+        own = {identity(fd) for fd in (1, 2)}      # ours: no service's log pipe
+        good = [p for p in found if p[2] not in own]
+        if len(good) == 2 and good[0][2] != good[1][2]:
+            good = []               # both alive, not joined to each other: leave them be
+        for r, w, _ in found:
+            if not good or (r, w) != good[0][:2]:
+                os.close(r)
+                os.close(w)
+        if good:
+            for end in service.pipe:
+                os.close(end)
+            service.pipe = good[0][:2]
 
     def inherit(self, service, proc):
         """Keep a way to reach a supervise started by an earlier svscan (one
@@ -699,11 +706,20 @@ def open_supervise(path):
     return sdir
 
 
+def identity(fd):
+    """(device, inode) of what fd is, or None."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def inherited_pipe(path, fd):
-    """Both ends of the pipe on descriptor fd of the supervise that holds
-    path/supervise/lock, if that is a process of ours whose directory is
-    path (the kernel's word on each: /proc/locks, its cwd, its fd); None
-    otherwise."""
+    """(read end, write end, (device, inode)) of the pipe on descriptor fd
+    of the supervise that holds path/supervise/lock, if that is a process
+    of ours, working in path, with that very lock open (the kernel's word
+    on each: /proc/locks, its uid, its cwd, its fds); None otherwise."""
     sdir = open_supervise(path)
     if sdir is None:
         return None
@@ -715,17 +731,23 @@ def inherited_pipe(path, fd):
     finally:
         os.close(sdir)
     for pid in unix.lock_holders(lock.st_ino):
-        pipe = pipe_of(pid, fd, here)
+        pipe = pipe_of(pid, fd, here, (lock.st_dev, lock.st_ino))
         if pipe:
             return pipe
     return None
 
 
-def pipe_of(pid, fd, here):
-    """(read end, write end) of the pipe on descriptor fd of process pid,
-    if pid is ours and works in directory here; None otherwise. The checks
-    come after a pidfd is open, and the process must still be alive after
-    the pipe was opened: the ends are of the process the pidfd holds."""
+def pipe_of(pid, fd, here, lock):
+    """(read end, write end, (device, inode)) of the pipe on descriptor fd
+    of process pid, if pid is ours in every uid, works in directory here,
+    holds the file lock open, and has not that pipe as its stderr too (a
+    supervise started in someone's pipeline, or whose stdout is a terminal
+    or svscan's own output, has no log pipe to give); None otherwise.
+
+    Its uids are checked first (nothing of another user's is looked at:
+    a cwd on a hung file system must not hang us). All checks come after a
+    pidfd is open, and the process must still be alive after the pipe was
+    opened: the ends are of the process the pidfd holds."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
@@ -733,14 +755,16 @@ def pipe_of(pid, fd, here):
     ends = []
     try:
         proc = f"/proc/{pid}"
+        if not all_uids_are(pid, os.geteuid()):
+            return None
         cwd = os.stat(f"{proc}/cwd")
         end = f"{proc}/fd/{fd}"
         st = os.stat(end)
-        if (os.stat(proc).st_uid != os.geteuid() or not stat.S_ISFIFO(st.st_mode)
-                or (cwd.st_dev, cwd.st_ino) != (here.st_dev, here.st_ino)):
+        if (not stat.S_ISFIFO(st.st_mode) or (cwd.st_dev, cwd.st_ino) != (here.st_dev, here.st_ino)
+                or not holds(pid, lock) or same_file(f"{proc}/fd/2", st)):
             return None
         for flags in (os.O_RDONLY, os.O_WRONLY):     # reader first: no ENXIO
-            ends.append(os.open(end, flags | os.O_NONBLOCK | os.O_CLOEXEC))
+            ends.append(os.open(end, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC))
         for e in ends:
             got = os.fstat(e)
             if (got.st_dev, got.st_ino) != (st.st_dev, st.st_ino):
@@ -753,13 +777,51 @@ def pipe_of(pid, fd, here):
             os.set_blocking(e, True)
         r, w = ends
         ends = []
-        return r, w
+        return r, w, (st.st_dev, st.st_ino)
     except OSError:
         return None
     finally:
         for e in ends:
             os.close(e)
         os.close(pidfd)
+
+
+def all_uids_are(pid, uid):
+    """Are the real, effective, saved and file-system uids of pid all uid?"""
+    try:
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    for line in data.splitlines():
+        if line.startswith(b"Uid:"):
+            return line.split()[1:] == [b"%d" % uid] * 4
+    return False
+
+
+def holds(pid, lock):
+    """Has pid the file (device, inode) lock open?"""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    return any(same_file(f"/proc/{pid}/fd/{fd}", lock) for fd in fds)
+
+
+def same_file(path, other):
+    """Is path (followed) the file other is, (device, inode) or a stat?"""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if isinstance(other, os.stat_result):
+        other = other.st_dev, other.st_ino
+    return (st.st_dev, st.st_ino) == tuple(other)
 
 
 def fifo_writer(name, sdir):
@@ -871,10 +933,11 @@ def warm_up(rounds=WARM_UP_ROUNDS):
     method cache in libpython's data as methods are looked up. Done once
     here, in pages every forked supervise shares, those writes are not made
     again in each child: bench/run.py --only memory, 1587 -> 1355 KiB mean
-    PSS per supervise (8 rounds; 1 round: 1437). Only the first round starts
-    ./run (a shell that exits): processes are what makes this take time.
-    Nothing is said if it cannot be done (no writable TMPDIR): the tree runs
-    the same, at a little more memory.
+    PSS per supervise (8 rounds; 1 round: 1437). The first round starts
+    ./run (a shell that exits) at once, the others only at their `u`.
+    Nothing is said, whatever happens (no writable TMPDIR, a noexec /tmp:
+    stderr points at /dev/null meanwhile, and any error ends the rehearsal):
+    the tree runs the same, at a little more memory.
     """
     base = os.environ.get("TMPDIR") or "/tmp"
     scratch = os.path.join(base, f".svscan-warm-up.{os.getpid()}.{os.urandom(4).hex()}")
@@ -884,6 +947,7 @@ def warm_up(rounds=WARM_UP_ROUNDS):
     except OSError:
         os.close(here)
         return
+    stderr = quiet()
     try:
         fd = os.open(os.path.join(scratch, "run"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
         os.write(fd, b"#!/bin/sh\nexit 0\n")
@@ -894,12 +958,34 @@ def warm_up(rounds=WARM_UP_ROUNDS):
             rehearse(scratch)
             os.fchdir(here)
         rehearse_logger(scratch)
-    except (OSError, supervise.Fatal):
+    except Exception:                  # a rehearsal: whatever went wrong costs memory only
         pass
     finally:
-        os.fchdir(here)
+        try:
+            os.fchdir(here)
+            remove_tree(scratch)
+        except OSError:
+            pass
         os.close(here)
-        remove_tree(scratch)
+        if stderr >= 0:
+            os.dup2(stderr, 2)
+            os.close(stderr)
+
+
+def quiet():
+    """Point fd 2 at /dev/null; the saved fd 2 (-1 if it could not be)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return -1
+    try:
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        os.close(saved)
+        return -1
+    os.dup2(null, 2)
+    os.close(null)
+    return saved
 
 
 def rehearse(path):
@@ -1064,10 +1150,10 @@ def run(directory, *, grace=GRACE, command=None):
         for fd, _ in ready:
             if fd == wakeup_r:
                 on_signals(scanner, unix.drain(wakeup_r))
-            elif fd in scanner.by_ok:
-                scanner.inherited_gone(fd)
-            else:
+            elif scanner.inotify is not None and fd == scanner.inotify.fileno():
                 on_inotify(scanner)
+            else:                  # an inherited supervise's ok fifo (or one just closed)
+                scanner.inherited_gone(fd)
         if not ready:
             scanner.on_timeout()
     if scanner.exit_code is not None:

@@ -194,29 +194,43 @@ def logger_script(warn):
         raise BadScript(f"not a script: {e}") from None
     if not words:
         raise BadScript("no script in it")
-    return words, logger_account(st, warn)
+    return words, logger_account(st)
 
 
-def logger_account(st, warn):
-    """Whom the built-in logger runs as: the account a `user` file names,
-    if that file is one only we can have made (config.is_ours, as for
-    `critical`); else, when we are root and someone else owns the script,
-    that owner (uid and group of the file): the script then writes where its
-    author may, not where root may. None: as we are."""
+def logger_account(st):
+    """Whom the built-in logger runs as, (uid, gid, groups) or None for as
+    we are: the account a `user` file names, if that file is one only we
+    can have made (config.is_ours, as for `critical`); else, when we are
+    root and someone else owns the script, that owner: the script then
+    writes (and its !processor runs) where its author may, not where root
+    may. Groups come from the account database (its primary group and its
+    memberships), never from the file, whose group may be root's.
+
+    Raises BadScript when a `user` file is there but cannot be used, or the
+    owner has no account: the logger does not start rather than run with
+    more privileges than asked for."""
+    name = None
     if os.access(LOGGER_USER, os.F_OK, follow_symlinks=False):
+        if not config.is_ours(LOGGER_USER):
+            raise BadScript(f"{LOGGER_USER} is not a file of uid {os.geteuid()} in a directory"
+                            " only it can write")
         try:
-            if not config.is_ours(LOGGER_USER):
-                raise ValueError(f"not a file of uid {os.geteuid()} in a directory only it"
-                                 " can write")
             name = config.read_text(LOGGER_USER).strip()
-            pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
-            return pw.pw_uid, pw.pw_gid
-        except (OSError, ValueError, KeyError) as e:
-            warn(f"unable to use {os.getcwd()}/{LOGGER_USER}: "
-                 f"{e if isinstance(e, ValueError) and str(e) else 'no such account'}; ignored")
-    if os.geteuid() == 0 and st.st_uid != 0:
-        return st.st_uid, st.st_gid
-    return None
+        except OSError as e:
+            raise BadScript(f"{LOGGER_USER}: {describe(e)}") from None
+    elif os.geteuid() == 0 and st.st_uid != 0:
+        name = str(st.st_uid)
+    if name is None:
+        return None
+    try:
+        pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except (KeyError, ValueError, OverflowError):
+        raise BadScript(f"no account {name!r} to run the logger as") from None
+    try:
+        groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
+    except OSError:
+        groups = [pw.pw_gid]
+    return pw.pw_uid, pw.pw_gid, groups
 
 
 def fork_logger(words, account, path):
@@ -230,13 +244,16 @@ def fork_logger(words, account, path):
     try:
         os.setsid()
         _signal.set_wakeup_fd(-1)
-        for signum in (SIGCHLD, SIGTERM, SIGHUP, SIGINT):
-            _signal.signal(signum, _signal.SIG_DFL)
+        for signum in CATCHABLE:        # every signal at its default, as ./run gets them
+            try:
+                _signal.signal(signum, _signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
         _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         if account:
-            uid, gid = account
-            os.setgroups([gid])
+            uid, gid, groups = account
+            os.setgroups(groups)
             os.setgid(gid)
             os.setuid(uid)
         name_process(shlex.join(["multilog", *words]), "multilog")
@@ -258,23 +275,25 @@ def fork_logger(words, account, path):
 def why_not_started(name, e):
     """The real cause of a failed exec of ./name, looked for: the kernel
     says ENOENT for a missing #! interpreter too (`/bin/sh\r` when the
-    script has CRLF line endings), EACCES for a missing exec bit."""
+    script has CRLF line endings), EACCES for a missing exec bit.
+
+    ./name is its owner's: its first line is read as a regular file only
+    (a fifo named run must not hang us, a symlink is not followed), and
+    what it names is shown escaped (a control byte reaches no log)."""
     if e.errno == errno.ENOENT and os.path.lexists(name):
         interpreter = shebang(name)
         if interpreter is None:
             return f"{name} exists, but the loader it names does not ({describe(e)})"
-        shown = interpreter.decode(errors="backslashreplace").replace("\r", "\\r")
         if interpreter.endswith(b"\r"):
-            return (f"its interpreter {shown} does not exist: {name} has CRLF line endings"
-                    " (dos2unix)")
-        return f"its interpreter {shown} (the #! line of {name}) does not exist"
+            return (f"its interpreter {shown(interpreter)} does not exist: {name} has CRLF"
+                    " line endings (dos2unix)")
+        return f"its interpreter {shown(interpreter)} (the #! line of {name}) does not exist"
     if e.errno == errno.EACCES and os.path.exists(name):
         if not os.access(name, os.X_OK):
             return f"{name} is not executable (chmod +x {name})"
         interpreter = shebang(name)
-        if interpreter and not os.access(interpreter, os.X_OK):
-            return f"its interpreter {interpreter.decode(errors='backslashreplace')} " \
-                   f"is not executable"
+        if interpreter and not executable(interpreter):
+            return f"its interpreter {shown(interpreter)} is not executable"
     if e.errno == errno.ENOEXEC:
         return f"{name} is neither a program nor a script starting with #!"
     return describe(e)
@@ -283,9 +302,8 @@ def why_not_started(name, e):
 def shebang(name):
     """The interpreter a #! line names (bytes), or None."""
     try:
-        with open(name, "rb", buffering=0) as f:
-            line = f.read(256).split(b"\n", 1)[0]
-    except OSError:
+        line = unix.read_regular(name, None, 256).split(b"\n", 1)[0]
+    except (OSError, unix.NotRegular):
         return None
     if not line.startswith(b"#!"):
         return None
@@ -293,6 +311,21 @@ def shebang(name):
     for sep in (b" ", b"\t"):
         word = word.split(sep, 1)[0]
     return word or None
+
+
+def executable(path):
+    try:
+        return os.access(path, os.X_OK)
+    except ValueError:                   # a NUL in the #! line
+        return False
+
+
+def shown(name):
+    """A name from a #! line for a message: \\r as \\r, other controls and
+    bytes that are not UTF-8 as \\xNN."""
+    text = name.decode(errors="backslashreplace")
+    return "".join(c if c.isprintable() else "\\r" if c == "\r" else f"\\x{ord(c):02x}"
+                   for c in text)
 
 
 class Loop:
@@ -539,6 +572,12 @@ class Loop:
                 except ChildProcessError:
                     pass
 
+    def run_ended(self, wstatus):
+        """./run is gone: whether ./finish runs is decided now, by what is
+        there now (one made executable while ./run ran counts)."""
+        self.sv.policy.finish = os.access("finish", os.X_OK)
+        self.feed(machine.EXITED, wstatus)
+
     def on_pidfd(self):
         self.poller.unregister(self.pidfd)
         os.close(self.pidfd)
@@ -546,7 +585,7 @@ class Loop:
         self.reaped = {self.sv.pid}                   # gone (reaped by its parent)
         self.on_signals(unix.drain(self.wakeup_r))   # a TERM sent before it died first
         self.reaped = ()
-        self.feed(machine.EXITED, None)
+        self.run_ended(None)
 
     # --- the loop --------------------------------------------------------------------
 
@@ -577,7 +616,7 @@ class Loop:
             self.feed(machine.HANGUP)
         for pid, wstatus in reaped:
             if pid == self.sv.pid:
-                self.feed(machine.EXITED, wstatus)
+                self.run_ended(wstatus)
             elif pid == self.sv.check_pid:
                 self.feed(machine.CHECK_EXITED, wstatus)
         self.reaped = ()

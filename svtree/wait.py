@@ -196,7 +196,8 @@ def send(path: Path, verb: str) -> Goal:
     except OSError as e:
         raise WaitError(f"unable to chdir: {describe(e)}") from None
     try:
-        if not os.access("run", os.F_OK, dir_fd=fd, follow_symlinks=False):
+        if not any(os.access(name, os.F_OK, dir_fd=fd, follow_symlinks=False)
+                   for name in ("run", "multilog")):      # multilog: a built-in logger
             raise WaitError("not a service directory (no run file)")
         try:
             before = tree.snapshot(fd)

@@ -158,27 +158,40 @@ def test_hostile_scripts_are_refused(tmp_path, make):
 
 def test_account_from_user_file_only_if_ours(tmp_path):
     """log/user names the account only in a file of ours in a directory only
-    we can write; a script owned by someone else runs as that owner when we
-    are root, and as we are otherwise."""
+    we can write, and one that cannot be used stops the logger (never runs
+    it with more privileges than asked for); a script owned by someone else
+    runs as that owner when we are root, with the groups of their account,
+    never the file's group (root's, often); as we are otherwise."""
+    import pwd
     log = tmp_path / "log"
     log.mkdir(mode=0o755)
     os.chmod(log, 0o755)
     (log / "user").write_text(f"{os.geteuid()}\n")
-    warned = []
     cwd = os.getcwd()
     os.chdir(log)
     try:
         me = os.stat("user")
-        import pwd
-        assert supervise.logger_account(me, warned.append) == (
-            os.geteuid(), pwd.getpwuid(os.geteuid()).pw_gid)
+        pw = pwd.getpwuid(os.geteuid())
+        assert supervise.logger_account(me) == (
+            os.geteuid(), pw.pw_gid, os.getgrouplist(pw.pw_name, pw.pw_gid))
         os.chmod("user", 0o666)
-        assert supervise.logger_account(me, warned.append) is None
-        assert len(warned) == 1 and "ignored" in warned[0]
+        with pytest.raises(supervise.BadScript, match="not a file of uid"):
+            supervise.logger_account(me)
+        os.chmod("user", 0o644)
+        (log / "user").write_text("no-such-account-here\n")
+        with pytest.raises(supervise.BadScript, match="no account"):
+            supervise.logger_account(me)
         os.unlink("user")
-        other = os.stat_result((0o100644, 0, 0, 1, 4242, 4343, 0, 0, 0, 0))
-        expected = (4242, 4343) if os.geteuid() == 0 else None
-        assert supervise.logger_account(other, warned.append) == expected
+        nobody = pwd.getpwnam("nobody")
+        theirs = os.stat_result((0o100644, 0, 0, 1, nobody.pw_uid, 0, 0, 0, 0, 0))  # group root
+        if os.geteuid() == 0:
+            uid, gid, groups = supervise.logger_account(theirs)
+            assert (uid, gid) == (nobody.pw_uid, nobody.pw_gid) and 0 not in groups
+            unknown = os.stat_result((0o100644, 0, 0, 1, 4242, 4343, 0, 0, 0, 0))
+            with pytest.raises(supervise.BadScript, match="no account"):
+                supervise.logger_account(unknown)
+        else:
+            assert supervise.logger_account(theirs) is None
     finally:
         os.chdir(cwd)
 

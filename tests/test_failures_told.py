@@ -254,19 +254,48 @@ def test_ps_shows_what_each_supervise_runs(procs, tmp_path):
 
 def test_a_run_killed_from_outside_comes_back_without_backoff(procs, service):
     """SIGKILL from outside (an operator, the OOM killer) is no crash loop of
-    the service's own making: back after the one-second throttle, however
-    often, as with daemontools, runit and s6 (a logger killed so must not
-    leave its service blocked on a full pipe for 2, then 4 seconds). A real
-    crash still backs off."""
-    sv = service(run="#!/bin/sh\n[ -e crash ] && exit 1\nexec sleep 1000\n")
+    the service's own making: back after the one-second throttle, three times
+    in a row, as with daemontools, runit and s6 (a logger killed so must not
+    leave its service blocked on a full pipe for 2, then 4 seconds). The
+    deaths still count, and one that keeps being killed backs off after that."""
+    sv = service()
     supervise(procs, sv)
-    for _ in range(3):
-        pid = wait_until(lambda: state(sv).get("state") == "run" and state(sv)["pid"])
-        os.kill(pid, signal.SIGKILL)
-        s = wait_until(lambda: state(sv).get("pid") not in (0, pid) and state(sv))
-        assert s["quick_deaths"] == 0 and s["backoff"] == 1.0
-        assert s["last_exit"] == {"signal": signal.SIGKILL}   # back after the throttle second
-    (sv / "crash").touch()
-    run("svc", "-t", sv)
-    s = wait_until(lambda: state(sv).get("quick_deaths", 0) >= 2 and state(sv), timeout=10)
-    assert s["backoff"] >= 2
+    for n in (1, 2, 3):
+        s = wait_until(lambda: state(sv).get("state") == "run" and state(sv))
+        killed = time.time()
+        os.kill(s["pid"], signal.SIGKILL)
+        s = wait_until(lambda: state(sv).get("pid") not in (0, s["pid"]) and state(sv))
+        assert s["quick_deaths"] == n and s["last_exit"] == {"signal": signal.SIGKILL}
+        assert s["since"] - killed < s["backoff"] - 1 if n == 3 else True  # 1 s, not 4
+    s = wait_until(lambda: state(sv).get("state") == "run" and state(sv))
+    os.kill(s["pid"], signal.SIGKILL)              # a fourth in a row: the backoff
+    later = wait_until(lambda: state(sv).get("next_start") and state(sv))
+    assert later["backoff"] == 8 and later["next_start"] - s["since"] >= 7.5
+
+
+def test_a_run_that_is_a_fifo_or_names_a_nul_interpreter_hangs_nothing(procs, service):
+    """./run is its owner's: a fifo named run (mode 755), or a #! line with a
+    NUL in it, gets a clear error, never a hung or crashed supervise."""
+    fifo = service("fifo", run=None)
+    os.mkfifo(fifo / "run", 0o755)
+    nul = service("nul", run=None)
+    (nul / "run").write_bytes(b"#!/bin/\0sh\nexit 0\n")
+    (nul / "run").chmod(0o755)
+    procs_ = [supervise(procs, sv) for sv in (fifo, nul)]
+    for sv in (fifo, nul):
+        assert wait_until(lambda: state(sv).get("error"), timeout=5).startswith(
+            "unable to start ./run: ")
+        assert run("svc", "-d", sv).returncode == 0
+        wait_until(lambda: state(sv).get("want") == "down")
+    for p in procs_:
+        p.send_signal(signal.SIGTERM)
+        assert "Traceback" not in stderr_of(p)
+
+
+def test_a_nul_in_a_loggers_script_costs_no_traceback(tmp_path):
+    sv = tmp_path / "svc"
+    (sv / "log").mkdir(parents=True)
+    (sv / "log" / "multilog").write_bytes(b"t ./ma\0in /x\0y\n")
+    r = run("svtree", "logs", sv)
+    assert r.returncode == 111 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("svtree: fatal: no log directory")
