@@ -21,6 +21,13 @@ import pytest
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 
+# A suite started in the background of a script (`.ci/run &`, nohup) inherits
+# SIGINT ignored, and so would every program it starts: the tests that send
+# SIGINT (Ctrl-C) would then wait for an exit that never comes. A handler of
+# our own here is reset to the default in each program exec'd from the tests.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def program(name):
     """The path of one of our console scripts (installed next to python)."""
