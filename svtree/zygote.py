@@ -41,6 +41,8 @@ import gc
 import os
 import sys
 
+from .errors import tell
+
 REQUEST_MAX = 4097              # a path is at most PATH_MAX (4096) bytes
 ANSWER_WITHIN = 5.0             # seconds; a fork takes milliseconds
 PID_BYTES = 4
@@ -113,8 +115,12 @@ def serve(sock, become):
             finally:
                 if fd >= 0:
                     os.close(fd)
-    except BaseException:                      # never return into svscan's code
+    except BaseException as e:                 # never return into svscan's code
         code = 111
+        try:
+            tell("svscan", "warning", "the zygote failed", e)
+        except BaseException:
+            pass
     finally:
         os._exit(code)
 
