@@ -33,7 +33,7 @@ import stat
 import sys
 import time
 
-from . import config, logdir, logger, logscript, machine, status, supervise, trust, unix
+from . import config, logdir, logger, logscript, machine, status, supervise, trust, unix, zygote
 from .errors import NotRunning, describe, tell
 
 PROG = "svscan"
@@ -113,6 +113,7 @@ class Scanner:
         self.inherited = []        # supervise processes of an earlier svscan, told to go
         self.poller = None         # the main loop's: an inherited supervise's exit wakes it
         self.by_ok = {}            # ok fd of an inherited supervise -> (Service, Proc)
+        self.zygote = None         # what forks each supervise (zygote.py), if any
 
     # --- scanning -----------------------------------------------------------
 
@@ -330,45 +331,47 @@ class Scanner:
             return
         if proc.control >= 0:      # the inherited one is gone; ours takes over
             self.forget_inherited(proc)
+        fd, target = -1, -1
+        if service.pipe:           # the service writes the pipe, its logger reads it
+            fd, target = (service.pipe[1], 1) if proc is service.main else (service.pipe[0], 0)
+        try:
+            pid = self.fork_child(proc.path, fd, target)
+        except OSError as e:
+            warn(f"unable to start supervise {proc.path}", e)
+            proc.restart_at = self.clock() + proc.delay
+            return
+        proc.pid = pid
+        proc.started = self.clock()
+        self.by_pid[pid] = (service, proc)
+
+    def fork_child(self, path, fd, target):
+        """The pid of a new supervise of path, with fd on its descriptor
+        target: forked by the zygote (see zygote.py), or by svscan itself
+        if there is none. Raises OSError."""
+        if self.zygote is not None:
+            try:
+                return self.zygote.fork(path, fd, target)
+            except zygote.Gone as e:
+                warn(f"unable to use the zygote: {e}; svscan forks each supervise itself")
+                self.drop_zygote()
         # Frozen objects are skipped by the collector: the child's collections
         # then leave the pages it shares with svscan untouched.
         gc.freeze()
         try:
             pid = fork_quietly()
-        except OSError as e:
+        except OSError:
             gc.unfreeze()
-            warn(f"unable to start supervise {proc.path}", e)
-            proc.restart_at = self.clock() + proc.delay
-            return
+            raise
         if pid == 0:
-            self.become_supervise(service, proc)
+            become_supervise(path, fd, target)
         gc.unfreeze()              # svscan's own garbage stays collectable
-        proc.pid = pid
-        proc.started = self.clock()
-        self.by_pid[pid] = (service, proc)
+        return pid
 
-    def become_supervise(self, service, proc):
-        """In the forked child: drop svscan's fds and signals, then supervise."""
-        code = 111
-        try:
-            _signal.set_wakeup_fd(-1)
-            for signum in CHILD_DEFAULTS:
-                _signal.signal(signum, _signal.SIG_DFL)
-            if service.pipe:
-                if proc is service.main:
-                    os.dup2(service.pipe[1], 1)
-                else:
-                    os.dup2(service.pipe[0], 0)
-            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-            resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
-            code = supervise.run(proc.path, under_svscan=True)
-        except BaseException as e:     # never return into svscan's loop
-            try:
-                warn(f"supervise {proc.path} failed", e)
-            except BaseException:
-                pass
-        finally:
-            os._exit(code)
+    def drop_zygote(self):
+        if self.zygote is not None:
+            kill(self.zygote.pid, signal.SIGKILL)     # reaped as any child is
+            self.zygote.close()
+            self.zygote = None
 
     def reap(self):
         for pid, wstatus in unix.reap():
@@ -377,6 +380,9 @@ class Scanner:
                 continue
             entry = self.by_pid.pop(pid, None)
             if entry is None:
+                if self.zygote is not None and pid == self.zygote.pid:
+                    warn("the zygote exited; svscan forks each supervise itself")
+                    self.drop_zygote()
                 continue           # an orphan we inherited: reaping was the point
             service, proc = entry
             proc.pid = 0
@@ -447,6 +453,9 @@ class Scanner:
         self.stopping = True
         self.kill_at = self.clock() + self.grace
         self.unwatch()
+        if self.zygote is not None:       # nothing more to fork: it exits at end of file
+            self.zygote.close()
+            self.zygote = None
         if self.command_pid:
             kill(-self.command_pid, signal.SIGTERM)
             kill(-self.command_pid, signal.SIGCONT)
@@ -534,6 +543,52 @@ class Scanner:
         """Pass a signal svscan does not use on to the main command."""
         if self.command_pid:
             kill(self.command_pid, signum)
+
+
+def become_supervise(path, fd=-1, target=-1):
+    """In a forked child (of svscan, or of the zygote's middle process):
+    drop svscan's fds and signals, then supervise path. Never returns."""
+    code = 111
+    try:
+        _signal.set_wakeup_fd(-1)
+        for signum in CHILD_DEFAULTS:
+            _signal.signal(signum, _signal.SIG_DFL)
+        if fd >= 0:
+            os.dup2(fd, target)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
+        code = supervise.run(path, under_svscan=True)
+    except BaseException as e:     # never return into svscan's loop
+        try:
+            warn(f"supervise {path} failed", e)
+        except BaseException:
+            pass
+    finally:
+        os._exit(code)
+
+
+def start_zygote():
+    """Fork the zygote (zygote.py); None if it cannot be made: svscan then
+    forks each supervise itself."""
+    try:
+        ours, theirs = zygote.pair()
+    except OSError:
+        return None
+    gc.freeze()                   # as for a supervise: its collections skip all of ours
+    try:
+        pid = fork_quietly()
+    except OSError:
+        gc.unfreeze()
+        ours.close()
+        theirs.close()
+        return None
+    if pid == 0:
+        ours.close()
+        supervise.name_process(f"svscan zygote {os.getcwd()}", "svscan-zygote")
+        zygote.serve(theirs, become_supervise)
+    gc.unfreeze()
+    theirs.close()
+    return zygote.Zygote(pid, ours)
 
 
 def adopted_children():
@@ -1046,9 +1101,10 @@ def remove_tree(path):
 
 
 def become_subreaper():
-    """Adopt orphaned descendants (PR_SET_CHILD_SUBREAPER) so they are reaped."""
+    """Adopt orphaned descendants (PR_SET_CHILD_SUBREAPER) so they are
+    reaped. True if they come to us (as PID 1, they always do)."""
     if os.getpid() == 1:
-        return
+        return True
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
@@ -1056,6 +1112,8 @@ def become_subreaper():
             raise OSError(ctypes.get_errno(), "prctl")
     except (OSError, AttributeError) as e:
         warn("unable to become a child subreaper; orphans will not be reaped", e)
+        return False
+    return True
 
 
 ALL_SIGNALS = tuple(int(s) for s in signal.valid_signals())
@@ -1130,10 +1188,12 @@ def run(directory, *, grace=GRACE, command=None):
         return 111
     wakeup_r = install_signals()
     supervise.name_process(f"svscan {directory}", "svscan")
-    become_subreaper()
+    adopts = become_subreaper()
     roomy_fd_limit()
     warm_up()
     scanner = Scanner(directory, grace=grace)
+    if adopts:     # a supervise the zygote forks must become our child
+        scanner.zygote = start_zygote()
     scanner.inotify, scanner.scan_wd = watch(directory)
     poller = scanner.poller = select.poll()
     poller.register(wakeup_r, select.POLLIN)

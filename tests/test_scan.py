@@ -238,3 +238,55 @@ def test_killed_supervise_is_replaced_and_the_service_not_duplicated(procs, serv
     assert status_pid(sv) == pid and pid_alive(pid)
     from test_supervise import sleepers_in
     assert sleepers_in(sv) == [pid]
+
+
+def zygote_pids(scanner_pid):
+    """Children of svscan named svscan-zygote (see zygote.py)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            comm = (entry / "comm").read_text().strip()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == scanner_pid and comm == "svscan-zygote" and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_the_zygote_forks_each_supervise_as_a_child_of_svscan(procs, service, scandir):
+    """One zygote; the supervise processes it forks are svscan's children,
+    joined by svscan's pipe; at shutdown it goes with the tree."""
+    a = service("a", parent=scandir, run="#!/bin/sh\necho hello\nexec sleep 1000\n",
+                log="#!/bin/sh\nexec cat >> ../out\n")
+    scanner = start_svscan(procs, scandir)
+    wait_until(lambda: status_pid(a) and status_pid(a / "log"))
+    [zygote] = zygote_pids(scanner.pid)
+    assert len(supervise_pids(scanner.pid)) == 2
+    wait_until(lambda: (a / "out").exists() and (a / "out").read_text() == "hello\n")
+    scanner.send_signal(signal.SIGTERM)
+    assert scanner.wait(timeout=10) == 0
+    assert not pid_alive(zygote)
+
+
+def test_without_its_zygote_svscan_forks_supervise_itself(procs, service, scandir):
+    """A zygote killed from outside is said once; services made after it
+    still get their supervise, forked by svscan, and a dead one comes back."""
+    a = service("a", parent=scandir)
+    scanner = start_svscan(procs, scandir)
+    wait_until(lambda: status_pid(a))
+    [zygote] = zygote_pids(scanner.pid)
+    os.kill(zygote, signal.SIGKILL)
+    b = service("b", parent=scandir)
+    wait_until(lambda: status_pid(b), timeout=5)
+    [sup_a] = [p for p in supervise_pids(scanner.pid)
+               if os.readlink(f"/proc/{p}/cwd") == str(a)]
+    os.kill(status_pid(a), signal.SIGKILL)
+    os.kill(sup_a, signal.SIGKILL)
+    wait_until(lambda: len(supervise_pids(scanner.pid)) == 2 and sup_a not in
+               supervise_pids(scanner.pid), timeout=5)
+    assert zygote_pids(scanner.pid) == []
+    scanner.send_signal(signal.SIGTERM)
+    assert scanner.wait(timeout=10) == 0
+    told = scanner.stderr.read().decode()
+    assert told.count("svscan forks each supervise itself") == 1, told
