@@ -34,7 +34,7 @@ import sys
 import time
 
 from . import config, logdir, logger, logscript, machine, status, supervise, trust, unix, zygote
-from .errors import NotRunning, describe, tell
+from .errors import NotRunning, tell
 
 PROG = "svscan"
 # what svscan catches that a forked supervise must not (plain ints: see supervise.py)
@@ -810,7 +810,7 @@ def pipe_of(pid, fd, here, lock):
     ends = []
     try:
         proc = f"/proc/{pid}"
-        if not all_uids_are(pid, os.geteuid()):
+        if unix.proc_uids(pid) != [os.geteuid()] * 4:
             return None
         cwd = os.stat(f"{proc}/cwd")
         end = f"{proc}/fd/{fd}"
@@ -839,24 +839,6 @@ def pipe_of(pid, fd, here, lock):
         for e in ends:
             os.close(e)
         os.close(pidfd)
-
-
-def all_uids_are(pid, uid):
-    """Are the real, effective, saved and file-system uids of pid all uid?"""
-    try:
-        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    for line in data.splitlines():
-        if line.startswith(b"Uid:"):
-            return line.split()[1:] == [b"%d" % uid] * 4
-    return False
 
 
 def holds(pid, lock):

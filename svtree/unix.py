@@ -177,35 +177,53 @@ def lock_holders(ino: int) -> list[int]:
     return pids
 
 
+def proc_file(pid: int, name: str, size: int = 1024) -> bytes | None:
+    """The first size bytes of /proc/PID/NAME; None if pid is gone. (os.open:
+    no io objects, which a forked supervise would pay for.)"""
+    try:
+        fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def proc_stat(pid: int) -> list[bytes] | None:
     """The fields of /proc/PID/stat after the command name: [0] state,
     [1] ppid, [2] pgrp, [3] session, ... [19] start time in clock ticks
     since boot. None if pid is gone."""
-    try:                  # os.open: no io objects, which a forked supervise would pay for
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
+    data = proc_file(pid, "stat")
     try:
-        return os.read(fd, 1024).rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
+        return None if data is None else data.rsplit(b")", 1)[1].split()
+    except IndexError:
         return None
-    finally:
-        os.close(fd)
+
+
+def proc_uids(pid: int) -> list[int] | None:
+    """The real, effective, saved and file-system uids of pid (the Uid line
+    of /proc/PID/status); None if pid is gone."""
+    data = proc_file(pid, "status", 4096)
+    for line in (data or b"").splitlines():
+        if line.startswith(b"Uid:"):
+            try:
+                return [int(u) for u in line.split()[1:]]
+            except ValueError:
+                return None
+    return None
 
 
 def children(pid: int) -> list[int] | None:
     """The children of pid, a process with one thread (svscan, supervise),
     as the kernel lists them; None without CONFIG_PROC_CHILDREN."""
+    data = proc_file(pid, f"task/{pid}/children", 65536)
     try:
-        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return [int(p) for p in os.read(fd, 65536).split()]
-    except (OSError, ValueError):
+        return None if data is None else [int(p) for p in data.split()]
+    except ValueError:
         return []
-    finally:
-        os.close(fd)
 
 
 def start_ticks(pid: int) -> int | None:
@@ -213,20 +231,14 @@ def start_ticks(pid: int) -> int | None:
     /proc/PID/stat); None if it is gone. Read by every supervise at every
     start: found by index, without splitting the line into 50 objects
     (a forked supervise pays for each page its allocations touch)."""
+    data = proc_file(pid, "stat")
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 1024)
         at = data.rindex(b")") + 2          # the command name may hold anything
         for _ in range(19):
             at = data.index(b" ", at) + 1
         return int(data[at:data.index(b" ", at)])
-    except (OSError, ValueError):
+    except (AttributeError, ValueError):     # AttributeError: None, pid gone
         return None
-    finally:
-        os.close(fd)
 
 
 def boot_id() -> str:

@@ -6,6 +6,7 @@ end; nothing of the OS is mocked.
 """
 
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -138,6 +139,26 @@ def run(prog, *args, **kw):
     kw.setdefault("timeout", 30)
     return subprocess.run([program(prog), *map(str, args)], capture_output=True,
                           text=True, **kw)
+
+
+SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
+NOTIFY_WHEN_GO = ("#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.01; done\necho >&3\n"
+                  "exec sleep 1000\n")
+
+
+def start_supervise(procs, service_dir, **kw):
+    """svtree's supervise on service_dir, once svok says it runs."""
+    proc = procs.start(program("supervise"), service_dir, **kw)
+    wait_until(lambda: run("svok", service_dir).returncode == 0)
+    return proc
+
+
+def read_state(service_dir):
+    """supervise/state.json as a dict; {} while there is none (yet)."""
+    try:
+        return json.loads((Path(service_dir) / "supervise" / "state.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
 
 
 def status_bytes(service_dir):

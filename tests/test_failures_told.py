@@ -12,22 +12,8 @@ import signal
 import subprocess
 import time
 
-from conftest import pid_alive, program, run, wait_until, write_script
-
-SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-
-
-def state(sv):
-    try:
-        return json.loads((sv / "supervise" / "state.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def supervise(procs, sv):
-    proc = procs.start(program("supervise"), sv)
-    wait_until(lambda: run("svok", sv).returncode == 0)
-    return proc
+from conftest import SLEEPER, pid_alive, program, run, wait_until, write_script
+from conftest import read_state as state, start_supervise as supervise
 
 
 def stderr_of(proc, timeout=10):

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
+from conftest import start_supervise
 from conftest import (peer, pid_alive, program, run, status_bytes, status_pid, wait_until,
                       write_script)
 from svtree import config, logscript, machine as m, status
@@ -128,12 +129,6 @@ def scandir(tmp_path):
     d = tmp_path / "service"
     d.mkdir()
     return d
-
-
-def start_supervise(procs, service_dir, **kw):
-    proc = procs.start(program("supervise"), service_dir, **kw)
-    wait_until(lambda: run("svok", service_dir).returncode == 0)
-    return proc
 
 
 def probe(scandir, name="probe"):

@@ -25,22 +25,12 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
-from conftest import program, run, wait_until, write_script
+from conftest import start_supervise as supervise
+from conftest import NOTIFY_WHEN_GO, program, run, wait_until, write_script
 from svtree import table, tree
 from svtree import wait as wait_
 from svtree.cli.svtree import SECTIONS, svtree
 from test_hostile import Fake, state_json, status_record
-
-SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-NOTIFY_WHEN_GO = ("#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.01; done\necho >&3\n"
-                  "exec sleep 1000\n")
-
-
-def supervise(procs, sv):
-    proc = procs.start(program("supervise"), sv)
-    wait_until(lambda: run("svok", sv).returncode == 0)
-    return proc
-
 
 def record(sv):
     return tree.read(tree.Entry(Path(sv)))

@@ -21,20 +21,11 @@ import time
 
 from click.testing import CliRunner
 
-from conftest import peer, program, run, status_pid, wait_until, write_script
+from conftest import start_supervise as supervise
+from conftest import (NOTIFY_WHEN_GO, peer, program, run, status_pid, wait_until,
+                      write_script)
 from svtree import tree
 from svtree.cli.svtree import svtree
-
-SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-NOTIFY_WHEN_GO = ("#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.01; done\necho >&3\n"
-                  "exec sleep 1000\n")
-
-
-def supervise(procs, sv):
-    proc = procs.start(program("supervise"), sv)
-    wait_until(lambda: run("svok", sv).returncode == 0)
-    return proc
-
 
 def record(sv):
     return tree.read(tree.Entry(sv))
