@@ -161,6 +161,31 @@ def read_state(service_dir):
         return {}
 
 
+def terminal_output(argv, env=None):
+    """(exit code, output) of argv run with a terminal (a pty) as stdout."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        code = subprocess.run([str(a) for a in argv], stdout=slave, env=env, timeout=30,
+                              check=False).returncode
+        os.close(slave)
+        slave = None
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:                        # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    return code, out
+
+
 def status_bytes(service_dir):
     try:
         return (Path(service_dir) / "supervise" / "status").read_bytes()

@@ -19,7 +19,6 @@ the non-UTF-8 names beyond what its state.json and event lines say.
 import contextlib
 import json
 import os
-import pty
 import re
 import select
 import subprocess
@@ -31,7 +30,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import program, run, status_pid, wait_until, write_script
+from conftest import program, run, status_pid, terminal_output, wait_until, write_script
 from svtree import config, events, history, logview, metrics, table, tree, unix
 from svtree import wait as wait_
 from svtree.cli import svstat
@@ -270,26 +269,7 @@ def test_tail_reads_only_the_end_of_a_big_log(tmp_path):
 
 
 def on_a_terminal(*argv):
-    """The output of a program whose stdout is a terminal."""
-    master, slave = pty.openpty()
-    try:
-        code = subprocess.run(list(argv), stdout=slave, timeout=30).returncode
-        os.close(slave)
-        slave = None
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:                        # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    return code, out
+    return terminal_output(argv)
 
 
 def test_log_lines_are_escaped_on_a_terminal_only(tmp_path):

@@ -14,7 +14,6 @@ reach the table, status -v, wait and the verbs).
 
 import json
 import os
-import pty
 import re
 import subprocess
 import tempfile
@@ -26,38 +25,19 @@ from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 from conftest import start_supervise as supervise
-from conftest import NOTIFY_WHEN_GO, program, run, wait_until, write_script
+from conftest import NOTIFY_WHEN_GO, program, run, terminal_output, wait_until, write_script
 from svtree import table, tree
 from svtree import wait as wait_
 from svtree.cli.svtree import SECTIONS, svtree
 from test_hostile import Fake, state_json, status_record
 
+def on_a_terminal(*argv, env=None):
+    """(exit code, output) of one of our programs whose stdout is a terminal."""
+    return terminal_output([program(argv[0]), *argv[1:]], env)
+
+
 def record(sv):
     return tree.read(tree.Entry(Path(sv)))
-
-
-def on_a_terminal(*argv, env=None):
-    """(exit code, output) of a program whose stdout is a terminal."""
-    master, slave = pty.openpty()
-    try:
-        code = subprocess.run([program(argv[0]), *map(str, argv[1:])], stdout=slave,
-                              env=env, timeout=30, check=False).returncode
-        os.close(slave)
-        slave = None
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:                        # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    return code, out
 
 
 @pytest.fixture
