@@ -134,6 +134,14 @@ def service(tmp_path):
     return make
 
 
+@pytest.fixture
+def scandir(tmp_path):
+    """An empty scan directory, tmp_path/service."""
+    d = tmp_path / "service"
+    d.mkdir()
+    return d
+
+
 def run(prog, *args, **kw):
     """Run one of our programs to completion; CompletedProcess with text output."""
     kw.setdefault("timeout", 30)

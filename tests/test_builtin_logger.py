@@ -28,13 +28,6 @@ TALKER = ("#!/bin/sh\nn=$(cat batch 2>/dev/null || echo 0)\n"
           "done\nexec sleep 1000\n")
 
 
-@pytest.fixture
-def scandir(tmp_path):
-    d = tmp_path / "service"
-    d.mkdir()
-    return d
-
-
 def logged(scandir, script, run_text=TALKER, name="talker"):
     sv = scandir / name
     write_script(sv / "run", run_text)

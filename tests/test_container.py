@@ -52,13 +52,6 @@ def bundle(pivot, tmp_path):
     b.close()
 
 
-@pytest.fixture
-def scandir(tmp_path):
-    d = tmp_path / "service"
-    d.mkdir()
-    return d
-
-
 def svscan_in(bundle, scandir):
     """A container whose PID 1 is svscan -g GRACE SCANDIR, once it runs; (container, pid)."""
     container = bundle.start([program("svscan"), "-g", GRACE, scandir])

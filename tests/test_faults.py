@@ -124,13 +124,6 @@ def strays(procs, tmp_path):
     kill_everything(procs, roots)
 
 
-@pytest.fixture
-def scandir(tmp_path):
-    d = tmp_path / "service"
-    d.mkdir()
-    return d
-
-
 def probe(scandir, name="probe"):
     """Add a service and wait for it to run: svscan has scanned since."""
     d = scandir / name

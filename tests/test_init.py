@@ -90,13 +90,6 @@ def service_started(d):
     return len(data) == 20 and data[19] == 1
 
 
-@pytest.fixture
-def scandir(tmp_path):
-    d = tmp_path / "service"
-    d.mkdir()
-    return d
-
-
 def test_orphans_are_reaped_and_no_zombie_stays(procs, scandir):
     """A service that keeps double-forking leaves nothing behind."""
     write_service(scandir, "forker", run="#!/bin/sh\nwhile :; do (sh -c 'exit 0' &); "

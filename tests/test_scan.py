@@ -12,13 +12,6 @@ from conftest import pid_alive, program, run, status_bytes, status_pid, wait_unt
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
 
 
-@pytest.fixture
-def scandir(tmp_path):
-    d = tmp_path / "service"
-    d.mkdir()
-    return d
-
-
 def start_svscan(procs, scandir, *args, **kw):
     return procs.start(program("svscan"), *args, scandir, **kw)
 
