@@ -5,7 +5,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 
 from conftest import pid_alive, program, run, status_bytes, status_pid, wait_until, write_script
 
