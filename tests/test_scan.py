@@ -5,7 +5,6 @@ import signal
 import time
 from pathlib import Path
 
-
 from conftest import pid_alive, program, run, status_bytes, status_pid, wait_until, write_script
 
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
