@@ -48,7 +48,7 @@ class Policy:
         self.timeout_kill = None
         self.finish_timeout = 5.0
         self.critical = 0
-        self.finish = True           # ./finish exists (config.read looks)
+        self.finish = True           # ./finish is there (supervise looks when ./run ends)
         for key, value in kw.items():
             setattr(self, key, value)
 
@@ -168,5 +168,4 @@ def read(path: str, warn) -> Policy:
              f"the descriptor limit ({fd_limit()}, RLIMIT_NOFILE)")
         policy.notify_fd = None
     policy.check = os.access("check", os.X_OK)
-    policy.finish = os.access("finish", os.X_OK)
     return policy

@@ -330,12 +330,10 @@ def adopt(sv, now, wall, arg):
     sv.next_start = now + THROTTLE
     sv.paused = sv.term = sv.signalled = False
     sv.sent = ()
-    if past is not None:
-        sv.starts, sv.last_wstatus, sv.last_duration, sv.quick_deaths = (
-            past.starts, past.last_wstatus, past.last_duration, past.quick_deaths)
-        sv.delay = max(THROTTLE, past.backoff)
-    return [("announce", "up")] + become_ready(sv, now, past.ready_since if past and
-                                               past.ready_since else wall)
+    sv.starts, sv.last_wstatus, sv.last_duration, sv.quick_deaths = (
+        past.starts, past.last_wstatus, past.last_duration, past.quick_deaths)
+    sv.delay = max(THROTTLE, past.backoff)
+    return [("announce", "up")] + become_ready(sv, now, past.ready_since or wall)
 
 
 class Past:

@@ -168,7 +168,7 @@ def is_builtin_logger():
     return not os.path.lexists("run") and os.path.lexists(LOGGER_SCRIPT)
 
 
-def logger_script(warn):
+def logger_script():
     """(the script's words, (uid, gid) to run as or None).
 
     The file is its owner's, and root reads it: a regular file only, not
@@ -328,6 +328,15 @@ def shown(name):
                    for c in text)
 
 
+class StartFailed(Exception):
+    """./run, ./check or ./finish could not be started: the error, and
+    the step that failed when it was not the exec itself."""
+
+    def __init__(self, error, cause=None):
+        super().__init__(error, cause)
+        self.error, self.cause = error, cause
+
+
 class Loop:
     """One supervise: the machine, its fds and what it last wrote."""
 
@@ -344,7 +353,6 @@ class Loop:
         self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
         self.written = None
         self.written_state = None
-        self.start_error = None      # the last warning about ./run, said once
         self.exit_code = None
         self.poller = select.poll()
         self.notify_r = -1           # read end of the notification-fd pipe
@@ -449,57 +457,62 @@ class Loop:
                                     f"(exit code {self.exit_code})")
 
     def start(self, what, argv):
+        """Start ./run, ./check or ./finish (whether ./finish is there was
+        decided when ./run ended: run_ended) and feed the machine the
+        outcome."""
         if what == "run" and not self.policy_fresh:
             self.sv.policy = config.read(self.path, self.warn_once)   # edits count from now on
-        elif what == "finish" and not os.access("finish", os.X_OK):
-            self.feed(machine.START_FAILED)    # no finish: skip a spawn that would fail
-            return
-        if what == "run" and is_builtin_logger():
-            try:
-                pid = fork_logger(*logger_script(self.warn_once), self.path)
-            except BadScript as e:
-                self.start_failed(what, e, f"its script {LOGGER_SCRIPT} cannot be used")
-                return
-            except OSError as e:
-                self.start_failed(what, e, "unable to fork the logger")
-                return
-            self.start_error = None
-            self.run_start = (BOOT_ID, unix.start_ticks(pid))
-            self.feed(machine.STARTED, pid)
-            return
         try:
-            notify = self.notify_pipe() if what == "run" else None
-        except OSError as e:                 # out of descriptors, say
-            self.start_failed(what, e, "unable to make the notification-fd pipe")
+            pid = self.start_logger() if what == "run" and is_builtin_logger() \
+                else self.spawn(what, argv)
+        except StartFailed as e:
+            self.start_failed(what, e.error, e.cause)
             return
-        try:
-            pid = spawn(argv, notify, stderr_to_stdout=what == "check")
-        except OSError as e:
-            self.start_failed(what, e)
-            return
-        finally:
-            if notify:
-                os.close(notify[0])
         if what == "run":
-            self.start_error = None
             self.run_start = (BOOT_ID, unix.start_ticks(pid))
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
+    def start_logger(self):
+        """The built-in logger's pid (fork_logger). Raises StartFailed."""
+        try:
+            return fork_logger(*logger_script(), self.path)
+        except BadScript as e:
+            raise StartFailed(e, f"its script {LOGGER_SCRIPT} cannot be used") from None
+        except OSError as e:
+            raise StartFailed(e, "unable to fork the logger") from None
+
+    def spawn(self, what, argv):
+        """The pid of ./what, spawned (./run with its notification-fd
+        pipe, ./check with its stderr on its stdout). Raises StartFailed."""
+        try:
+            notify = self.notify_pipe() if what == "run" else None
+        except OSError as e:                 # out of descriptors, say
+            raise StartFailed(e, "unable to make the notification-fd pipe") from None
+        try:
+            return spawn(argv, notify, stderr_to_stdout=what == "check")
+        except OSError as e:
+            raise StartFailed(e) from None
+        finally:
+            if notify:
+                os.close(notify[0])
+
     def start_failed(self, what, e, cause=None):
         """Say why ./run (./check, ./finish) did not start: on stderr once,
-        and for ./run in state.json's error field (svtree status, wait)."""
-        why = f"{cause}: {describe(e)}" if cause else why_not_started(what, e)
+        and for ./run in state.json's error field (svtree status, wait),
+        which is also what tells "said already" (the machine clears it at
+        the next start). A ./finish that is not there says nothing."""
         error = None
-        if what == "run":
-            self.close_notify()
-            error = f"unable to start ./run: {why}"
-            if error != self.start_error:
-                warn(f"unable to start {self.path}/run: {why}")
-                self.start_error = error
-        elif what == "check":
-            warn(f"unable to start {self.path}/check: {why}")
-        elif e.errno not in (errno.ENOENT, errno.EACCES):
-            warn(f"unable to start {self.path}/finish: {why}")
+        if what == "finish" and e.errno in (errno.ENOENT, errno.EACCES):
+            pass                               # gone since ./run ended: nothing to say
+        else:
+            why = f"{cause}: {describe(e)}" if cause else why_not_started(what, e)
+            if what == "run":
+                self.close_notify()
+                error = f"unable to start ./run: {why}"
+                if error != self.sv.error:
+                    warn(f"unable to start {self.path}/run: {why}")
+            else:
+                warn(f"unable to start {self.path}/{what}: {why}")
         self.feed(machine.CHECK_START_FAILED if what == "check" else machine.START_FAILED,
                   error)
 
