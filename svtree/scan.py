@@ -163,7 +163,10 @@ class Scanner:
     def start_dead(self, service):
         if service.pipe and not service.joined:
             service.joined = True
-            self.join_pipe(service)
+            # only a supervise of an earlier svscan has a pipe to give (and
+            # only then is /proc/locks worth reading, twice per service)
+            if any(is_supervised(proc.path) for proc in service.procs()):
+                self.join_pipe(service)
         now = self.clock()
         for proc in service.procs():
             if proc.pid or (proc.restart_at is not None and now < proc.restart_at):
@@ -786,7 +789,7 @@ def inherited_pipe(path, fd):
     finally:
         os.close(sdir)
     for pid in unix.lock_holders(lock.st_ino):
-        pipe = pipe_of(pid, fd, here, (lock.st_dev, lock.st_ino))
+        pipe = pipe_of(pid, fd, (here.st_dev, here.st_ino), (lock.st_dev, lock.st_ino))
         if pipe:
             return pipe
     return None
@@ -795,9 +798,10 @@ def inherited_pipe(path, fd):
 def pipe_of(pid, fd, here, lock):
     """(read end, write end, (device, inode)) of the pipe on descriptor fd
     of process pid, if pid is ours in every uid, works in directory here,
-    holds the file lock open, and has not that pipe as its stderr too (a
-    supervise started in someone's pipeline, or whose stdout is a terminal
-    or svscan's own output, has no log pipe to give); None otherwise.
+    holds the file lock open (both (device, inode)), and has not that pipe
+    as its stderr too (a supervise started in someone's pipeline, or whose
+    stdout is a terminal or svscan's own output, has no log pipe to give);
+    None otherwise.
 
     Its uids are checked first (nothing of another user's is looked at:
     a cwd on a hung file system must not hang us). All checks come after a
@@ -812,18 +816,16 @@ def pipe_of(pid, fd, here, lock):
         proc = f"/proc/{pid}"
         if unix.proc_uids(pid) != [os.geteuid()] * 4:
             return None
-        cwd = os.stat(f"{proc}/cwd")
         end = f"{proc}/fd/{fd}"
         st = os.stat(end)
-        if (not stat.S_ISFIFO(st.st_mode) or (cwd.st_dev, cwd.st_ino) != (here.st_dev, here.st_ino)
-                or not holds(pid, lock) or same_file(f"{proc}/fd/2", st)):
+        pipe = st.st_dev, st.st_ino
+        if (not stat.S_ISFIFO(st.st_mode) or not same_file(f"{proc}/cwd", here)
+                or not holds(pid, lock) or same_file(f"{proc}/fd/2", pipe)):
             return None
         for flags in (os.O_RDONLY, os.O_WRONLY):     # reader first: no ENXIO
             ends.append(os.open(end, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC))
-        for e in ends:
-            got = os.fstat(e)
-            if (got.st_dev, got.st_ino) != (st.st_dev, st.st_ino):
-                return None
+        if any(identity(e) != pipe for e in ends):
+            return None
         p = select.poll()
         p.register(pidfd, select.POLLIN)
         if p.poll(0):                 # it exited meanwhile: the number may be another's
@@ -832,7 +834,7 @@ def pipe_of(pid, fd, here, lock):
             os.set_blocking(e, True)
         r, w = ends
         ends = []
-        return r, w, (st.st_dev, st.st_ino)
+        return r, w, pipe
     except OSError:
         return None
     finally:
@@ -851,14 +853,12 @@ def holds(pid, lock):
 
 
 def same_file(path, other):
-    """Is path (followed) the file other is, (device, inode) or a stat?"""
+    """Is path (followed) the file other, a (device, inode), names?"""
     try:
         st = os.stat(path)
     except OSError:
         return False
-    if isinstance(other, os.stat_result):
-        other = other.st_dev, other.st_ino
-    return (st.st_dev, st.st_ino) == tuple(other)
+    return (st.st_dev, st.st_ino) == other
 
 
 def fifo_writer(name, sdir):
@@ -1047,7 +1047,7 @@ def rehearse(path):
             loop.write_status()
             if loop.sv.pid:
                 _, wstatus = os.waitpid(loop.sv.pid, 0)
-                loop.feed(machine.EXITED, wstatus)
+                loop.run_ended(wstatus)
                 loop.write_status()
         loop.poller.poll(0)
     finally:
