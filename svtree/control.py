@@ -44,11 +44,12 @@ def is_up(dir_fd: int | None, service: str = ".") -> bool:
     """True if a supervise holds the service's ok fifo open: the service open
     as dir_fd, or the path service (dir_fd None).
 
-    Returns False for a missing fifo or no reader; raises other OSErrors.
+    Returns False for a missing fifo, something else in its place, or no
+    reader; raises other OSErrors.
     """
     try:
         fd = unix.open_fifo_writer(os.path.join(service, "supervise/ok"), dir_fd)
-    except (unix.NotRunning, FileNotFoundError):
+    except (unix.NotRunning, unix.NotFifo, FileNotFoundError):
         return False
     os.close(fd)
     return True

@@ -45,7 +45,6 @@ files with surrogateescape before parsing them.)
 
 import os
 import select
-import stat
 # C; json.dumps would build an encoder per call. ASCII: see "Names that are not UTF-8"
 from json.encoder import encode_basestring_ascii as encode_string
 
@@ -206,9 +205,8 @@ def tell(dfd, name, writes):
     except OSError:
         return
     try:
-        if stat.S_ISFIFO(os.fstat(w).st_mode):
-            for data in writes:
-                os.write(w, data)                # <= PIPE_BUF: whole lines or nothing
+        for data in writes:
+            os.write(w, data)                    # <= PIPE_BUF: whole lines or nothing
     except OSError:
         pass                                     # full: this reader misses the line
     finally:

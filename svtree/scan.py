@@ -23,7 +23,6 @@ way; what is still alive after the grace period gets SIGKILL.
 """
 
 import _signal
-import errno
 import gc
 import os
 import resource
@@ -217,8 +216,8 @@ class Scanner:
             if sdir is None:
                 return
             try:
-                proc.control = fifo_writer("control", sdir)
-                proc.ok = fifo_writer("ok", sdir)
+                proc.control = unix.open_fifo_writer("control", sdir)
+                proc.ok = unix.open_fifo_writer("ok", sdir)
             except (OSError, NotRunning):
                 self.forget_inherited(proc)
                 return
@@ -861,16 +860,6 @@ def same_file(path, other):
     return (st.st_dev, st.st_ino) == other
 
 
-def fifo_writer(name, sdir):
-    """A non-blocking write end of the fifo NAME in sdir; NotRunning if
-    nobody reads it, OSError if it is not a fifo."""
-    fd = unix.open_fifo_writer(name, sdir)
-    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(errno.EEXIST, f"{name} is not a fifo")
-    return fd
-
-
 def is_supervised(path):
     """True if some supervise already reads path/supervise/ok, in a
     supervise/ that is ours."""
@@ -878,7 +867,7 @@ def is_supervised(path):
     if sdir is None:
         return False
     try:
-        os.close(fifo_writer("ok", sdir))
+        os.close(unix.open_fifo_writer("ok", sdir))
         return True
     except (OSError, NotRunning):
         return False

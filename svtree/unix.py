@@ -48,14 +48,32 @@ def open_dir(path: str) -> int:
     return os.open(path, os.O_PATH | os.O_DIRECTORY)
 
 
+class NotFifo(OSError):
+    """What open_fifo_writer() opened is a regular file, a directory or a
+    device, not a fifo."""
+
+    def __str__(self):
+        return "not a fifo"
+
+
 def open_fifo_writer(name: str, dir_fd: int | None = None) -> int:
-    """A non-blocking write end of a fifo, or NotRunning if nobody reads it."""
+    """A non-blocking write end of a fifo, or NotRunning if nobody reads it.
+
+    NAME is in a directory its owner may write: a regular file put there
+    (or a hard link to someone else's) opens too, and what is written to
+    it would land in that file. Only a fifo is returned; anything else
+    raises NotFifo (an OSError) before a byte is written."""
     try:
-        return os.open(name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)
+        fd = os.open(name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY,
+                     dir_fd=dir_fd)
     except OSError as e:
         if e.errno == errno.ENXIO:
             raise NotRunning() from None
         raise
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotFifo()
+    return fd
 
 
 def make_fifo(name: str, dir_fd: int, mode: int = 0o600, gid: int = -1,

@@ -112,3 +112,18 @@ def test_svstat_on_a_live_service(procs, service):
     pid = wait_until(lambda: status_pid(sv))
     out = run("svstat", sv).stdout
     assert out in (f"{sv}: up (pid {pid}) {s} seconds, normally down\n" for s in (0, 1))
+
+
+def test_control_that_is_not_a_fifo_is_left_untouched(tmp_path):
+    """supervise/control and ok are in a directory the service's owner may
+    write: a regular file (or a hard link to someone else's) put there is
+    not written to, and does not count as a supervise."""
+    sv = tmp_path / "sv"
+    (sv / "supervise").mkdir(parents=True)
+    for name in ("control", "ok"):
+        (sv / "supervise" / name).write_bytes(b"precious\n")
+    r = run("svc", "-u", sv)
+    assert (r.returncode, r.stderr) == (
+        111, f"svc: warning: unable to control {sv}: supervise/control: not a fifo\n")
+    assert (sv / "supervise" / "control").read_bytes() == b"precious\n"
+    assert run("svok", sv).returncode == 100

@@ -14,7 +14,7 @@ import sys
 
 from ..control import send
 from ..errors import TEMPORARY, USAGE, NotRunning, describe
-from ..unix import leave, open_dir
+from ..unix import NotFifo, leave, open_dir
 from .options import UsageError, asked, letters
 
 OPTIONS = "udopchaitkqx12rPCK"
@@ -39,7 +39,7 @@ def control(service: str, commands: str) -> str | None:
         return f"unable to chdir to {service}: {describe(e)}"
     try:
         send(fd, commands)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, NotFifo) as e:
         # daemontools says only "file does not exist": name the file, so
         # that "not a service, or supervise never ran" is plain.
         return f"unable to control {service}: supervise/control: {describe(e)}"
