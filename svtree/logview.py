@@ -37,7 +37,8 @@ def is_log_file(path: Path) -> bool:
 
 
 def logdirs(service: Path) -> list[Path]:
-    """The log directories of a service (possibly several), or []."""
+    """The log directories of a service (possibly several), or []. Raises
+    OSError if its log/ cannot be listed."""
     service = Path(service)
     for d in (service, service / "log"):
         if is_log_file(d / "current"):
@@ -47,9 +48,26 @@ def logdirs(service: Path) -> list[Path]:
         log = service                # a logger itself: ./main below it
         if service.name != "log":
             return []
-    found = sorted(d for d in log.iterdir() if d.is_dir() and is_log_file(d / "current"))
+    owner = os.stat(log).st_uid
+    found = sorted(d for d in log.iterdir()
+                   if ours_to_show(d, owner, link_only=True) and d.is_dir()
+                   and is_log_file(d / "current"))
     named = [d for d in script_dirs(log) if d not in found and is_log_file(d / "current")]
     return found + named
+
+
+def ours_to_show(path: Path, owner: int, link_only: bool = False) -> bool:
+    """May path, named by someone of uid owner (a script, a symlink in
+    log/), be shown as that service's log? From root, anything; from
+    anyone else, only a directory of theirs: another service's log they
+    could merely name (or link to) is not shown as this one's. link_only:
+    a directory that is really in log/ (not a symlink) is theirs to fill
+    anyway."""
+    if owner == 0:
+        return True
+    if link_only and not os.path.islink(path):
+        return True
+    return owned_by(path, owner)
 
 
 LOGGERS = {"multilog": "dot", "s6-log": "dot", "svlogd": "any"}
@@ -85,11 +103,9 @@ def script_dirs(log: Path) -> list[Path]:
     kind, args = words
     named = [log / w for w in args if "$" not in w and "\0" not in w
              and (w.startswith((".", "/")) if kind == "dot" else not w.startswith("-"))]
-    # the script's author names them: from a script of root's, any (a logger
-    # run as `log` writes in a directory of log's); from anyone else's, only
-    # theirs: another service's log the author could merely name is not
-    # shown as this one's
-    return [d for d in named if owner == 0 or owned_by(d, owner)]
+    # from a script of root's, any (a logger run as `log` writes in a
+    # directory of log's); from anyone else's, only theirs (ours_to_show)
+    return [d for d in named if ours_to_show(d, owner)]
 
 
 def owned_by(path: Path, uid: int) -> bool:

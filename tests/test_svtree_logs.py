@@ -5,6 +5,8 @@ import re
 import signal
 import subprocess
 
+import pytest
+
 from conftest import program, run, wait_until
 
 LOCAL = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} ")
@@ -85,3 +87,20 @@ def test_the_directory_the_loggers_script_names(tmp_path):
     assert run("svtree", "logs", "--raw", elsewhere).stdout.splitlines() == ["far away"]
     (service / "log" / "run").write_text("#!/bin/sh\nexec multilog t $LOGDIR\n")
     assert run("svtree", "logs", "--raw", service).stdout.splitlines() == ["near by"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown)")
+def test_a_symlink_in_someone_elses_log_shows_only_their_directory(tmp_path):
+    """A service's owner may link log/main to any directory: root's svtree
+    logs shows it as that service's log only if it is the owner's own."""
+    other = tmp_path / "other"
+    other.mkdir()
+    fill(other, b"not theirs\n")                       # root's
+    sv = tmp_path / "svc"
+    (sv / "log").mkdir(parents=True)
+    (sv / "log" / "main").symlink_to(other)
+    os.chown(sv / "log", 65534, 65534)
+    r = run("svtree", "logs", "--raw", sv)
+    assert r.returncode == 111 and "not theirs" not in r.stdout
+    os.chown(other, 65534, 65534)
+    assert run("svtree", "logs", "--raw", sv).stdout == "not theirs\n"

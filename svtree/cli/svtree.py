@@ -223,7 +223,10 @@ def logs(service, count, follow, raw):
     directory, 111 if it has no log (yet).
     """
     directories([service], "read")
-    dirs = logview.logdirs(service)
+    try:
+        dirs = logview.logdirs(service)
+    except OSError as e:
+        raise Fatal(f"unable to read {service}/log: {describe(e)}") from None
     if not dirs:
         raise Fatal(f"no log directory with a current file in {service}, its log/, or where "
                     f"its logger's script writes; name the log directory itself: "
@@ -343,13 +346,15 @@ def explain(records):
 def log_report(rec) -> list[str]:
     """The log lines of a status -v block: the last LOG_LINES of the log."""
     label = f"  {'log':<12} "
+    service = Path(rec["logger_of"] or rec["service"])
+    try:
+        dirs = logview.logdirs(service)
+    except OSError as e:
+        return [label + table.printable(f"unable to read {service}/log: {describe(e)}")]
     if rec["logger_of"] is not None:          # a logger's own output goes nowhere logged
-        dirs = logview.logdirs(Path(rec["logger_of"]))
         if not dirs:
             return [label + "no log directory with a current file yet"]
         return [label + "writes " + table.printable(", ".join(str(d) for d in dirs))]
-    service = Path(rec["service"])
-    dirs = logview.logdirs(service)
     if not dirs:
         return [label + table.printable(f"none found (no current file in {service}/log "
                                         "or below it)")]
