@@ -110,8 +110,8 @@ class Server:
     def wait(self) -> float | None:
         """Seconds until the next deadline (None: there is none)."""
         deadlines = [c.deadline for c in self.clients.values()]
-        if not self.accepting and self.paused_until:
-            deadlines.append(self.paused_until)
+        if not self.accepting and self.paused_until > time.monotonic():
+            deadlines.append(self.paused_until)    # a pause over long ago is no deadline
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def accept(self):
