@@ -120,26 +120,19 @@ def find(args) -> list[Entry]:
 
     A missing argument is returned as is: read() reports it as unknown.
     """
-    entries = []
-    for arg in args or ["."]:
-        path = Path(arg)
-        if is_service(path) or not path.is_dir():
-            entries += with_logger(path)
-            continue
-        for name in scan_names(path):
-            entries += with_logger(path / name)
-    return entries
+    return search(args, keep_missing=True)[0]
 
 
-def search(args) -> tuple[list[Entry], list[str]]:
+def search(args, keep_missing=False) -> tuple[list[Entry], list[str]]:
     """The services the arguments name, and for each argument that names
     none (missing, not a directory, unreadable, or a directory with neither
     `run` nor services: `svtree status /tmp`, a typo, the wrong directory)
-    a line saying so."""
+    a line saying so; keep_missing: an argument that is not a directory is
+    an entry all the same (find)."""
     entries, problems = [], []
     for arg in args or ["."]:
         path = Path(arg)
-        if is_service(path):
+        if is_service(path) or (keep_missing and not path.is_dir()):
             entries += with_logger(path)
             continue
         try:
@@ -156,11 +149,15 @@ def search(args) -> tuple[list[Entry], list[str]]:
     return entries, problems
 
 
-def is_service(path: Path) -> bool:
-    """A service directory named as such: it has a run, or it is a
-    built-in logger (a log/ with a multilog script and no run, which its
-    supervise runs itself)."""
-    return os.path.lexists(path / "run") or os.path.lexists(path / "multilog")
+SERVICE_FILES = ("run", "multilog")   # multilog: a built-in logger's script
+
+
+def is_service(path: Path | str = ".", dir_fd: int | None = None) -> bool:
+    """A service directory named as such (the directory open as dir_fd, if
+    given): it has a run, or it is a built-in logger (a log/ with a
+    multilog script and no run, which its supervise runs itself)."""
+    return any(os.access(os.path.join(path, name), os.F_OK, dir_fd=dir_fd,
+                         follow_symlinks=False) for name in SERVICE_FILES)
 
 
 def scan_names(scandir: Path, names: list[str] | None = None) -> list[str]:
@@ -194,7 +191,6 @@ class Snapshot:
     last_exit: dict | None = None
     failed: bool | None = None
     quick_deaths: int | None = None
-    term: bool = False                 # TERM sent, not yet exited (runit's byte 18)
     readiness: str | None = None
     start_error: str | None = None
     reason: str | None = None
@@ -213,8 +209,7 @@ def snapshot(dir_fd: int) -> Snapshot:
     that is unreadable or malformed raises nothing: record_error says why."""
     st = read_status(dir_fd)
     since = st.seconds + st.nanoseconds / 1e9
-    snap = Snapshot(PROCESS[st.state], st.pid, since, WANTS[st.want], st.paused,
-                    term=bool(st.term))
+    snap = Snapshot(PROCESS[st.state], st.pid, since, WANTS[st.want], st.paused)
     try:
         fields = parse_record(unix.read_regular("supervise/state.json", dir_fd,
                                                 RECORD_MAX + 1))

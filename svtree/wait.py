@@ -135,11 +135,6 @@ BY_NAME = {
 }
 
 
-def reached(goal: str, snap: tree.Snapshot) -> bool:
-    """Is a service in the goal state, by its status alone? (pure)"""
-    return BY_NAME[goal].reached(snap)
-
-
 # --- what the control verbs wait for (see the module docstring) ------------------------
 
 def up_enough(snap) -> bool:
@@ -196,8 +191,7 @@ def send(path: Path, verb: str) -> Goal:
     except OSError as e:
         raise WaitError(f"unable to chdir: {describe(e)}") from None
     try:
-        if not any(os.access(name, os.F_OK, dir_fd=fd, follow_symlinks=False)
-                   for name in ("run", "multilog")):      # multilog: a built-in logger
+        if not tree.is_service(dir_fd=fd):
             raise WaitError("not a service directory (no run file)")
         try:
             before = tree.snapshot(fd)
