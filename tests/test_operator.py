@@ -29,7 +29,7 @@ from conftest import NOTIFY_WHEN_GO, program, run, terminal_output, wait_until, 
 from svtree import table, tree
 from svtree import wait as wait_
 from svtree.cli.svtree import SECTIONS, svtree
-from test_hostile import Fake, state_json, status_record
+from test_hostile import Fake, fakes, state_json, status_record  # noqa: F401  (fakes: a fixture)
 
 def on_a_terminal(*argv, env=None):
     """(exit code, output) of one of our programs whose stdout is a terminal."""
@@ -38,19 +38,6 @@ def on_a_terminal(*argv, env=None):
 
 def record(sv):
     return tree.read(tree.Entry(Path(sv)))
-
-
-@pytest.fixture
-def fakes(tmp_path):
-    """Fake services (test_hostile's: a supervise/ laid out by hand, ok held open)."""
-    made = []
-
-    def make(name="svc"):
-        made.append(Fake(tmp_path / "scan", name))
-        return made[-1]
-    yield make
-    for fake in made:
-        fake.close()
 
 
 # --- 1. arguments that name no service --------------------------------------------------
