@@ -36,11 +36,17 @@ def warn(what):
     tell("multilog", "warning", what)
 
 
+ROOM_MARGIN = 8 << 20   # bytes: an answer of statvfs this far from full is believed...
+ROOM_AGE = 1.0          # ...for this many seconds, less what we appended since
+
+
 class LogDir:
     def __init__(self, path, size, num, processor=None, *, clock=time.time_ns, pause=time.sleep):
         self.path, self.size, self.num, self.processor = path, size, num, processor
         self.clock, self.pause = clock, pause
         self.root = os.geteuid() == 0          # now: a built-in logger forks, then setuid()s
+        self.appended = 0                      # bytes written, ever (room() counts down)
+        self.room_seen, self.room_base, self.room_until = None, 0, 0.0
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
@@ -122,18 +128,31 @@ class LogDir:
                 continue
             view = view[n:]
             self.used += n
+            self.appended += n
 
     def room(self):
         """Bytes the directory's file system can still take, as statvfs says:
         root may use the blocks reserved for it. None if it does not say
-        (no size at all: some network and pseudo file systems)."""
+        (no size at all: some network and pseudo file systems).
+
+        Asked before every read, it cost as much as reading a line: an
+        answer more than ROOM_MARGIN from full, less what we appended
+        since, stands for ROOM_AGE seconds. Near full (the case it is
+        asked for, and where others' writes count) it is asked every time."""
+        now = time.monotonic()
+        if self.room_seen is not None and now < self.room_until:
+            left = self.room_seen - (self.appended - self.room_base)
+            if left > ROOM_MARGIN:
+                return left
         try:
             st = os.fstatvfs(self.dfd)
         except OSError:
             return None
         if not st.f_blocks:
             return None
-        return (st.f_bfree if self.root else st.f_bavail) * st.f_frsize
+        room = (st.f_bfree if self.root else st.f_bavail) * st.f_frsize
+        self.room_seen, self.room_base, self.room_until = room, self.appended, now + ROOM_AGE
+        return room
 
     # --- rotation ------------------------------------------------------------------
 
