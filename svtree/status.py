@@ -90,14 +90,16 @@ def unpack(data: bytes) -> Status:
                   data[16] != 0, want, term, state)
 
 
-def read(service: str) -> Status:
-    """The status of SERVICE, read from SERVICE/supervise/status.
+def read(service: str = ".", dir_fd: int | None = None) -> Status:
+    """The status of SERVICE (relative to dir_fd, if given), read from
+    SERVICE/supervise/status.
 
     Opened without blocking or following a symlink, and only if it is a
     regular file: a fifo planted there must not hang the reader.
     Raises OSError if the file cannot be read, BadStatus if it is malformed.
     """
     try:
-        return unpack(read_regular(os.path.join(service, "supervise", "status"), None, SIZE + 1))
-    except NotRegular:
-        raise BadStatus("not a regular file") from None
+        return unpack(read_regular(os.path.join(service, "supervise", "status"), dir_fd,
+                                   SIZE + 1))
+    except NotRegular as e:
+        raise BadStatus(str(e)) from None

@@ -207,7 +207,7 @@ def snapshot(dir_fd: int) -> Snapshot:
     open as dir_fd. Raises OSError (FileNotFoundError: never supervised) or
     status.BadStatus (a fifo, say, is "not a regular file"). A state.json
     that is unreadable or malformed raises nothing: record_error says why."""
-    st = read_status(dir_fd)
+    st = status.read(dir_fd=dir_fd)
     since = st.seconds + st.nanoseconds / 1e9
     snap = Snapshot(PROCESS[st.state], st.pid, since, WANTS[st.want], st.paused)
     try:
@@ -247,14 +247,6 @@ def cut(text: str | None) -> str | None:
     if text is None or len(text) <= TEXT_MAX:
         return text
     return text[:TEXT_MAX - 3] + "..."
-
-
-def read_status(dir_fd: int) -> status.Status:
-    try:
-        data = unix.read_regular("supervise/status", dir_fd, status.SIZE + 1)
-    except unix.NotRegular as e:
-        raise status.BadStatus(str(e)) from None
-    return status.unpack(data)
 
 
 # --- JSON records (state.json, event lines): as hostile as anything their owner writes ---
