@@ -1,7 +1,7 @@
 """Following the state changes of services, one dict per change.
 
 svtree's supervise tells its changes through supervise/event/, a fifodir
-(see history.py): we make a fifo there, `svtree-events-PID-N` (supervise
+(see fifodir.py): we make a fifo there, `svtree-events-PID-N` (supervise
 skips names starting with a dot), and read one JSON line per change:
 
     {"service": PATH, "event": "up"|"ready"|"exited"|"down"|"failed"|"unhealthy",
@@ -40,16 +40,13 @@ import select
 import time
 from pathlib import Path
 
-from . import history, status, tree, unix
+from . import fifodir, inotify, servicedir, status, tree, unix
 from .errors import describe
-from .scan import meant_for_this_host
 
 FIFO_PREFIX = "svtree-events-"
-IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x8, 0x40, 0x80, 0x100, 0x200
-IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
-SCAN_MASK = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
-SERVICE_MASK = IN_CREATE | IN_MOVED_TO
-SUPERVISE_MASK = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE
+SCAN_MASK = inotify.CREATE | inotify.MOVED_TO | inotify.DELETE | inotify.MOVED_FROM
+SERVICE_MASK = inotify.CREATE | inotify.MOVED_TO
+SUPERVISE_MASK = inotify.CREATE | inotify.MOVED_TO | inotify.CLOSE_WRITE
 BLOCK = 65536
 LINE_MAX = 65536      # supervise's lines are a few hundred bytes, a long path's a few K
 WORD = re.compile("[a-z][a-z-]{0,31}")
@@ -73,7 +70,7 @@ class Followed:
         self.new = new                 # owes a "new" line once it has a status
         self.service_wd = None
         self.supervise_wd = None
-        self.sub = None                # our history.Subscription once attached
+        self.sub = None                # our fifodir.Subscription once attached
         self.partial = b""             # None: in a line too long, skipped to its end
         self.warned = False            # about a bad line in the fifo
         self.last = None               # (process, pid) for services without event/
@@ -141,11 +138,11 @@ class Follower:
             if not path.is_dir():
                 os.stat(path)                  # FileNotFoundError, or:
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
-            if not tree.is_service(path):
+            if not servicedir.is_service(path):
                 wd = self.inotify.add_watch(str(path), SCAN_MASK)
                 self.scandirs[wd] = path
-                for name in tree.scan_names(path):
-                    if meant_for_this_host(name):
+                for name in servicedir.names(path):
+                    if servicedir.meant_for_this_host(name):
                         self.add(path / name)
             else:
                 self.add(path)
@@ -204,10 +201,10 @@ class Follower:
 
     def attach(self, f):
         """Make our fifo in supervise/event/ and open both ends."""
-        if not os.path.isdir(f.path / "supervise" / history.EVENT_DIR):
+        if not os.path.isdir(f.path / "supervise" / fifodir.EVENT_DIR):
             return                             # not svtree's supervise (or not yet)
         try:
-            f.sub = history.Subscription(str(f.path), next(self.names))
+            f.sub = fifodir.Subscription(str(f.path), next(self.names))
         except OSError as e:
             self.warn(f"unable to make a fifo in {f.path}/supervise/event: {describe(e)}")
             return
@@ -248,7 +245,7 @@ class Follower:
     def on_inotify(self, events):
         lines = []
         for event in events:
-            if event.mask & IN_Q_OVERFLOW:
+            if event.mask & inotify.Q_OVERFLOW:
                 lines += self.recover()
                 continue
             if event.wd in self.scandirs:
@@ -257,7 +254,7 @@ class Follower:
             f = self.by_wd.get(event.wd)
             if f is None:
                 continue
-            if event.mask & IN_IGNORED:
+            if event.mask & inotify.IGNORED:
                 self.by_wd.pop(event.wd, None)
                 if event.wd == f.service_wd:   # the directory is gone
                     f.service_wd = None
@@ -281,8 +278,8 @@ class Follower:
         """inotify lost events: look at every scan directory and status again."""
         lines = []
         for scandir in list(self.scandirs.values()):
-            for name in tree.scan_names(scandir):
-                if meant_for_this_host(name):
+            for name in servicedir.names(scandir):
+                if servicedir.meant_for_this_host(name):
                     lines += self.add(scandir / name, new=True)
         for f in list(self.followed.values()):
             if f.supervise_wd is None or f.sub is None:
@@ -290,14 +287,14 @@ class Follower:
         return lines
 
     def on_scandir(self, scandir, event):
-        if event.mask & IN_IGNORED:
+        if event.mask & inotify.IGNORED:
             del self.scandirs[event.wd]
             return []
         name = event.name
-        if not name or name.startswith(".") or not meant_for_this_host(name):
+        if not name or not servicedir.candidate(name):
             return []
         path = scandir / name
-        if event.mask & (IN_DELETE | IN_MOVED_FROM):
+        if event.mask & (inotify.DELETE | inotify.MOVED_FROM):
             for f in [f for f in self.followed.values()
                       if f.path == path or f.logger_of == path]:
                 self.drop(f)
@@ -335,11 +332,10 @@ def follow(args, *, hangup_fd=None, clock=time.time, warn=lambda message: None):
     the next write. Closing the generator removes our fifos. Raises OSError
     for an argument that is not a directory.
     """
-    from inotify_simple import INotify
-    inotify = INotify()
-    follower = Follower(inotify, clock=clock, warn=warn)
+    watcher = inotify.make()
+    follower = Follower(watcher, clock=clock, warn=warn)
     poller = select.poll()
-    poller.register(inotify.fileno(), select.POLLIN)
+    poller.register(watcher.fileno(), select.POLLIN)
     if hangup_fd is not None:
         poller.register(hangup_fd, 0)        # POLLERR and POLLHUP come anyway
     registered = set()
@@ -354,10 +350,10 @@ def follow(args, *, hangup_fd=None, clock=time.time, warn=lambda message: None):
             for fd, mask in poller.poll():
                 if fd == hangup_fd:
                     raise BrokenPipeError(errno.EPIPE, "the reader of our output is gone")
-                if fd == inotify.fileno():
-                    yield from follower.on_inotify(inotify.read(timeout=0))
+                if fd == watcher.fileno():
+                    yield from follower.on_inotify(watcher.read(timeout=0))
                 elif fd in follower.by_fd:
                     yield from follower.on_fifo(fd)
     finally:
         follower.close()
-        inotify.close()
+        watcher.close()

@@ -21,6 +21,7 @@ the logger how much the file system can still take, so that it reads no
 more than that from the pipe (see logger.py).
 """
 
+import _signal      # plain ints, without signal's enum module
 import os
 import stat
 import time
@@ -38,6 +39,8 @@ def warn(what):
 
 ROOM_MARGIN = 8 << 20   # bytes: an answer of statvfs this far from full is believed...
 ROOM_AGE = 1.0          # ...for this many seconds, less what we appended since
+# a !processor starts with these at their defaults, whatever multilog does with them
+PROCESSOR_DEFAULTS = (_signal.SIGTERM, _signal.SIGALRM, _signal.SIGHUP, _signal.SIGPIPE)
 
 
 class LogDir:
@@ -224,7 +227,7 @@ class LogDir:
             actions = [(os.POSIX_SPAWN_DUP2, fd, target)
                        for fd, target in zip(fds, (0, 1, 4, 5))]
             pid = os.posix_spawn("/bin/sh", ["sh", "-c", self.processor], os.environ,
-                                 file_actions=actions, setsigdef=(15, 14, 1, 13))
+                                 file_actions=actions, setsigdef=PROCESSOR_DEFAULTS)
             _, wstatus = os.waitpid(pid, 0)
             if wstatus != 0:
                 return False

@@ -39,7 +39,7 @@ from .errors import tell
 
 CHUNK = 1 << 16
 TRICKLE = 1 << 16        # one-byte reads before a "full" disk that takes them is believed
-SIGALRM, SIGTERM = 14, 15
+SIGALRM, SIGTERM = _signal.SIGALRM, _signal.SIGTERM   # plain ints, unlike signal's
 
 
 def stamp_t(ns):
@@ -196,15 +196,8 @@ def write_status(name, body):
         tell("multilog", "warning", f"unable to write {name}", e)
 
 
-def _note(signum, frame):
-    """The wakeup pipe carries the signal to the loop."""
-
-
 def run(logger: Logger, fd: int = 0) -> int:
-    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    _signal.signal(SIGALRM, _note)
-    _signal.signal(SIGTERM, _note)
+    r = unix.wakeup_pipe((SIGALRM, SIGTERM))
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     poller.register(r, select.POLLIN)

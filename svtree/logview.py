@@ -22,7 +22,7 @@ import shlex
 import stat
 from pathlib import Path
 
-from . import tai64n, unix
+from . import inotify, tai64n, unix
 
 BLOCK = 65536
 LINE_MAX = 65536      # a longer line is shown cut (tail) or in pieces (follow)
@@ -211,15 +211,14 @@ def follow(logdir: Path, offset=None, timeout=None):
     unix.NotRegular or OSError if current cannot be opened at the start; a
     later current that is no regular file is waited past.
     """
-    from inotify_simple import INotify, flags
-    inotify = INotify()
-    inotify.add_watch(str(logdir), flags.MODIFY | flags.CREATE | flags.MOVED_TO
-                      | flags.MOVED_FROM | flags.CLOSE_WRITE)
+    watcher = inotify.make()
+    watcher.add_watch(str(logdir), inotify.MODIFY | inotify.CREATE | inotify.MOVED_TO
+                      | inotify.MOVED_FROM | inotify.CLOSE_WRITE)
     current = logdir / "current"
     try:
         fd = unix.open_regular(str(current))
     except BaseException:
-        inotify.close()
+        watcher.close()
         raise
     if offset is None:
         os.lseek(fd, 0, os.SEEK_END)
@@ -235,7 +234,7 @@ def follow(logdir: Path, offset=None, timeout=None):
                     os.close(fd)
                     fd = fresh
                     continue
-                events = inotify.read(timeout=None if timeout is None else int(timeout * 1000))
+                events = watcher.read(timeout=None if timeout is None else int(timeout * 1000))
                 if not events and timeout is not None:
                     yield None
                 continue
@@ -248,7 +247,7 @@ def follow(logdir: Path, offset=None, timeout=None):
                 partial = partial[LINE_MAX:]
     finally:
         os.close(fd)
-        inotify.close()
+        watcher.close()
 
 
 def reopened(current: Path, fd: int) -> int | None:

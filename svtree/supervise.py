@@ -19,20 +19,15 @@ it", which svscan uses to let a logger drain its pipe before it goes.
 
 import _signal      # the C module: signal's enum wrappers cost a forked child memory
 import errno
-import json         # loaded by history's encoder already
+import json         # loaded by statejson's encoder already
 import os
-import pwd
 import select
-import shlex
 import signal
-import sys
 import time
 
-from . import config, history, machine, status, trust, unix
-# the built-in logger's code, imported here so that svscan's children share it
-from . import logdir, logger, logscript  # noqa: F401  (cli.multilog imports them when run)
-from .cli import multilog
+from . import builtinlog, diagnose, fifodir, machine, policy, procfs, statejson, status, trust, unix
 from .errors import describe, tell
+from .proctitle import name_process
 
 PROG = "supervise"
 
@@ -42,10 +37,8 @@ SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGKILL = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL))
 MAX_POLL = 2**31 - 1   # milliseconds
 HOLD = 0.05         # seconds a status write waits, after TERM, for ./run's exit
-BOOT_ID = unix.boot_id()
+BOOT_ID = procfs.boot_id()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
-                         - {signal.SIGKILL, signal.SIGSTOP}))
 
 
 def warn(what, e=None):
@@ -116,7 +109,7 @@ def open_up(sdir, gid, path):
     try:
         os.fchown(sdir, -1, os.getegid() if gid is None else gid)
         os.fchmod(sdir, 0o700 if gid is None else 0o750)
-        history.make_event_dir(sdir, os.getegid() if gid is None else gid)
+        fifodir.make_event_dir(sdir, os.getegid() if gid is None else gid)
     except OSError as e:
         warn(f"unable to set the permissions of {path}/supervise", e)
 
@@ -148,184 +141,7 @@ def spawn(argv, notify=None, stderr_to_stdout=False):
     if stderr_to_stdout:
         actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
     return os.posix_spawn(argv[0], argv, os.environ._data, setsid=True,
-                          setsigdef=CATCHABLE, setsigmask=(), file_actions=actions)
-
-
-# --- the built-in logger ----------------------------------------------------------
-
-LOGGER_SCRIPT = "multilog"    # log/multilog: multilog's script, as data
-LOGGER_USER = "user"          # log/user: the account it runs as, in a file of ours
-SCRIPT_MAX = 4096
-
-
-class BadScript(Exception):
-    """log/multilog cannot be used: the words say why."""
-
-
-def is_builtin_logger():
-    """A directory with no ./run and a multilog file: its ./run is svtree's
-    multilog, run in a child forked from here rather than a new interpreter."""
-    return not os.path.lexists("run") and os.path.lexists(LOGGER_SCRIPT)
-
-
-def logger_script():
-    """(the script's words, (uid, gid) to run as or None).
-
-    The file is its owner's, and root reads it: a regular file only, not
-    followed if a symlink, opened without blocking, at most SCRIPT_MAX
-    bytes, split as sh splits words (quotes, # comments). Raises BadScript.
-    """
-    try:
-        fd = unix.open_regular(LOGGER_SCRIPT)
-    except (OSError, unix.NotRegular) as e:
-        raise BadScript(describe(e)) from None
-    try:
-        st = os.fstat(fd)
-        data = os.read(fd, SCRIPT_MAX + 1)
-    except OSError as e:
-        raise BadScript(describe(e)) from None
-    finally:
-        os.close(fd)
-    if len(data) > SCRIPT_MAX:
-        raise BadScript(f"longer than {SCRIPT_MAX} bytes")
-    try:
-        words = shlex.split(data.decode("utf-8", "surrogateescape"), comments=True)
-    except ValueError as e:
-        raise BadScript(f"not a script: {e}") from None
-    if not words:
-        raise BadScript("no script in it")
-    return words, logger_account(st)
-
-
-def logger_account(st):
-    """Whom the built-in logger runs as, (uid, gid, groups) or None for as
-    we are: the account a `user` file names, if that file is one only we
-    can have made (config.is_ours, as for `critical`); else, when we are
-    root and someone else owns the script, that owner: the script then
-    writes (and its !processor runs) where its author may, not where root
-    may. Groups come from the account database (its primary group and its
-    memberships), never from the file, whose group may be root's.
-
-    Raises BadScript when a `user` file is there but cannot be used, or the
-    owner has no account: the logger does not start rather than run with
-    more privileges than asked for."""
-    name = None
-    if os.access(LOGGER_USER, os.F_OK, follow_symlinks=False):
-        if not config.is_ours(LOGGER_USER):
-            raise BadScript(f"{LOGGER_USER} is not a file of uid {os.geteuid()} in a directory"
-                            " only it can write")
-        try:
-            name = config.read_text(LOGGER_USER).strip()
-        except OSError as e:
-            raise BadScript(f"{LOGGER_USER}: {describe(e)}") from None
-    elif os.geteuid() == 0 and st.st_uid != 0:
-        name = str(st.st_uid)
-    if name is None:
-        return None
-    try:
-        pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
-    except (KeyError, ValueError, OverflowError):
-        raise BadScript(f"no account {name!r} to run the logger as") from None
-    try:
-        groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
-    except OSError:
-        groups = [pw.pw_gid]
-    return pw.pw_uid, pw.pw_gid, groups
-
-
-def fork_logger(words, account, path):
-    """Start the built-in logger: a child of ours in a session of its own,
-    its signals at their defaults, as account, running multilog's code on
-    our stdin (svscan's pipe, which outlives it). Raises OSError."""
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 111
-    try:
-        os.setsid()
-        _signal.set_wakeup_fd(-1)
-        for signum in CATCHABLE:        # every signal at its default, as ./run gets them
-            try:
-                _signal.signal(signum, _signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-        _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        if account:
-            uid, gid, groups = account
-            os.setgroups(groups)
-            os.setgid(gid)
-            os.setuid(uid)
-        name_process(shlex.join(["multilog", *words]), "multilog")
-        code = multilog.main(words)
-    except BaseException as e:        # never return into supervise's loop
-        try:
-            tell("multilog", "fatal", f"unable to run the logger of {path}", e)
-        except BaseException:
-            pass
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:
-                pass
-        os._exit(code)
-
-
-def why_not_started(name, e):
-    """The real cause of a failed exec of ./name, looked for: the kernel
-    says ENOENT for a missing #! interpreter too (`/bin/sh\r` when the
-    script has CRLF line endings), EACCES for a missing exec bit.
-
-    ./name is its owner's: its first line is read as a regular file only
-    (a fifo named run must not hang us, a symlink is not followed), and
-    what it names is shown escaped (a control byte reaches no log)."""
-    if e.errno == errno.ENOENT and os.path.lexists(name):
-        interpreter = shebang(name)
-        if interpreter is None:
-            return f"{name} exists, but the loader it names does not ({describe(e)})"
-        if interpreter.endswith(b"\r"):
-            return (f"its interpreter {shown(interpreter)} does not exist: {name} has CRLF"
-                    " line endings (dos2unix)")
-        return f"its interpreter {shown(interpreter)} (the #! line of {name}) does not exist"
-    if e.errno == errno.EACCES and os.path.exists(name):
-        if not os.access(name, os.X_OK):
-            return f"{name} is not executable (chmod +x {name})"
-        interpreter = shebang(name)
-        if interpreter and not executable(interpreter):
-            return f"its interpreter {shown(interpreter)} is not executable"
-    if e.errno == errno.ENOEXEC:
-        return f"{name} is neither a program nor a script starting with #!"
-    return describe(e)
-
-
-def shebang(name):
-    """The interpreter a #! line names (bytes), or None."""
-    try:
-        line = unix.read_regular(name, None, 256).split(b"\n", 1)[0]
-    except (OSError, unix.NotRegular):
-        return None
-    if not line.startswith(b"#!"):
-        return None
-    word = line[2:].lstrip(b" \t")
-    for sep in (b" ", b"\t"):
-        word = word.split(sep, 1)[0]
-    return word or None
-
-
-def executable(path):
-    try:
-        return os.access(path, os.X_OK)
-    except ValueError:                   # a NUL in the #! line
-        return False
-
-
-def shown(name):
-    """A name from a #! line for a message: \\r as \\r, other controls and
-    bytes that are not UTF-8 as \\xNN."""
-    text = name.decode(errors="backslashreplace")
-    return "".join(c if c.isprintable() else "\\r" if c == "\r" else f"\\x{ord(c):02x}"
-                   for c in text)
+                          setsigdef=unix.CATCHABLE, setsigmask=(), file_actions=actions)
 
 
 class StartFailed(Exception):
@@ -348,7 +164,7 @@ class Loop:
         self.normally_up = not os.access("down", os.F_OK)
         want = machine.WANT_UP if self.normally_up else machine.WANT_DOWN
         self.warned = set()          # policy complaints already made
-        self.sv = machine.Supervisor(want, clock(), config.read(path, self.warn_once))
+        self.sv = machine.Supervisor(want, clock(), policy.read(path, self.warn_once))
         self.policy_fresh = True     # just read: the first start need not read it again
         self.sv.stamp = unix_now()           # "down 0 seconds" at start, as daemontools
         self.written = None
@@ -393,11 +209,11 @@ class Loop:
                 self.written = data
             except OSError as e:
                 self.warn_write("status", e)
-        fields = history.record(self.sv, self.path, self.normally_up, self.run_start,
+        fields = statejson.record(self.sv, self.path, self.normally_up, self.run_start,
                                 self.next_start())
         if fields != self.written_state:
             try:
-                unix.replace_file("state.json", history.pack(fields), dir_fd=self.sdir)
+                unix.replace_file("state.json", statejson.pack(fields), dir_fd=self.sdir)
                 self.written_state = fields
                 self.write_error = None
             except OSError as e:
@@ -425,7 +241,7 @@ class Loop:
         """Event readers are told after the status files are written: one who
         reads them on hearing of a change finds the change there."""
         if self.events:
-            history.announce(self.sdir, self.events)
+            fifodir.announce(self.sdir, (statejson.pack(f) for f in self.events))
             self.events = []
 
     # --- the machine and its effects ---------------------------------------------
@@ -448,7 +264,7 @@ class Loop:
         elif kind == "killcheck":
             signal_pid(self.sv.check_pid, effect[1])
         elif kind == "announce":             # told once the files say it too
-            self.events.append(history.event_fields(self.sv, self.path, effect[1],
+            self.events.append(statejson.event_fields(self.sv, self.path, effect[1],
                                                     unix_now()))
         elif kind == "exit":
             self.exit_code = effect[1]
@@ -461,23 +277,23 @@ class Loop:
         decided when ./run ended: run_ended) and feed the machine the
         outcome."""
         if what == "run" and not self.policy_fresh:
-            self.sv.policy = config.read(self.path, self.warn_once)   # edits count from now on
+            self.sv.policy = policy.read(self.path, self.warn_once)   # edits count from now on
         try:
-            pid = self.start_logger() if what == "run" and is_builtin_logger() \
+            pid = self.start_logger() if what == "run" and builtinlog.is_builtin() \
                 else self.spawn(what, argv)
         except StartFailed as e:
             self.start_failed(what, e.error, e.cause)
             return
         if what == "run":
-            self.run_start = (BOOT_ID, unix.start_ticks(pid))
+            self.run_start = (BOOT_ID, procfs.start_ticks(pid))
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
     def start_logger(self):
-        """The built-in logger's pid (fork_logger). Raises StartFailed."""
+        """The built-in logger's pid (builtinlog.fork). Raises StartFailed."""
         try:
-            return fork_logger(*logger_script(), self.path)
-        except BadScript as e:
-            raise StartFailed(e, f"its script {LOGGER_SCRIPT} cannot be used") from None
+            return builtinlog.fork(*builtinlog.script(), self.path)
+        except builtinlog.BadScript as e:
+            raise StartFailed(e, f"its script {builtinlog.SCRIPT} cannot be used") from None
         except OSError as e:
             raise StartFailed(e, "unable to fork the logger") from None
 
@@ -505,7 +321,7 @@ class Loop:
         if what == "finish" and e.errno in (errno.ENOENT, errno.EACCES):
             pass                               # gone since ./run ended: nothing to say
         else:
-            why = f"{cause}: {describe(e)}" if cause else why_not_started(what, e)
+            why = f"{cause}: {describe(e)}" if cause else diagnose.why_not_started(what, e)
             if what == "run":
                 self.close_notify()
                 error = f"unable to start ./run: {why}"
@@ -554,16 +370,10 @@ class Loop:
         pid, ticks, past = leftover(self.sdir)
         if not pid:
             return
-        try:
-            self.pidfd = os.pidfd_open(pid)
-        except OSError:
+        pidfd = procfs.leader_pidfd(pid, ticks=ticks)    # the kernel's word
+        if pidfd is None:
             return
-        # checked after the pidfd was opened: the process checked is the one it holds
-        proc = unix.proc_stat(pid)
-        if not proc or proc[0] == b"Z" or int(proc[3]) != pid or int(proc[19]) != ticks:
-            os.close(self.pidfd)
-            self.pidfd = -1
-            return
+        self.pidfd = pidfd
         self.poller.register(self.pidfd, select.POLLIN)
         self.run_start = (BOOT_ID, ticks)
         stamp = started_at(ticks)
@@ -709,7 +519,7 @@ def leftover(sdir):
     ticks = fields.get("pid_start")
     if fields.get("pid") != s.pid or fields.get("boot") != BOOT_ID or type(ticks) is not int:
         return none
-    return s.pid, ticks, history.past(fields)
+    return s.pid, ticks, statejson.past(fields)
 
 
 def started_at(ticks):
@@ -729,77 +539,15 @@ def signal_pid(pid, signum):
             warn(f"unable to signal {pid}", e)
 
 
-def name_process(title, comm):
-    """Show the process as title (`supervise web`) in ps -o args, top and
-    docker top, and as comm (`supervise`) in ps -o comm and pgrep -x, as
-    daemontools' processes show. setproctitle rewrites the argv area in
-    place (only that: a longer title is cut); without it, comm alone is set.
-
-    SPT_NOENV, in the C environment only and only for the first call (the
-    one that sets setproctitle up): without it the environment's area
-    would be taken for the title too, and /proc/PID/environ of svscan and
-    every supervise would show the title's bytes instead of the
-    environment (which ps e, debuggers and benchmarks read)."""
-    global set_title
-    first = set_title is None
-    if first:
-        set_title = load_title_setter()
-    if set_title:       # a name that is not UTF-8 shows its bytes as \xNN
-        if first:
-            os.putenv("SPT_NOENV", "1")
-        try:
-            set_title(title.encode(errors="surrogateescape").decode(errors="backslashreplace"))
-        finally:
-            if first:
-                os.unsetenv("SPT_NOENV")
-    try:
-        fd = os.open("/proc/self/comm", os.O_WRONLY)
-    except OSError:
-        return
-    try:
-        os.write(fd, comm.encode())
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-set_title = None        # setproctitle's function once loaded (svscan: before forking)
-
-
-def load_title_setter():
-    """setproctitle's C function, loaded without its package: the package's
-    __init__ imports logging, and logging threading, whose fork hooks cost
-    every supervise svscan forks some 330 KiB of private memory. False if
-    the module is not there (or laid out otherwise): comm alone then."""
-    try:
-        from importlib.machinery import PathFinder
-        package = PathFinder.find_spec("setproctitle")
-        spec = PathFinder.find_spec("_setproctitle", list(package.submodule_search_locations))
-        module = spec.loader.create_module(spec)
-        spec.loader.exec_module(module)
-        return module.setproctitle
-    except (ImportError, AttributeError, TypeError, OSError):
-        return False
-
-
 def unix_now():
     return divmod(time.time_ns(), 1_000_000_000)
 
 
-def _note(signum, frame):
-    """Handlers do nothing: the wakeup pipe carries the signal to the loop."""
-
-
 def install_signals(ignore_int=False):
-    """Route CHLD, TERM, HUP (and INT) through a non-blocking wakeup pipe."""
-    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    for signum in (SIGCHLD, SIGTERM, SIGHUP, SIGINT):
-        _signal.signal(signum, _note)
-    if ignore_int:
-        _signal.signal(SIGINT, _signal.SIG_IGN)
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())   # svscan forks us with all blocked
+    """Route CHLD, TERM, HUP (and INT) through the wakeup pipe, and unblock
+    them (svscan forks us with every signal blocked)."""
+    r = unix.wakeup_pipe((SIGCHLD, SIGTERM, SIGHUP, SIGINT), (SIGINT,) if ignore_int else ())
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
     return r
 
 

@@ -64,9 +64,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypedDict
 
-from . import control, status, unix
+from . import control, servicedir, status, unix
 from .errors import NotRunning, describe
-from .scan import meant_for_this_host
 
 STATES = ("up", "ready", "down", "finish", "failed", "backing off", "paused",
           "skipped", "unknown")
@@ -132,7 +131,7 @@ def search(args, keep_missing=False) -> tuple[list[Entry], list[str]]:
     entries, problems = [], []
     for arg in args or ["."]:
         path = Path(arg)
-        if is_service(path) or (keep_missing and not path.is_dir()):
+        if servicedir.is_service(path) or (keep_missing and not path.is_dir()):
             entries += with_logger(path)
             continue
         try:
@@ -141,35 +140,12 @@ def search(args, keep_missing=False) -> tuple[list[Entry], list[str]]:
             verb = "read" if os.path.isdir(path) else "chdir to"
             problems.append(f"unable to {verb} {arg}: {describe(e)}")
             continue
-        found = scan_names(path, names)
+        found = servicedir.names(path, names)
         if not found:
             problems.append(f"{arg}: not a service directory, and no services in it")
         for name in found:
             entries += with_logger(path / name)
     return entries, problems
-
-
-SERVICE_FILES = ("run", "multilog")   # multilog: a built-in logger's script
-
-
-def is_service(path: Path | str = ".", dir_fd: int | None = None) -> bool:
-    """A service directory named as such (the directory open as dir_fd, if
-    given): it has a run, or it is a built-in logger (a log/ with a
-    multilog script and no run, which its supervise runs itself)."""
-    return any(os.access(os.path.join(path, name), os.F_OK, dir_fd=dir_fd,
-                         follow_symlinks=False) for name in SERVICE_FILES)
-
-
-def scan_names(scandir: Path, names: list[str] | None = None) -> list[str]:
-    """Names of the services in a scan directory, sorted (skipped ones too);
-    names: its listing, if already read."""
-    if names is None:
-        try:
-            names = os.listdir(scandir)
-        except OSError:
-            return []
-    return [n for n in sorted(names) if not n.startswith(".") and (scandir / n).is_dir()
-            and os.path.lexists(scandir / n / "run")]          # what svscan starts
 
 
 def with_logger(path: Path) -> list[Entry]:
@@ -387,7 +363,7 @@ def read(entry: Entry, now: float | None = None) -> Record:
             rec["error"] = f"unable to open supervise/ok: {describe(e)}"
             return rec
         if not rec["supervised"]:
-            if not meant_for_this_host(os.path.basename(os.path.abspath(entry.path))):
+            if not servicedir.meant_for_this_host(os.path.basename(os.path.abspath(entry.path))):
                 rec["state"] = "skipped"
                 rec["error"] = "not for this host"
             else:

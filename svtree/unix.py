@@ -5,12 +5,17 @@ that carry protocol meaning become named exceptions: ENXIO on a non-blocking
 write-open of a fifo means no reader, i.e. supervise is not running.
 """
 
+import _signal      # the C module: signal's enum wrappers cost a forked child memory
 import errno
 import os
 import stat
 import sys
 
 from .errors import NotRunning, tell
+
+# every signal a handler can be set for, as plain ints: what a child starts
+# with at its default (posix_spawn's setsigdef), whatever its parent caught
+CATCHABLE = tuple(sorted(_signal.valid_signals() - {_signal.SIGKILL, _signal.SIGSTOP}))
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -170,102 +175,30 @@ def lock_nb(name: str, dir_fd: int) -> int:
     return fd
 
 
-def lock_holders(ino: int) -> list[int]:
-    """The pids /proc/locks names as holding a flock on inode number ino
-    (the kernel's word; the device is left out, as overlay file systems
-    show another one there: the caller checks each pid further)."""
+def kill(pid: int, signum: int) -> None:
+    """Signal pid; nothing if it is gone, or someone else's now (a ./run
+    that ran sudo): not ours to signal."""
     try:
-        fd = os.open("/proc/locks", os.O_RDONLY | os.O_CLOEXEC)
+        os.kill(pid, signum)
     except OSError:
-        return []
-    try:
-        data = b""
-        while chunk := os.read(fd, 65536):
-            data += chunk
-    except OSError:
-        return []
-    finally:
-        os.close(fd)
-    suffix = b":%d" % ino
-    pids = []
-    for line in data.splitlines():
-        f = line.split()      # 1: FLOCK ADVISORY WRITE PID MAJ:MIN:INO 0 EOF ("->": a waiter)
-        if len(f) >= 6 and f[1] == b"FLOCK" and f[5].endswith(suffix) and f[4].isdigit():
-            pids.append(int(f[4]))
-    return pids
+        pass
 
 
-def proc_file(pid: int, name: str, size: int = 1024) -> bytes | None:
-    """The first size bytes of /proc/PID/NAME; None if pid is gone. (os.open:
-    no io objects, which a forked supervise would pay for.)"""
-    try:
-        fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+def _note(signum, frame):
+    """Handlers do nothing: the wakeup pipe carries the signal to the loop."""
 
 
-def proc_stat(pid: int) -> list[bytes] | None:
-    """The fields of /proc/PID/stat after the command name: [0] state,
-    [1] ppid, [2] pgrp, [3] session, ... [19] start time in clock ticks
-    since boot. None if pid is gone."""
-    data = proc_file(pid, "stat")
-    try:
-        return None if data is None else data.rsplit(b")", 1)[1].split()
-    except IndexError:
-        return None
-
-
-def proc_uids(pid: int) -> list[int] | None:
-    """The real, effective, saved and file-system uids of pid (the Uid line
-    of /proc/PID/status); None if pid is gone."""
-    data = proc_file(pid, "status", 4096)
-    for line in (data or b"").splitlines():
-        if line.startswith(b"Uid:"):
-            try:
-                return [int(u) for u in line.split()[1:]]
-            except ValueError:
-                return None
-    return None
-
-
-def children(pid: int) -> list[int] | None:
-    """The children of pid, a process with one thread (svscan, supervise),
-    as the kernel lists them; None without CONFIG_PROC_CHILDREN."""
-    data = proc_file(pid, f"task/{pid}/children", 65536)
-    try:
-        return None if data is None else [int(p) for p in data.split()]
-    except ValueError:
-        return []
-
-
-def start_ticks(pid: int) -> int | None:
-    """When pid started, in clock ticks since boot (field 22 of
-    /proc/PID/stat); None if it is gone. Read by every supervise at every
-    start: found by index, without splitting the line into 50 objects
-    (a forked supervise pays for each page its allocations touch)."""
-    data = proc_file(pid, "stat")
-    try:
-        at = data.rindex(b")") + 2          # the command name may hold anything
-        for _ in range(19):
-            at = data.index(b" ", at) + 1
-        return int(data[at:data.index(b" ", at)])
-    except (AttributeError, ValueError):     # AttributeError: None, pid gone
-        return None
-
-
-def boot_id() -> str:
-    """This boot's random id: a clock tick count means nothing in another."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
-            return f.read().strip().decode("ascii", "replace")
-    except OSError:
-        return ""
+def wakeup_pipe(signals, ignored=()) -> int:
+    """Route signals (plain ints) through a non-blocking pipe, whose read
+    end is returned: a loop polls it with the rest of its fds and reads the
+    signal numbers as bytes. ignored: signals set to SIG_IGN."""
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    for signum in signals:
+        _signal.signal(signum, _note)
+    for signum in ignored:
+        _signal.signal(signum, _signal.SIG_IGN)
+    return r
 
 
 def reap():

@@ -81,16 +81,13 @@ import select
 import time
 from pathlib import Path
 
-from . import control, history, status, tree, unix
+from . import control, fifodir, inotify, servicedir, status, tree, unix
 from .errors import NotRunning, describe
 
 GOALS = ("up", "ready", "down", "finished")
 
-IN_CLOSE_WRITE, IN_OPEN = 0x8, 0x20
-IN_MOVED_TO, IN_CREATE, IN_DELETE_SELF = 0x80, 0x100, 0x400
-IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
-SUPERVISE_MASK = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF
-SERVICE_MASK = IN_CREATE | IN_MOVED_TO
+SUPERVISE_MASK = inotify.MOVED_TO | inotify.CLOSE_WRITE | inotify.CREATE | inotify.DELETE_SELF
+SERVICE_MASK = inotify.CREATE | inotify.MOVED_TO
 # names in supervise/ whose change may change the answer ("": the directory itself)
 WORTH_A_LOOK = ("", "status", "state.json", "ok")
 FIFO_PREFIX = "svtree-wait-"
@@ -191,7 +188,7 @@ def send(path: Path, verb: str) -> Goal:
     except OSError as e:
         raise WaitError(f"unable to chdir: {describe(e)}") from None
     try:
-        if not tree.is_service(dir_fd=fd):
+        if not servicedir.is_service(dir_fd=fd):
             raise WaitError("not a service directory (no run file)")
         try:
             before = tree.snapshot(fd)
@@ -279,10 +276,10 @@ class Waiter:
 
     def listen(self, w):
         """Hear of w's changes through a fifo in its supervise/event/."""
-        if not os.path.isdir(w.path / "supervise" / history.EVENT_DIR):
+        if not os.path.isdir(w.path / "supervise" / fifodir.EVENT_DIR):
             return False
         try:
-            w.sub = history.Subscription(str(w.path), next(self.names))
+            w.sub = fifodir.Subscription(str(w.path), next(self.names))
         except OSError:
             return False              # not ours to write in: inotify will do
         self.by_fd[w.sub.r] = w
@@ -319,7 +316,7 @@ class Waiter:
             self.inotify.close()
 
     def watch_supervise(self, w):
-        mask = SUPERVISE_MASK | (IN_OPEN if w.want_open else 0)
+        mask = SUPERVISE_MASK | (inotify.OPEN if w.want_open else 0)
         try:
             wd = self.inotify.add_watch(str(w.path / "supervise"), mask)
         except FileNotFoundError:
@@ -386,19 +383,19 @@ class Waiter:
     def on_events(self, events):
         touched = []
         for event in events:
-            if event.mask & IN_Q_OVERFLOW:           # events were lost: read everything
+            if event.mask & inotify.Q_OVERFLOW:           # events were lost: read everything
                 touched = list(self.services)
                 break
             w = self.by_wd.get(event.wd)
             if w is None:
                 continue
-            if event.mask & IN_IGNORED:              # supervise/ went away
+            if event.mask & inotify.IGNORED:              # supervise/ went away
                 del self.by_wd[event.wd]
                 if event.wd == w.supervise_wd:
                     w.supervise_wd = None
                 elif event.wd == w.service_wd:
                     w.service_wd = None
-            elif event.mask & IN_OPEN and event.name != "ok":
+            elif event.mask & inotify.OPEN and event.name != "ok":
                 continue                             # our own reads of status
             elif event.wd == w.service_wd and event.name != "supervise":
                 continue
@@ -457,12 +454,7 @@ class Waiter:
         self.recheck()
 
 
-def inotify():
-    from inotify_simple import INotify
-    return INotify()
-
-
-def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=inotify):
+def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=inotify.make):
     """Return [] once every service in paths is in goal (a name of GOALS)
     at the same moment, or, after timeout seconds, the Waited entries that
     were not (record() says what they were).
@@ -490,7 +482,7 @@ def wait(paths, goal, timeout=None, *, clock=time.monotonic, make_inotify=inotif
         waiter.close()
 
 
-def settle(targets, timeout, *, clock=time.monotonic, make_inotify=inotify):
+def settle(targets, timeout, *, clock=time.monotonic, make_inotify=inotify.make):
     """Yield each Waited of targets ((path, Goal) pairs) as soon as it is
     done (w.done), hopeless (w.lost) or cannot be waited for (w.error);
     after timeout seconds, the rest (none of the three). Raises nothing of

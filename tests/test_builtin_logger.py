@@ -7,7 +7,7 @@ the logger restarts (svscan holds the pipe). Real svscan, real processes.
 
 Not tested here: the memory it saves (bench/run.py), running as the owner of
 a script someone else wrote or as log/user's account (needs a second user:
-the logic is logger_account's, tested below with stat results).
+the logic is builtinlog.account's, tested below with stat results).
 """
 
 import os
@@ -18,7 +18,7 @@ import pytest
 
 from conftest import program, run, status_pid, wait_until, write_script
 
-from svtree import supervise
+from svtree import builtinlog
 
 TALKER = ("#!/bin/sh\nn=$(cat batch 2>/dev/null || echo 0)\n"
           "while [ $n -lt 3 ]; do\n"
@@ -142,9 +142,9 @@ def test_hostile_scripts_are_refused(tmp_path, make):
     cwd = os.getcwd()
     os.chdir(log)
     try:
-        assert supervise.is_builtin_logger()
-        with pytest.raises(supervise.BadScript):
-            supervise.logger_script()
+        assert builtinlog.is_builtin()
+        with pytest.raises(builtinlog.BadScript):
+            builtinlog.script()
     finally:
         os.chdir(cwd)
 
@@ -165,26 +165,26 @@ def test_account_from_user_file_only_if_ours(tmp_path):
     try:
         me = os.stat("user")
         pw = pwd.getpwuid(os.geteuid())
-        assert supervise.logger_account(me) == (
+        assert builtinlog.account(me) == (
             os.geteuid(), pw.pw_gid, os.getgrouplist(pw.pw_name, pw.pw_gid))
         os.chmod("user", 0o666)
-        with pytest.raises(supervise.BadScript, match="not a file of uid"):
-            supervise.logger_account(me)
+        with pytest.raises(builtinlog.BadScript, match="not a file of uid"):
+            builtinlog.account(me)
         os.chmod("user", 0o644)
         (log / "user").write_text("no-such-account-here\n")
-        with pytest.raises(supervise.BadScript, match="no account"):
-            supervise.logger_account(me)
+        with pytest.raises(builtinlog.BadScript, match="no account"):
+            builtinlog.account(me)
         os.unlink("user")
         nobody = pwd.getpwnam("nobody")
         theirs = os.stat_result((0o100644, 0, 0, 1, nobody.pw_uid, 0, 0, 0, 0, 0))  # group root
         if os.geteuid() == 0:
-            uid, gid, groups = supervise.logger_account(theirs)
+            uid, gid, groups = builtinlog.account(theirs)
             assert (uid, gid) == (nobody.pw_uid, nobody.pw_gid) and 0 not in groups
             unknown = os.stat_result((0o100644, 0, 0, 1, 4242, 4343, 0, 0, 0, 0))
-            with pytest.raises(supervise.BadScript, match="no account"):
-                supervise.logger_account(unknown)
+            with pytest.raises(builtinlog.BadScript, match="no account"):
+                builtinlog.account(unknown)
         else:
-            assert supervise.logger_account(theirs) is None
+            assert builtinlog.account(theirs) is None
     finally:
         os.chdir(cwd)
 

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from conftest import start_supervise
 from conftest import (peer, pid_alive, program, run, status_bytes, status_pid, wait_until,
                       write_script)
-from svtree import config, logscript, machine as m, status
+from svtree import logscript, machine as m, policy, status
 
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (useradd, chown)")
@@ -627,7 +627,7 @@ def invariants(sv):
 
 
 policies = st.builds(
-    config.Policy,
+    policy.Policy,
     notify_fd=st.sampled_from([None, 3]), check=st.booleans(),
     check_interval=st.sampled_from([None, 0.5]),
     restart=st.sampled_from(["always", "on-failure", "never"]),

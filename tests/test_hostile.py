@@ -31,7 +31,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import program, run, status_pid, terminal_output, wait_until, write_script
-from svtree import config, events, history, logview, metrics, table, tree, unix
+from svtree import events, fifodir, logview, metrics, policy, statejson, table, tree, unix
 from svtree import wait as wait_
 from svtree.cli import svstat
 from svtree.cli.svtree import for_terminal, json_text, svtree
@@ -540,12 +540,12 @@ def test_a_service_name_that_is_not_utf8_round_trips(procs, tmp_path):
 
 def test_history_pack_is_ascii_and_reads_back():
     """Golden line, and the round trip of a name with every kind of byte."""
-    assert history.pack({"service": "/s/caf\udcff é", "pid": 7, "ready": None,
+    assert statejson.pack({"service": "/s/caf\udcff é", "pid": 7, "ready": None,
                          "last_exit": {"code": 1}}) == \
         b'{"service": "/s/caf\\udcff \\u00e9", "pid": 7, "ready": null, ' \
         b'"last_exit": {"code": 1}}\n'
     name = os.fsdecode(bytes(range(1, 256)))
-    line = history.pack({"service": name})
+    line = statejson.pack({"service": name})
     assert line.isascii() and os.fsencode(json.loads(line)["service"]) == bytes(range(1, 256))
 
 
@@ -671,7 +671,7 @@ def test_fuzz_event_lines(chunks):
     with scratch() as d:
         sv = d / "svc"
         (sv / "supervise" / "event").mkdir(parents=True)
-        sub = history.Subscription(str(sv), "reader")
+        sub = fifodir.Subscription(str(sv), "reader")
         warned = []
         follower = events.Follower(None, warn=warned.append)
         f = events.Followed(sv)
@@ -693,10 +693,10 @@ def test_fuzz_event_lines(chunks):
 
 
 @FUZZ
-@given(files=st.dictionaries(st.sampled_from([name for name, _, _ in config.FILES]),
+@given(files=st.dictionaries(st.sampled_from([name for name, _, _ in policy.FILES]),
                              st.binary(max_size=300), max_size=4))
 def test_fuzz_policy_files(files):
-    """config.read() in a service dir of hostile policy files: a policy, and a
+    """policy.read() in a service dir of hostile policy files: a policy, and a
     one-line warning per file it could not use."""
     with scratch() as d:
         for name, data in files.items():
@@ -705,13 +705,13 @@ def test_fuzz_policy_files(files):
         here = os.getcwd()
         os.chdir(d)
         try:
-            policy = config.read(str(d), warnings.append)
+            got = policy.read(str(d), warnings.append)
         finally:
             os.chdir(here)
-        assert isinstance(policy, config.Policy)
+        assert isinstance(got, policy.Policy)
         assert all("\n" not in w for w in warnings) and len(warnings) <= len(files) + 1
-        assert policy.restart in ("always", "on-failure", "never")
-        assert policy.notify_fd is None or policy.notify_fd >= 3
+        assert got.restart in ("always", "on-failure", "never")
+        assert got.notify_fd is None or got.notify_fd >= 3
 
 
 LOG_NAMES = st.one_of(

@@ -25,9 +25,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import peer, program, run, status_pid, wait_until, write_script
-from svtree import history, metrics, tree
+from svtree import fifodir, metrics, tree
 from svtree.cli.svtree import svtree
-from svtree.scan import meant_for_this_host
+from svtree.servicedir import meant_for_this_host
 
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
 HOST = os.uname().nodename
@@ -436,7 +436,7 @@ def test_event_readers_find_the_change_in_the_files(procs, service):
     (sv / "notification-fd").write_text("3\n")
     (sv / "down").touch()
     supervise(procs, sv)
-    sub = history.Subscription(str(sv), "reader")
+    sub = fifodir.Subscription(str(sv), "reader")
     try:
         run("svc", "-u", sv)
         seen = []

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import pid_alive, program, run, status_pid, wait_until, write_script
-from svtree import status, unix
+from svtree import procfs, status
 from test_faults import (ROOT_ONLY, SLEEPER, as_user, open_tree, processes_under,  # noqa: F401
                          start_supervise, two_users)
 
@@ -62,7 +62,7 @@ def forgery(top, pid):
     """status and state.json naming pid, as the previous supervise would
     have written them for it (its real start time, this boot): files the
     service's owner can copy into a supervise/ of their own."""
-    ticks = int(unix.proc_stat(pid)[19])
+    ticks = int(procfs.proc_stat(pid)[19])
     lived = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
     seconds, nanos = divmod(time.time_ns() - int(lived * 1e9), 1_000_000_000)
     d = top / f"forged-{pid}"
@@ -71,7 +71,7 @@ def forgery(top, pid):
         seconds, nanos, pid, False, status.WANT_UP, False, status.RUN)))
     (d / "state.json").write_text(json.dumps({
         "pid": pid, "since": round(seconds + nanos / 1e9, 6), "state": "run",
-        "boot": unix.boot_id(), "pid_start": ticks}))
+        "boot": procfs.boot_id(), "pid_start": ticks}))
     for f in d.iterdir():
         f.chmod(0o644)
     return d
@@ -207,7 +207,7 @@ def test_a_forged_status_is_not_adopted(procs, two_users, open_tree):
         assert run("svc", f"-{letters}", sv).returncode == 0
     wait_until(lambda: not pid_alive(mine))
     assert pid_alive(target)
-    assert unix.proc_stat(target)[0] != b"T"             # not stopped either
+    assert procfs.proc_stat(target)[0] != b"T"             # not stopped either
     second.terminate()
     err = second.communicate(timeout=10)[1].decode()
     assert err == f"supervise: warning: {sv}/supervise was not ours: taken back, " \

@@ -70,9 +70,9 @@ def main(argv=None) -> int:
         grace = grace_seconds(os.environ["SVSCAN_GRACE"], "SVSCAN_GRACE")
         if grace is None:
             return USAGE
-    from .. import scan
-    return scan.run(argv[0] if argv else ".", command=command,
-                    grace=scan.GRACE if grace is None else grace)
+    from .. import init
+    return init.run(argv[0] if argv else ".", command=command,
+                    grace=init.GRACE if grace is None else grace)
 
 
 if __name__ == "__main__":

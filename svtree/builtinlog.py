@@ -1,0 +1,138 @@
+"""The built-in logger: a log/ directory with no `run` and a `multilog`
+file holding multilog's script as data (`t s1000000 n20 ./main`), and
+optionally a `user` file naming the account it runs as. Its supervise runs
+svtree's multilog in a child forked from itself, not in a new interpreter:
+the same code, rotation, !processor, ALRM and TERM as `exec multilog ...`,
+at a fraction of the memory. svtree-service(5) says who may write what.
+"""
+
+import _signal
+import os
+import pwd
+import shlex
+import sys
+
+from . import policy, unix
+# the logger's code, imported here so that svscan's children share it
+from . import logdir, logger, logscript  # noqa: F401  (cli.multilog imports them when run)
+from .cli import multilog
+from .errors import describe, tell
+from .proctitle import name_process
+
+SCRIPT = "multilog"    # log/multilog: multilog's script, as data
+USER = "user"          # log/user: the account it runs as, in a file of ours
+SCRIPT_MAX = 4096
+
+
+class BadScript(Exception):
+    """log/multilog cannot be used: the words say why."""
+
+
+def is_builtin():
+    """A directory with no ./run and a multilog file: its ./run is svtree's
+    multilog, run in a child forked from here rather than a new interpreter."""
+    return not os.path.lexists("run") and os.path.lexists(SCRIPT)
+
+
+def script():
+    """(the script's words, (uid, gid) to run as or None).
+
+    The file is its owner's, and root reads it: a regular file only, not
+    followed if a symlink, opened without blocking, at most SCRIPT_MAX
+    bytes, split as sh splits words (quotes, # comments). Raises BadScript.
+    """
+    try:
+        fd = unix.open_regular(SCRIPT)
+    except (OSError, unix.NotRegular) as e:
+        raise BadScript(describe(e)) from None
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, SCRIPT_MAX + 1)
+    except OSError as e:
+        raise BadScript(describe(e)) from None
+    finally:
+        os.close(fd)
+    if len(data) > SCRIPT_MAX:
+        raise BadScript(f"longer than {SCRIPT_MAX} bytes")
+    try:
+        words = shlex.split(data.decode("utf-8", "surrogateescape"), comments=True)
+    except ValueError as e:
+        raise BadScript(f"not a script: {e}") from None
+    if not words:
+        raise BadScript("no script in it")
+    return words, account(st)
+
+
+def account(st):
+    """Whom the built-in logger runs as, (uid, gid, groups) or None for as
+    we are: the account a `user` file names, if that file is one only we
+    can have made (policy.is_ours, as for `critical`); else, when we are
+    root and someone else owns the script, that owner: the script then
+    writes (and its !processor runs) where its author may, not where root
+    may. Groups come from the account database (its primary group and its
+    memberships), never from the file, whose group may be root's.
+
+    Raises BadScript when a `user` file is there but cannot be used, or the
+    owner has no account: the logger does not start rather than run with
+    more privileges than asked for."""
+    name = None
+    if os.access(USER, os.F_OK, follow_symlinks=False):
+        if not policy.is_ours(USER):
+            raise BadScript(f"{USER} is not a file of uid {os.geteuid()} in a directory"
+                            " only it can write")
+        try:
+            name = policy.read_text(USER).strip()
+        except OSError as e:
+            raise BadScript(f"{USER}: {describe(e)}") from None
+    elif os.geteuid() == 0 and st.st_uid != 0:
+        name = str(st.st_uid)
+    if name is None:
+        return None
+    try:
+        pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except (KeyError, ValueError, OverflowError):
+        raise BadScript(f"no account {name!r} to run the logger as") from None
+    try:
+        groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
+    except OSError:
+        groups = [pw.pw_gid]
+    return pw.pw_uid, pw.pw_gid, groups
+
+
+def fork(words, account, path):
+    """Start the built-in logger: a child of ours in a session of its own,
+    its signals at their defaults, as account, running multilog's code on
+    our stdin (svscan's pipe, which outlives it). Raises OSError."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 111
+    try:
+        os.setsid()
+        _signal.set_wakeup_fd(-1)
+        for signum in unix.CATCHABLE:        # every signal at its default, as ./run gets them
+            try:
+                _signal.signal(signum, _signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        if account:
+            uid, gid, groups = account
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+        name_process(shlex.join(["multilog", *words]), "multilog")
+        code = multilog.main(words)
+    except BaseException as e:        # never return into supervise's loop
+        try:
+            tell("multilog", "fatal", f"unable to run the logger of {path}", e)
+        except BaseException:
+            pass
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        os._exit(code)
