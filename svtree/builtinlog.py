@@ -16,7 +16,7 @@ from . import policy, unix
 # the logger's code, imported here so that svscan's children share it
 from . import logdir, logger, logscript  # noqa: F401  (cli.multilog imports them when run)
 from .cli import multilog
-from .errors import describe, tell
+from .errors import TEMPORARY, describe, tell
 from .proctitle import name_process
 
 SCRIPT = "multilog"    # log/multilog: multilog's script, as data
@@ -106,7 +106,7 @@ def fork(words, account, path):
     pid = os.fork()
     if pid:
         return pid
-    code = 111
+    code = TEMPORARY
     try:
         os.setsid()
         _signal.set_wakeup_fd(-1)

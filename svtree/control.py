@@ -9,23 +9,21 @@ import os
 
 from . import unix
 
-# letter -> what supervise does (daemontools 0.76 plus runit's q, 1, 2)
+# letter -> its word: daemontools 0.76's, runit's q 1 2, s6's r P C K. In
+# svc's synopsis order; supervise's meaning of each is machine.COMMANDS.
 LETTERS = {
-    "u": "up: want up; start if down",
-    "d": "down: want down; TERM then CONT if up",
-    "o": "once: start if down; do not restart",
-    "p": "pause: STOP",
-    "c": "continue: CONT",
-    "h": "hangup: HUP",
-    "a": "alarm: ALRM",
-    "i": "interrupt: INT",
-    "t": "terminate: TERM",
-    "k": "kill: KILL",
-    "q": "quit: QUIT",
-    "1": "user 1: USR1",
-    "2": "user 2: USR2",
-    "x": "exit: supervise exits once the service is down",
+    "u": "up", "d": "down", "o": "once", "p": "pause", "c": "continue", "h": "hup",
+    "a": "alarm", "i": "interrupt", "t": "term", "k": "kill", "q": "quit", "x": "exit",
+    "1": "usr1", "2": "usr2", "r": "restart", "P": "pause group", "C": "continue group",
+    "K": "kill group",
 }
+# the order svc's words list them in: what a service does first
+SAID = "udoxpchaitkq12rPCK"
+
+
+def words(order: str = SAID) -> str:
+    """`u up, d down, ...`: each letter with its word."""
+    return ", ".join(f"{letter} {LETTERS[letter]}" for letter in order)
 
 
 def send(dir_fd: int, letters: str) -> None:

@@ -19,7 +19,7 @@ import select
 import signal
 
 from . import logdir, logger, logscript, machine, proctitle, supervise, zygote
-from .errors import tell
+from .errors import TEMPORARY, tell
 
 # what svscan catches that a forked supervise must not (plain ints: see supervise.py)
 CHILD_DEFAULTS = tuple(int(s) for s in (
@@ -75,7 +75,7 @@ def fork_supervise(path, fd=-1, target=-1):
 def become_supervise(path, fd=-1, target=-1):
     """In a forked child (of svscan, or of the zygote's middle process):
     drop svscan's fds and signals, then supervise path. Never returns."""
-    code = 111
+    code = TEMPORARY
     try:
         _signal.set_wakeup_fd(-1)
         for signum in CHILD_DEFAULTS:

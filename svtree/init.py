@@ -26,7 +26,7 @@ import signal
 
 from . import forking, proctitle, procfs, scan, status, unix, wstatus
 from .unix import kill
-from .errors import tell
+from .errors import TEMPORARY, tell
 from .policy import read_text, signal_number
 
 PROG = "svscan"
@@ -188,7 +188,7 @@ def run(directory, *, grace=GRACE, command=None):
         os.chdir(directory)
     except OSError as e:
         tell(PROG, "fatal", f"unable to chdir to {directory}", e)
-        return 111
+        return TEMPORARY
     wakeup_r = unix.wakeup_pipe((SIGCHLD, SIGHUP, SIGALRM, *STOP_SIGNALS, *FORWARDED))
     proctitle.name_process(f"svscan {directory}", "svscan")
     adopts = become_subreaper()
@@ -221,7 +221,7 @@ def run(directory, *, grace=GRACE, command=None):
             init.on_timeout()
     if init.exit_code is not None:
         return init.exit_code
-    return 111 if init.killed else 0
+    return TEMPORARY if init.killed else 0
 
 
 def roomy_fd_limit():

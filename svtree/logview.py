@@ -155,13 +155,10 @@ def files(logdir: Path) -> list[Path]:
 
 def humanize(line: bytes) -> bytes:
     """Replace a leading @TAI64N label by local time (tai64nlocal)."""
-    if len(line) >= 25 and line[:1] == b"@":
-        try:
-            label = tai64n.parse(line[:25].decode("ascii"))
-            return tai64n.local_text(label).encode() + line[25:]
-        except (ValueError, OverflowError, OSError):
-            pass
-    return line
+    return LOCAL.convert(line)
+
+
+LOCAL = tai64n.Converter()
 
 
 def tail(logdir: Path, count: int) -> tuple[list[bytes], int]:

@@ -69,15 +69,20 @@ def pack(s: Status) -> bytes:
             + bytes((1 if s.term else 0, s.state)))
 
 
+def head(data: bytes) -> tuple[int, int, int, bool, bytes]:
+    """(seconds, nanoseconds, pid, paused, want) from the first 18 bytes,
+    unchecked: all daemontools' svstat reads of any status file."""
+    return (int.from_bytes(data[:8], "big") - TAI_BASE, int.from_bytes(data[8:12], "big"),
+            int.from_bytes(data[12:16], "little"), data[16] != 0, data[17:18])
+
+
 def unpack(data: bytes) -> Status:
     """Decode 20 bytes (runit, svtree) or 18 bytes (daemontools)."""
     if len(data) not in (SIZE, DAEMONTOOLS_SIZE):
         raise BadStatus(f"{len(data)} bytes, expected {SIZE} or {DAEMONTOOLS_SIZE}")
-    nano = int.from_bytes(data[8:12], "big")
+    seconds, nano, pid, paused, want = head(data)
     if nano > 999_999_999:
         raise BadStatus(f"nanoseconds out of range: {nano}")
-    pid = int.from_bytes(data[12:16], "little")
-    want = data[17:18]
     if want not in (WANT_UP, WANT_DOWN, WANT_ONCE):
         raise BadStatus(f"unknown want byte {want!r}")
     if len(data) == SIZE:
@@ -86,8 +91,7 @@ def unpack(data: bytes) -> Status:
             raise BadStatus(f"unknown state byte {state}")
     else:
         term, state = False, (RUN if pid else DOWN)
-    return Status(int.from_bytes(data[:8], "big") - TAI_BASE, nano, pid,
-                  data[16] != 0, want, term, state)
+    return Status(seconds, nano, pid, paused, want, term, state)
 
 
 def read(service: str = ".", dir_fd: int | None = None) -> Status:

@@ -26,7 +26,7 @@ import signal
 import time
 
 from . import builtinlog, diagnose, fifodir, machine, policy, procfs, statejson, status, trust, unix
-from .errors import describe, tell
+from .errors import TEMPORARY, describe, tell
 from .proctitle import name_process
 
 PROG = "supervise"
@@ -565,4 +565,4 @@ def run(path, *, under_svscan=False):
         return loop.run(wakeup_r, gid)
     except Fatal as e:
         tell(PROG, "fatal", str(e))
-        return 111
+        return TEMPORARY

@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 
-from .errors import NotRunning, tell
+from .errors import TEMPORARY, NotRunning, tell
 
 # every signal a handler can be set for, as plain ints: what a child starts
 # with at its default (posix_spawn's setsigdef), whatever its parent caught
@@ -242,7 +242,7 @@ def leave(code):
         if e.errno != errno.EPIPE and code == 0:
             prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "svtree"
             tell(prog, "fatal", "unable to write to standard output", e)
-            code = 111
+            code = TEMPORARY
     except ValueError:                      # closed
         pass
     try:

@@ -41,7 +41,7 @@ import gc
 import os
 import sys
 
-from .errors import tell
+from .errors import TEMPORARY, tell
 
 REQUEST_MAX = 4097              # a path is at most PATH_MAX (4096) bytes
 ANSWER_WITHIN = 5.0             # seconds; a fork takes milliseconds
@@ -116,7 +116,7 @@ def serve(sock, become):
                 if fd >= 0:
                     os.close(fd)
     except BaseException as e:                 # never return into svscan's code
-        code = 111
+        code = TEMPORARY
         try:
             tell("svscan", "warning", "the zygote failed", e)
         except BaseException:

@@ -15,7 +15,7 @@ import sys
 
 import _signal    # the C module: `signal` would import enum at every start
 
-from ..errors import tell
+from ..errors import TEMPORARY, USAGE, tell
 
 # CPython ignores these so that writes fail with EPIPE and EFBIG instead
 # of killing it; an ignored signal survives exec, and a child such as
@@ -28,13 +28,13 @@ _COERCED = (b"C.UTF-8", b"C.utf8", b"UTF-8")
 def usage(prog: str, synopsis: str) -> int:
     """Print `prog: usage: synopsis` and return 100."""
     sys.stderr.write(f"{prog}: usage: {synopsis}\n")
-    return 100
+    return USAGE
 
 
 def fatal(prog: str, what: str, e: BaseException | None = None) -> int:
     """Print `prog: fatal: what[: reason]` and return 111."""
     tell(prog, "fatal", what, e)
-    return 111
+    return TEMPORARY
 
 
 def account_and_child(prog: str, argv: list[str]):
@@ -47,6 +47,18 @@ def account_and_child(prog: str, argv: list[str]):
         return pwd.getpwnam(argv[0]), argv[1:]
     except KeyError:
         return fatal(prog, f"unknown account {argv[0]}")
+
+
+def with_account(prog: str):
+    """Make main(pw, child) the main(argv) of `prog account child...`: a
+    usage error or an unknown account is told and exits as
+    account_and_child says."""
+    def wrap(main):
+        def run_with(argv):
+            found = account_and_child(prog, argv)
+            return found if isinstance(found, int) else main(*found)
+        return run_with
+    return wrap
 
 
 def run(prog: str, child: list[str], changes: dict[bytes, bytes | None] | None = None) -> int:
@@ -67,7 +79,7 @@ def run(prog: str, child: list[str], changes: dict[bytes, bytes | None] | None =
         execvp(child[0], child, env)
     except (OSError, ValueError) as e:
         return fatal(prog, f"unable to run {child[0]}", e)
-    return 111   # not reached: exec returns only by raising
+    return TEMPORARY   # not reached: exec returns only by raising
 
 
 def given_environment() -> dict[bytes, bytes]:

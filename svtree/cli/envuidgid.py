@@ -9,8 +9,8 @@ error. A first argument --help or --version answers on stdout and exits 0
 
 import sys
 
-from .chain import account_and_child, run
-from .options import asked
+from .chain import with_account, run
+from .options import program
 
 HELP = """usage: envuidgid account child...
 Runs child with $UID and $GID set to account's user and group ids; nothing
@@ -18,14 +18,9 @@ else changes. See envuidgid(8).
 """
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if asked("envuidgid", argv, HELP):
-        return 0
-    found = account_and_child("envuidgid", argv)
-    if isinstance(found, int):
-        return found
-    pw, child = found
+@program("envuidgid", HELP)
+@with_account("envuidgid")
+def main(pw, child) -> int:
     return run("envuidgid", child, {b"UID": b"%d" % pw.pw_uid, b"GID": b"%d" % pw.pw_gid})
 
 

@@ -78,6 +78,24 @@ def asked(prog, argv, text, help_words=("--help",), sole=False) -> bool:
     return True
 
 
+def program(prog, text):
+    """Make main(argv) -> int a program: main() without argv reads
+    sys.argv and then exits at once when done (unix.leave: no interpreter
+    teardown, a third of a short run), and a first --help or --version is
+    answered (asked) before main sees argv."""
+    def wrap(main):
+        def run(argv=None) -> int:
+            if argv is None:
+                from ..unix import leave
+                leave(run(sys.argv[1:]))
+            if asked(prog, argv, text):
+                return 0
+            return main(argv)
+        run.__doc__ = main.__doc__
+        return run
+    return wrap
+
+
 def version() -> str:
     """svtree's version: importlib.metadata costs milliseconds, so it is
     imported only here, when --version is asked."""

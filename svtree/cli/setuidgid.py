@@ -11,8 +11,8 @@ exits 0 (no account has either name).
 import os
 import sys
 
-from .chain import account_and_child, fatal, run
-from .options import asked
+from .chain import with_account, fatal, run
+from .options import program
 
 HELP = """usage: setuidgid account child...
 Runs child as account's user, with account's primary group as its only
@@ -20,14 +20,9 @@ group. See setuidgid(8).
 """
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if asked("setuidgid", argv, HELP):
-        return 0
-    found = account_and_child("setuidgid", argv)
-    if isinstance(found, int):
-        return found
-    pw, child = found
+@program("setuidgid", HELP)
+@with_account("setuidgid")
+def main(pw, child) -> int:
     try:
         os.setgroups([pw.pw_gid])
         os.setgid(pw.pw_gid)

@@ -2,6 +2,8 @@
 
 import sys
 
+from ..errors import USAGE
+
 
 def main(argv=None) -> int:
     """Run with argv; without it, as the program itself, which then exits at
@@ -11,7 +13,7 @@ def main(argv=None) -> int:
         leave(main(sys.argv[1:]))
     if len(argv) != 1 or argv[0].startswith("-") and argv[0] != "-":
         sys.stderr.write("supervise: usage: supervise dir\n")
-        return 100
+        return USAGE
     from .. import supervise
     return supervise.run(argv[0])
 

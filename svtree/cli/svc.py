@@ -12,21 +12,19 @@ on stderr, for the person who forgot half the command.
 import os
 import sys
 
-from ..control import send
+from ..control import LETTERS, send, words
 from ..errors import TEMPORARY, USAGE, NotRunning, describe
-from ..unix import NotFifo, leave, open_dir
-from .options import UsageError, asked, letters
+from ..unix import NotFifo, open_dir
+from .options import UsageError, letters, program
 
-OPTIONS = "udopchaitkqx12rPCK"
+OPTIONS = "".join(LETTERS)
 SYNOPSIS = f"svc [-{OPTIONS}] dir..."
-WORDS = ("svc options: u up, d down, o once, x exit, p pause, c continue, h hup, "
-         "a alarm, i interrupt, t term, k kill, q quit, 1 usr1, 2 usr2, "
-         "r restart, P pause group, C continue group, K kill group")
+WORDS = f"svc options: {words()}"
 HELP = f"""usage: {SYNOPSIS}
 Writes the letters, in the order given, to the supervise/control of each dir:
   u up, d down, o once, r restart, x exit (supervise exits once down),
-  p pause, c continue, h hup, a alarm, i interrupt, t term, k kill,
-  q quit, 1 usr1, 2 usr2, P pause group, C continue group, K kill group
+  {words("pchaitk")},
+  {words("q12PCK")}
 svc does not wait; svtree wait up|ready|down|finished dir... does. See svc(8).
 """
 
@@ -50,13 +48,8 @@ def control(service: str, commands: str) -> str | None:
     return None
 
 
-def main(argv=None) -> int:
-    """Run with argv; without it, as the program itself, which then exits
-    at once when done (no interpreter teardown: it is a third of the run)."""
-    if argv is None:
-        leave(main(sys.argv[1:]))
-    if asked("svc", argv, HELP):
-        return 0
+@program("svc", HELP)
+def main(argv) -> int:
     if not argv:
         sys.stderr.write(f"svc: usage: {SYNOPSIS}\n{WORDS}\n")
         return USAGE

@@ -9,8 +9,8 @@ import sys
 
 from ..control import is_up
 from ..errors import TEMPORARY, USAGE, describe
-from ..unix import leave, open_dir
-from .options import asked
+from ..unix import open_dir
+from .options import program
 
 NO = USAGE          # 100, daemontools' "permanent" code, is svok's plain "no"
 HELP = """usage: svok dir
@@ -25,13 +25,8 @@ def usage() -> int:
     return USAGE
 
 
-def main(argv=None) -> int:
-    """Run with argv; without it, as the program itself, which then exits
-    at once when done (no interpreter teardown: it is a third of the run)."""
-    if argv is None:
-        leave(main(sys.argv[1:]))
-    if asked("svok", argv, HELP):
-        return 0
+@program("svok", HELP)
+def main(argv) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-", "--"):
         return usage()
     if argv[0] == "--":

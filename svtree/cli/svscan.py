@@ -12,7 +12,7 @@ import os
 import sys
 
 from ..errors import USAGE
-from .options import asked
+from .options import program
 
 SYNOPSIS = "svscan [-g seconds] [dir] [-- command [args...]]"
 HELP = f"""usage: {SYNOPSIS}
@@ -39,14 +39,8 @@ def grace_seconds(text, source):
     return value
 
 
-def main(argv=None) -> int:
-    """Run with argv; without it, as the program itself, which then exits at
-    once when done (see unix.leave)."""
-    if argv is None:
-        from ..unix import leave
-        leave(main(sys.argv[1:]))
-    if asked("svscan", argv, HELP):
-        return 0
+@program("svscan", HELP)
+def main(argv) -> int:
     command = None
     if "--" in argv:
         at = argv.index("--")

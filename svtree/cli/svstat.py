@@ -22,8 +22,8 @@ import time
 
 from .. import status
 from ..errors import NotRunning, describe
-from ..unix import NotRegular, leave, open_dir, open_fifo_writer, read_regular
-from .options import asked
+from ..unix import NotRegular, open_dir, open_fifo_writer, read_regular
+from .options import program
 
 HELP = """usage: svstat dir...
 Prints one line per dir, in daemontools' words:
@@ -73,10 +73,8 @@ def describe_service(service, fd, now):
 
 def format_line(service: str, data: bytes, normally_up: bool, now: float) -> str:
     """Words for the first 18 bytes of a status file, as daemontools' svstat."""
-    stamp = int.from_bytes(data[:8], "big") - status.TAI_BASE
+    stamp, _, pid, paused, want = status.head(data)
     seconds = max(0, int(now) - stamp)
-    pid = int.from_bytes(data[12:16], "little")
-    paused, want = data[16], data[17:18]
     words = [f"{service}: "]
     words.append(f"up (pid {pid}) " if pid else "down ")
     words.append(f"{seconds} seconds")
@@ -93,13 +91,8 @@ def format_line(service: str, data: bytes, normally_up: bool, now: float) -> str
     return "".join(words)
 
 
-def main(argv=None) -> int:
-    """Run with argv; without it, as the program itself, which then exits
-    at once when done (no interpreter teardown: it is a third of the run)."""
-    if argv is None:
-        leave(main(sys.argv[1:]))
-    if asked("svstat", argv, HELP):
-        return 0
+@program("svstat", HELP)
+def main(argv) -> int:
     if not argv:
         sys.stderr.write("svstat: warning: no service directory given: nothing to show "
                          "(usage: svstat dir...)\n")

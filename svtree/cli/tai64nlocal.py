@@ -15,7 +15,7 @@ without reading stdin, which on a terminal would wait for ever.
 import os
 import sys
 
-from .. import tai64n
+from ..tai64n import Converter
 from ..unix import write_all
 from .options import asked
 from .tai64n import failed
@@ -28,84 +28,6 @@ See tai64nlocal(8).
 """
 
 CHUNK = 1 << 17
-WIDTH = 25                        # "@" + 24 hex digits
-HEX = frozenset(b"0123456789abcdef")
-
-
-class Converter:
-    """Stream state: lines may start and end anywhere across reads.
-
-    A line's head is held back until WIDTH bytes (or its end) have arrived,
-    so a label split between two reads is still seen whole; the rest of a
-    long line passes straight through, however long the line.
-    """
-
-    def __init__(self):
-        self.held = b""           # the start of a line, shorter than WIDTH
-        self.inside = False       # the current line's head is already out
-        self.heads = {}           # b"@" + 24 hex digits -> local time
-        self.seconds = {}         # the label's 16 hex digits of seconds -> local time
-
-    def feed(self, data: bytes) -> bytes:
-        """The output for data, the next bytes of the input."""
-        out = b""
-        if self.inside:
-            end = data.find(b"\n")
-            if end < 0:
-                return data
-            out, data = data[:end + 1], data[end + 1:]
-            self.inside = False
-        lines = (self.held + data).split(b"\n")
-        partial = lines.pop()
-        if lines:
-            out += b"\n".join(map(self.convert, lines)) + b"\n"
-        self.held = b""
-        if len(partial) >= WIDTH or partial[:1] not in (b"", b"@"):
-            out += self.convert(partial)
-            self.inside = True
-        else:
-            self.held = partial
-        return out
-
-    def end(self) -> bytes:
-        """The output for a last line that never got its newline."""
-        return self.convert(self.held)
-
-    def convert(self, line: bytes) -> bytes:
-        """line with its label, if it starts with one, in local time."""
-        if line[:1] != b"@":
-            return line
-        # tai64n gives every line of one read the same label, and the lines
-        # of one second share the date: each is worked out once.
-        head = self.heads.get(line[:WIDTH])
-        if head is None:
-            head = self.local(line[:WIDTH])
-            if head is None:
-                return line
-            if len(self.heads) >= 4096:
-                self.heads.clear()
-            self.heads[line[:WIDTH]] = head
-        return head + line[WIDTH:]
-
-    def local(self, label: bytes) -> bytes | None:
-        """b"@" + 24 hex digits in local time, or None if it is no label."""
-        if len(label) < WIDTH or not HEX.issuperset(label[1:]):
-            return None
-        nano = int(label[17:], 16)
-        if nano > 999_999_999:
-            return None
-        text = self.seconds.get(label[1:17])
-        if text is None:
-            try:
-                text = tai64n.local_seconds(int(label[1:17], 16) - tai64n.BASE).encode()
-            except (OverflowError, OSError):
-                return None
-            if len(self.seconds) >= 4096:
-                self.seconds.clear()
-            self.seconds[label[1:17]] = text
-        return b"%s.%09d" % (text, nano)
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if asked("tai64nlocal", argv, HELP, help_words=("--help", "-h")):
