@@ -20,16 +20,8 @@ the backoff, the quick deaths and a failure (revive); only the THROTTLE
 second since the last start remains.
 
 s6's shape: a table indexed by (state, event) whose cells are small functions
-that change the Supervisor and return effects for the loop to carry out:
-
-    ("spawn", what, argv)  start ./run, ./finish or ./check; the loop answers
-                           STARTED/START_FAILED (run, finish) or
-                           CHECK_STARTED/CHECK_START_FAILED (check)
-    ("kill", signum)       signal the current process (run, or finish)
-    ("killgroup", signum)  signal its whole process group
-    ("killcheck", signum)  signal the running ./check
-    ("announce", name)     a state change worth telling event readers
-    ("exit", code)         supervise exits
+that change the Supervisor and return effects for the loop to carry out
+(SPAWN, KILL, KILLGROUP, KILLCHECK, ANNOUNCE, LEAVE: see below).
 
 Timers are events too: deadline() says when the loop must send TIMEOUT:
 the restart delay (at least THROTTLE seconds between two starts, doubling
@@ -72,6 +64,15 @@ EXITED, TIMEOUT, STARTED, START_FAILED = "exited", "timeout", "started", "start_
 READY = "ready"
 ADOPTED = "adopted"          # a ./run left running by a supervise that died
 CHECK_STARTED, CHECK_START_FAILED, CHECK_EXITED = "check_started", "check_start_failed", "check_exited"
+
+# effects: what a cell asks the loop to do, as (kind, ...) tuples
+SPAWN = "spawn"          # (SPAWN, what, argv): start ./run, ./finish or ./check; the loop
+                         # answers STARTED/START_FAILED or CHECK_STARTED/CHECK_START_FAILED
+KILL = "kill"            # (KILL, signum): signal the current process (run, or finish)
+KILLGROUP = "killgroup"  # (KILLGROUP, signum): signal its whole process group
+KILLCHECK = "killcheck"  # (KILLCHECK, signum): signal the running ./check
+ANNOUNCE = "announce"    # (ANNOUNCE, name): a state change worth telling event readers
+LEAVE = "exit"           # (LEAVE, code): supervise exits (EXIT is the svc -x event)
 
 # signals that end a process by default: a death after one of these is ours
 ENDING = frozenset((SIGTERM, SIGKILL, SIGINT, SIGQUIT))
@@ -183,7 +184,7 @@ def ignore(sv, now, wall, arg):
 
 def start_if_due(sv, now, wall, arg):
     if start_wanted(sv) and now >= sv.next_start:
-        return [("spawn", "run", ["./run"])]
+        return [(SPAWN, "run", ["./run"])]
     return []
 
 
@@ -228,7 +229,7 @@ def stop(sv, now):
     sv.term = sv.term or signum == SIGTERM
     if sv.policy.timeout_kill is not None and sv.kill_deadline is None:
         sv.kill_deadline = now + sv.policy.timeout_kill
-    return [("kill", signum), ("kill", SIGCONT)]
+    return [(KILL, signum), (KILL, SIGCONT)]
 
 
 def take_down(sv, now, wall, arg):
@@ -244,12 +245,12 @@ def restart(sv, now, wall, arg):
 
 def pause(sv, now, wall, arg):
     sv.paused = True
-    return [("kill", SIGSTOP)]
+    return [(KILL, SIGSTOP)]
 
 
 def cont(sv, now, wall, arg):
     sv.paused = False
-    return [("kill", SIGCONT)]
+    return [(KILL, SIGCONT)]
 
 
 def send_signal(sv, now, wall, arg):
@@ -258,7 +259,7 @@ def send_signal(sv, now, wall, arg):
         sv.signalled = True         # its death is our doing; a reload (HUP) is not
     if arg == SIGTERM:
         sv.term = True
-    return [("kill", arg)]
+    return [(KILL, arg)]
 
 
 def signal_group(sv, now, wall, arg):
@@ -269,12 +270,12 @@ def signal_group(sv, now, wall, arg):
         sv.paused = False
     elif arg in ENDING:
         sv.signalled = True
-    return [("killgroup", arg)]
+    return [(KILLGROUP, arg)]
 
 
 def exit_now(sv, now, wall, arg):
     sv.exit_when_down = True
-    return [("exit", 0)]
+    return [(LEAVE, 0)]
 
 
 def exit_later(sv, now, wall, arg):
@@ -312,7 +313,7 @@ def run_started(sv, now, wall, arg):
         sv.ready_at = now + READY_AFTER
     elif how == "check":
         sv.next_check = now + READY_POLL      # poll ./check until it passes
-    return [("announce", "up")]
+    return [(ANNOUNCE, "up")]
 
 
 def adopt(sv, now, wall, arg):
@@ -333,7 +334,7 @@ def adopt(sv, now, wall, arg):
     sv.starts, sv.last_wstatus, sv.last_duration, sv.quick_deaths = (
         past.starts, past.last_wstatus, past.last_duration, past.quick_deaths)
     sv.delay = max(THROTTLE, past.backoff)
-    return [("announce", "up")] + become_ready(sv, now, past.ready_since or wall)
+    return [(ANNOUNCE, "up")] + become_ready(sv, now, past.ready_since or wall)
 
 
 class Past:
@@ -366,7 +367,7 @@ def become_ready(sv, now, wall, arg=None):
         sv.next_check = now + sv.policy.check_interval
     else:
         sv.next_check = None
-    return [("announce", "ready")]
+    return [(ANNOUNCE, "ready")]
 
 
 def count_deaths(sv, now, wstatus):
@@ -427,12 +428,12 @@ def run_exited(sv, now, wall, arg):
     sv.ready = False
     sv.ready_since = None
     sv.kill_deadline = sv.next_check = sv.ready_at = None
-    effects = [("announce", "exited")]
+    effects = [(ANNOUNCE, "exited")]
     if sv.check_pid:
-        effects.append(("killcheck", SIGKILL))
+        effects.append((KILLCHECK, SIGKILL))
     if not sv.policy.finish:            # straight down: no "finish" state to tell of
         return effects + finish_done(sv, now, wall, None)
-    return effects + [("spawn", "finish", ["./finish", *finish_args(arg)])]
+    return effects + [(SPAWN, "finish", ["./finish", *finish_args(arg)])]
 
 
 def finish_started(sv, now, wall, arg):
@@ -451,21 +452,21 @@ def finish_done(sv, now, wall, arg):
         sv.stamp = wall
     sv.pid = 0
     sv.finish_deadline = None
-    effects = [("announce", "down")]
+    effects = [(ANNOUNCE, "down")]
     if sv.failed:
         sv.want = WANT_DOWN
-        effects.append(("announce", "failed"))
+        effects.append((ANNOUNCE, "failed"))
     if sv.exit_when_down:
-        return effects + [("exit", 0)]
+        return effects + [(LEAVE, 0)]
     if sv.failed and sv.policy.critical:
-        return effects + [("exit", max(1, exit_code(sv.last_wstatus or 0)))]
+        return effects + [(LEAVE, max(1, exit_code(sv.last_wstatus or 0)))]
     return effects + start_if_due(sv, now, wall, arg)
 
 
 def finish_overdue(sv, now, wall, arg):
     if sv.finish_deadline is not None and now >= sv.finish_deadline:
         sv.finish_deadline = None
-        return [("kill", SIGKILL)]
+        return [(KILL, SIGKILL)]
     return []
 
 
@@ -477,14 +478,14 @@ def run_timers(sv, now, wall, arg):
         effects += become_ready(sv, now, wall)
     if sv.kill_deadline is not None and now >= sv.kill_deadline:
         sv.kill_deadline = None
-        effects.append(("killgroup", SIGKILL))
+        effects.append((KILLGROUP, SIGKILL))
     if sv.check_pid:
         if sv.check_deadline is not None and now >= sv.check_deadline:
             sv.check_deadline = None
-            effects.append(("killcheck", SIGKILL))
+            effects.append((KILLCHECK, SIGKILL))
     elif sv.next_check is not None and now >= sv.next_check:
         sv.next_check = None
-        effects.append(("spawn", "check", ["./check"]))
+        effects.append((SPAWN, "check", ["./check"]))
     return effects
 
 
@@ -516,7 +517,7 @@ def check_exited(sv, now, wall, arg):
         if sv.check_fails >= sv.policy.check_failures:
             sv.check_fails = 0
             sv.next_check = None
-            return [("announce", "unhealthy")] + stop(sv, now)
+            return [(ANNOUNCE, "unhealthy")] + stop(sv, now)
     sv.next_check = now + interval if interval else None
     return []
 

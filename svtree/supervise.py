@@ -436,25 +436,34 @@ class Loop:
             self.carry_out(effect)
 
     def carry_out(self, effect):
-        kind = effect[0]
-        if kind == "spawn":
-            self.start(effect[1], effect[2])
-        elif kind == "kill":
-            if self.sv.pid not in self.reaped:
-                signal_pid(self.sv.pid, effect[1])
-        elif kind == "killgroup":
-            if self.sv.pid not in self.reaped:
-                signal_pid(-self.sv.pid if self.sv.pid else 0, effect[1])
-        elif kind == "killcheck":
-            signal_pid(self.sv.check_pid, effect[1])
-        elif kind == "announce":             # told once the files say it too
-            self.events.append(history.event_fields(self.sv, self.path, effect[1],
-                                                    unix_now()))
-        elif kind == "exit":
-            self.exit_code = effect[1]
-            if self.exit_code:
-                tell(PROG, "fatal", f"critical service {self.path} failed "
-                                    f"(exit code {self.exit_code})")
+        """Do one effect: a small method per kind (SPAWN..LEAVE, see machine)."""
+        self.EFFECTS[effect[0]](self, *effect[1:])
+
+    def spawn_effect(self, what, argv):
+        self.start(what, argv)
+
+    def kill(self, signum):
+        if self.sv.pid not in self.reaped:          # reaped: its pid may be another's
+            signal_pid(self.sv.pid, signum)
+
+    def kill_group(self, signum):
+        if self.sv.pid not in self.reaped:
+            signal_pid(-self.sv.pid if self.sv.pid else 0, signum)
+
+    def kill_check(self, signum):
+        signal_pid(self.sv.check_pid, signum)
+
+    def announce(self, name):
+        """Told once the files say it too (tell_events)."""
+        self.events.append(history.event_fields(self.sv, self.path, name, unix_now()))
+
+    def leave(self, code):
+        self.exit_code = code
+        if code:
+            tell(PROG, "fatal", f"critical service {self.path} failed (exit code {code})")
+
+    EFFECTS = {machine.SPAWN: spawn_effect, machine.KILL: kill, machine.KILLGROUP: kill_group,
+               machine.KILLCHECK: kill_check, machine.ANNOUNCE: announce, machine.LEAVE: leave}
 
     def start(self, what, argv):
         """Start ./run, ./check or ./finish (whether ./finish is there was
