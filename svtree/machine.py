@@ -178,7 +178,8 @@ def finish_args(wstatus) -> list[str]:
 
 # --- cells: commands ------------------------------------------------------------
 
-def ignore(sv, now, wall, arg):
+def nop(sv, now, wall, arg):
+    """The event means nothing in this state."""
     return []
 
 
@@ -188,11 +189,23 @@ def start_if_due(sv, now, wall, arg):
     return []
 
 
+def down_up(sv, now, wall, arg):
+    """svc -u (or -r) while down: start now, failed or backing off."""
+    sv.want = WANT_UP
+    revive(sv, now)
+    return start_if_due(sv, now, wall, arg)
+
+
 def want_up(sv, now, wall, arg):
     sv.want = WANT_UP
-    if sv.state != RUN:                 # svc -u: start now, failed or backing off
-        revive(sv, now)
-    return start_if_due(sv, now, wall, arg) if sv.state == DOWN else []
+    return []
+
+
+def finish_up(sv, now, wall, arg):
+    """svc -u while ./finish runs: ./run starts when it is done, no backoff."""
+    sv.want = WANT_UP
+    revive(sv, now)
+    return []
 
 
 def revive(sv, now):
@@ -205,12 +218,16 @@ def revive(sv, now):
     sv.next_start = min(sv.next_start, max(now, sv.started_at + THROTTLE))
 
 
+def down_once(sv, now, wall, arg):
+    """svc -o while down: start it now, once."""
+    sv.want = WANT_ONCE
+    revive(sv, now)
+    sv.once_pending = True
+    return start_if_due(sv, now, wall, arg)
+
+
 def want_once(sv, now, wall, arg):
     sv.want = WANT_ONCE
-    if sv.state == DOWN:
-        revive(sv, now)
-        sv.once_pending = True
-        return start_if_due(sv, now, wall, arg)
     return []
 
 
@@ -273,7 +290,8 @@ def signal_group(sv, now, wall, arg):
     return [(KILLGROUP, arg)]
 
 
-def exit_now(sv, now, wall, arg):
+def bail(sv, now, wall, arg):
+    """Exit now: nothing runs (s6's bail)."""
     sv.exit_when_down = True
     return [(LEAVE, 0)]
 
@@ -283,12 +301,15 @@ def exit_later(sv, now, wall, arg):
     return []
 
 
-def hang_up_down(sv, now, wall, arg):
+def leave_now(sv, now, wall, arg):
+    """Want down and exit now (svscan's HUP while nothing runs)."""
     want_down(sv, now, wall, arg)
-    return exit_now(sv, now, wall, arg)
+    return bail(sv, now, wall, arg)
 
 
-def hang_up(sv, now, wall, arg):
+def leave_later(sv, now, wall, arg):
+    """Want down and exit once down, sending nothing: svscan's HUP (./run
+    and ./finish end on their own)."""
     want_down(sv, now, wall, arg)
     return exit_later(sv, now, wall, arg)
 
@@ -500,10 +521,7 @@ def check_start_failed(sv, now, wall, arg):
 
 
 def check_exited(sv, now, wall, arg):
-    sv.check_pid = 0
-    sv.check_deadline = None
-    if sv.state != RUN:
-        return []
+    check_gone(sv, now, wall, arg)
     if not sv.ready:
         if arg == 0:
             return become_ready(sv, now, wall)
@@ -522,33 +540,45 @@ def check_exited(sv, now, wall, arg):
     return []
 
 
+def check_gone(sv, now, wall, arg):
+    """Forget a ./check that ended: all there is to do once its run is gone
+    (run_exited killed it)."""
+    sv.check_pid = 0
+    sv.check_deadline = None
+    return []
+
+
+# One row per event, one cell per state; every cell is named. An event that
+# means nothing in a state is a nop there: a signal with nothing to receive
+# it, news of a process that is gone, an answer that cannot come.
 TABLE = {
-    (DOWN, UP): want_up,            (RUN, UP): want_up,        (FINISH, UP): want_up,
-    (DOWN, ONCE): want_once,        (RUN, ONCE): want_once,    (FINISH, ONCE): want_once,
-    (DOWN, DOWN_CMD): want_down,    (RUN, DOWN_CMD): take_down, (FINISH, DOWN_CMD): want_down,
-    (DOWN, RESTART): want_up,       (RUN, RESTART): restart,   (FINISH, RESTART): want_up,
-    (RUN, PAUSE): pause,
-    (RUN, CONT): cont,
-    (RUN, SIGNAL): send_signal,
-    (RUN, GROUP): signal_group,
-    (DOWN, EXIT): exit_now,         (RUN, EXIT): exit_later,   (FINISH, EXIT): exit_later,
-    (DOWN, HANGUP): hang_up_down,   (RUN, HANGUP): hang_up,    (FINISH, HANGUP): hang_up,
-    (DOWN, TIMEOUT): start_if_due,  (RUN, TIMEOUT): run_timers, (FINISH, TIMEOUT): finish_overdue,
-    (DOWN, STARTED): run_started,                              (FINISH, STARTED): finish_started,
-    (DOWN, ADOPTED): adopt,
-    (DOWN, START_FAILED): run_start_failed,                    (FINISH, START_FAILED): finish_done,
-    (RUN, EXITED): run_exited,                                 (FINISH, EXITED): finish_done,
-    (RUN, READY): become_ready,
-    (RUN, CHECK_STARTED): check_started,
-    (RUN, CHECK_START_FAILED): check_start_failed,
-    (DOWN, CHECK_EXITED): check_exited, (RUN, CHECK_EXITED): check_exited,
-    (FINISH, CHECK_EXITED): check_exited,
+    #                    DOWN               RUN                 FINISH
+    UP:                 (down_up,           want_up,            finish_up),
+    ONCE:               (down_once,         want_once,          want_once),
+    DOWN_CMD:           (want_down,         take_down,          want_down),
+    RESTART:            (down_up,           restart,            finish_up),
+    PAUSE:              (nop,               pause,              nop),
+    CONT:               (nop,               cont,               nop),
+    SIGNAL:             (nop,               send_signal,        nop),
+    GROUP:              (nop,               signal_group,       nop),
+    EXIT:               (bail,              exit_later,         exit_later),
+    HANGUP:             (leave_now,         leave_later,        leave_later),
+    TIMEOUT:            (start_if_due,      run_timers,         finish_overdue),
+    STARTED:            (run_started,       nop,                finish_started),
+    START_FAILED:       (run_start_failed,  nop,                finish_done),
+    ADOPTED:            (adopt,             nop,                nop),
+    EXITED:             (nop,               run_exited,         finish_done),
+    READY:              (nop,               become_ready,       nop),
+    CHECK_STARTED:      (nop,               check_started,      nop),
+    CHECK_START_FAILED: (nop,               check_start_failed, nop),
+    CHECK_EXITED:       (check_gone,        check_exited,       check_gone),
 }
 
 
 def step(sv: Supervisor, event: str, now: float, wall=(0, 0), arg=None) -> list:
-    """Apply one event; return the effects the loop must carry out, in order."""
-    return TABLE.get((sv.state, event), ignore)(sv, now, wall, arg)
+    """Apply one event; return the effects the loop must carry out, in order.
+    An event not in the table is a bug of the caller's: KeyError."""
+    return TABLE[event][sv.state](sv, now, wall, arg)
 
 
 def command(sv: Supervisor, byte: int, now: float, wall=(0, 0)) -> list:
