@@ -55,11 +55,13 @@ RESET_AFTER = 60.0      # a run this long clears a critical service's failure co
 READY_AFTER = 1.0       # seconds up that make a service with no readiness mechanism ready
 READY_POLL = 0.1        # seconds between two readiness checks until one passes
 PERMANENT = 125         # finish's exit code for "do not restart" (s6)
+HOLD = 0.05             # seconds status writes wait, at a shutdown, for ./run's exit
 
 # events
 UP, DOWN_CMD, ONCE, PAUSE, CONT, SIGNAL, GROUP, RESTART, EXIT = (
     "up", "down", "once", "pause", "cont", "signal", "group", "restart", "exit")
 HANGUP = "hangup"            # stop restarting, exit once down, send nothing
+SHUTDOWN = "shutdown"        # supervise's own TERM or INT: down, then exit
 EXITED, TIMEOUT, STARTED, START_FAILED = "exited", "timeout", "started", "start_failed"
 READY = "ready"
 ADOPTED = "adopted"          # a ./run left running by a supervise that died
@@ -102,7 +104,7 @@ class Supervisor:
                  "delay", "quick_deaths", "failures", "failed", "finish_deadline",
                  "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
                  "last_duration", "check_pid", "check_deadline", "next_check", "check_fails",
-                 "error", "reason", "ready_at", "outside_deaths")
+                 "error", "reason", "ready_at", "outside_deaths", "hold_until")
 
     def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
         self.policy = policy or Policy(**policy_fields)
@@ -135,6 +137,7 @@ class Supervisor:
         self.reason = None           # why the service failed for good
         self.ready_at = None         # no readiness mechanism: ready at this time
         self.outside_deaths = 0      # quick deaths in a row by a signal from outside
+        self.hold_until = None       # status writes wait until then for ./run's exit
 
 
 def readiness(policy) -> str:
@@ -150,6 +153,12 @@ def start_wanted(sv) -> bool:
     return sv.want == WANT_UP or (sv.want == WANT_ONCE and sv.once_pending)
 
 
+def may_write(sv, now) -> bool:
+    """Whether the loop writes the status now: not while a shutdown waits
+    for ./run's exit (shut_down), which comes in a moment."""
+    return sv.hold_until is None or now >= sv.hold_until
+
+
 def deadline(sv):
     """When the loop must deliver TIMEOUT (monotonic seconds), or None."""
     if sv.state == DOWN:
@@ -157,7 +166,7 @@ def deadline(sv):
     if sv.state == FINISH:
         return sv.finish_deadline if sv.pid else None
     dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check,
-                        None if sv.paused else sv.ready_at) if t is not None]
+                        None if sv.paused else sv.ready_at, sv.hold_until) if t is not None]
     return min(dues) if dues else None
 
 
@@ -302,16 +311,25 @@ def exit_later(sv, now, wall, arg):
 
 
 def leave_now(sv, now, wall, arg):
-    """Want down and exit now (svscan's HUP while nothing runs)."""
+    """Want down and exit now (svscan's HUP or TERM while nothing runs)."""
     want_down(sv, now, wall, arg)
     return bail(sv, now, wall, arg)
 
 
 def leave_later(sv, now, wall, arg):
     """Want down and exit once down, sending nothing: svscan's HUP (./run
-    and ./finish end on their own)."""
+    and ./finish end on their own), or its TERM while ./finish runs."""
     want_down(sv, now, wall, arg)
     return exit_later(sv, now, wall, arg)
+
+
+def shut_down(sv, now, wall, arg):
+    """svscan's TERM while ./run runs: down, then exit. The tree is going
+    down and svscan signals ./run too: its exit comes in a moment, so the
+    status waits HOLD for it and one write says both (not "want down" first,
+    then "down")."""
+    sv.hold_until = now + HOLD
+    return take_down(sv, now, wall, arg) + exit_later(sv, now, wall, arg)
 
 
 # --- cells: the run ---------------------------------------------------------------
@@ -448,7 +466,7 @@ def run_exited(sv, now, wall, arg):
     sv.paused = sv.term = False
     sv.ready = False
     sv.ready_since = None
-    sv.kill_deadline = sv.next_check = sv.ready_at = None
+    sv.kill_deadline = sv.next_check = sv.ready_at = sv.hold_until = None
     effects = [(ANNOUNCE, "exited")]
     if sv.check_pid:
         effects.append((KILLCHECK, SIGKILL))
@@ -494,6 +512,8 @@ def finish_overdue(sv, now, wall, arg):
 # --- cells: timers and checks while running ----------------------------------------
 
 def run_timers(sv, now, wall, arg):
+    if sv.hold_until is not None and now >= sv.hold_until:
+        sv.hold_until = None            # ./run outlived the hold: write what there is
     effects = []
     if sv.ready_at is not None and now >= sv.ready_at and not sv.paused:
         effects += become_ready(sv, now, wall)
@@ -563,6 +583,7 @@ TABLE = {
     GROUP:              (nop,               signal_group,       nop),
     EXIT:               (bail,              exit_later,         exit_later),
     HANGUP:             (leave_now,         leave_later,        leave_later),
+    SHUTDOWN:           (leave_now,         shut_down,          leave_later),
     TIMEOUT:            (start_if_due,      run_timers,         finish_overdue),
     STARTED:            (run_started,       nop,                finish_started),
     START_FAILED:       (run_start_failed,  nop,                finish_done),

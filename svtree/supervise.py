@@ -41,7 +41,6 @@ PROG = "supervise"
 SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGKILL = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL))
 MAX_POLL = 2**31 - 1   # milliseconds
-HOLD = 0.05         # seconds a status write waits, after TERM, for ./run's exit
 BOOT_ID = unix.boot_id()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
@@ -357,7 +356,6 @@ class Loop:
         self.poller = select.poll()
         self.notify_r = -1           # read end of the notification-fd pipe
         self.pidfd = -1              # an adopted ./run's exit, seen through a pidfd
-        self.hold = None             # write nothing before this, unless ./run is gone
         self.events = []             # event lines to tell after the next write
         self.wakeup_r = -1           # the signal wakeup pipe, once run() has it
         self.reaped = ()             # pids reaped but not yet fed: never signal them
@@ -382,10 +380,8 @@ class Loop:
             sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, want, sv.term, sv.state))
 
     def write_status(self):
-        if self.hold is not None:
-            if self.sv.state == machine.RUN and self.clock() < self.hold:
-                return
-            self.hold = None
+        if not machine.may_write(self.sv, self.clock()):
+            return                           # a shutdown waits for ./run's exit: one write
         data = self.status()
         if data != self.written:
             try:
@@ -629,11 +625,7 @@ class Loop:
                 data += later
         self.reaped = {*self.reaped, *(pid for pid, _ in reaped)}   # gone: not signalled
         if SIGTERM in data or SIGINT in data:
-            self.feed(machine.DOWN_CMD)
-            self.feed(machine.EXIT)
-            # The tree is going down (svscan signalled ./run too): the exit
-            # follows in a moment, and one write then says it all.
-            self.hold = self.clock() + HOLD
+            self.feed(machine.SHUTDOWN)      # down, then exit (see machine.shut_down)
         if SIGHUP in data:
             self.feed(machine.HANGUP)
         for pid, wstatus in reaped:
@@ -672,8 +664,6 @@ class Loop:
         self.tell_events()
         while self.exit_code is None:
             due = machine.deadline(self.sv)
-            if self.hold is not None:
-                due = self.hold if due is None else min(due, self.hold)
             # poll() takes at most 2**31-1 ms (24.8 days): a longer deadline
             # (a huge timeout-kill or check-interval) just wakes us early
             timeout = None if due is None else min(max(0, (due - self.clock()) * 1000),
