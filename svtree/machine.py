@@ -19,15 +19,20 @@ An operator's up (svc -u, -r, -o while down) starts ./run now: it forgets
 the backoff, the quick deaths and a failure (revive); only the THROTTLE
 second since the last start remains.
 
-s6's shape: a table indexed by (state, event) whose cells are small functions
-that change the Supervisor and return effects for the loop to carry out
-(SPAWN, KILL, KILLGROUP, KILLCHECK, ANNOUNCE, LEAVE: see below).
+s6's shape: TABLE has a row per event and a column per state, and names
+every cell: nop where the event means nothing in that state, bail for svc
+-x while nothing runs. A cell is a small function of one state (it never
+asks for the state again) that changes the Supervisor and returns effects,
+(kind, ...) tuples for the loop to carry out: SPAWN, KILL, KILLGROUP,
+KILLCHECK, ANNOUNCE, LEAVE. step() applies an event, command() a control
+byte.
 
 Timers are events too: deadline() says when the loop must send TIMEOUT:
 the restart delay (at least THROTTLE seconds between two starts, doubling
 after each quick death up to backoff-max), the finish timeout, timeout-kill,
-and the next check. Nothing here sleeps, so commands are served at once
-while a deadline runs.
+the next check, and the end of a shutdown's hold on status writes
+(may_write). Nothing here sleeps, so commands are served at once while a
+deadline runs.
 
 Quick death: ./run ended less than QUICK seconds after it started, without
 a signal from us. A critical service fails for good after `critical` failed
@@ -100,7 +105,7 @@ class Supervisor:
     """Everything supervise knows about its service."""
 
     __slots__ = ("policy", "state", "want", "paused", "term", "signalled", "sent", "exit_when_down",
-                 "once_pending", "pid", "stamp", "started_at", "up_since", "next_start",
+                 "once_pending", "pid", "stamp", "started_at", "next_start",
                  "delay", "quick_deaths", "failures", "failed", "finish_deadline",
                  "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
                  "last_duration", "check_pid", "check_deadline", "next_check", "check_fails",
@@ -116,7 +121,6 @@ class Supervisor:
         self.pid = 0
         self.stamp = (0, 0)          # wall time of the last pid change
         self.started_at = now        # monotonic start of the current or last run
-        self.up_since = (0, 0)       # wall time of that start
         self.next_start = now        # earliest start of ./run
         self.delay = THROTTLE
         self.quick_deaths = 0
@@ -164,7 +168,7 @@ def deadline(sv):
     if sv.state == DOWN:
         return sv.next_start if start_wanted(sv) else None
     if sv.state == FINISH:
-        return sv.finish_deadline if sv.pid else None
+        return sv.finish_deadline
     dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check,
                         None if sv.paused else sv.ready_at, sv.hold_until) if t is not None]
     return min(dues) if dues else None
@@ -337,7 +341,7 @@ def shut_down(sv, now, wall, arg):
 def run_started(sv, now, wall, arg):
     sv.state = RUN
     sv.pid = arg
-    sv.stamp = sv.up_since = wall
+    sv.stamp = wall
     sv.paused = sv.term = sv.signalled = False
     sv.sent = ()
     sv.once_pending = False
@@ -365,7 +369,7 @@ def adopt(sv, now, wall, arg):
     pid, stamp, past = arg
     sv.state = RUN
     sv.pid = pid
-    sv.stamp = sv.up_since = stamp
+    sv.stamp = stamp
     sv.started_at = now - max(0.0, (wall[0] - stamp[0]) + (wall[1] - stamp[1]) / 1e9)
     sv.next_start = now + THROTTLE
     sv.paused = sv.term = sv.signalled = False
