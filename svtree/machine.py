@@ -487,12 +487,16 @@ def finish_started(sv, now, wall, arg):
     return []
 
 
-def finish_done(sv, now, wall, arg):
-    if arg is not None and exit_code(arg) == PERMANENT:
+def finish_exited(sv, now, wall, arg):
+    if exit_code(arg) == PERMANENT:
         fail(sv, f"finish exited {PERMANENT}")
+    sv.stamp = wall
+    return finish_done(sv, now, wall, arg)
+
+
+def finish_done(sv, now, wall, arg):
+    """Down: ./finish exited, could not start, or there is none."""
     sv.state = DOWN
-    if sv.pid:
-        sv.stamp = wall
     sv.pid = 0
     sv.finish_deadline = None
     effects = [(ANNOUNCE, "down")]
@@ -592,7 +596,7 @@ TABLE = {
     STARTED:            (run_started,       nop,                finish_started),
     START_FAILED:       (run_start_failed,  nop,                finish_done),
     ADOPTED:            (adopt,             nop,                nop),
-    EXITED:             (nop,               run_exited,         finish_done),
+    EXITED:             (nop,               run_exited,         finish_exited),
     READY:              (nop,               become_ready,       nop),
     CHECK_STARTED:      (nop,               check_started,      nop),
     CHECK_START_FAILED: (nop,               check_start_failed, nop),
