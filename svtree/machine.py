@@ -44,6 +44,7 @@ service fails for good after max-deaths quick deaths in a row, or when
 import signal
 
 from .config import Policy
+from .waitstatus import exit_code, finish_args   # scan still asks machine.exit_code
 
 # plain ints rather than signal.Signals members: cheaper for a forked supervise
 SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, SIGSTOP = (
@@ -104,43 +105,34 @@ COMMANDS = {
 class Supervisor:
     """Everything supervise knows about its service."""
 
-    __slots__ = ("policy", "state", "want", "paused", "term", "signalled", "sent", "exit_when_down",
-                 "once_pending", "pid", "stamp", "started_at", "next_start",
-                 "delay", "quick_deaths", "failures", "failed", "finish_deadline",
-                 "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
-                 "last_duration", "check_pid", "check_deadline", "next_check", "check_fails",
-                 "error", "reason", "ready_at", "outside_deaths", "hold_until")
+    __slots__ = ("policy", "state", "want", "pid", "paused", "term", "signalled", "exit_when_down",
+                 "sent", "once_pending", "stamp", "started_at", "next_start", "delay", "starts",
+                 "quick_deaths", "failures", "outside_deaths", "failed", "error", "reason",
+                 "last_wstatus", "last_duration", "ready", "ready_since", "ready_at",
+                 "check_pid", "check_fails", "finish_deadline", "kill_deadline",
+                 "check_deadline", "next_check", "hold_until")
 
     def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
         self.policy = policy or Policy(**policy_fields)
-        self.state = DOWN
-        self.want = want
+        self.state, self.want, self.pid = DOWN, want, 0
         self.paused = self.term = self.signalled = self.exit_when_down = False
         self.sent = ()               # signals sent by command to this run
         self.once_pending = False    # svc -o while down: start it once
-        self.pid = 0
         self.stamp = (0, 0)          # wall time of the last pid change
         self.started_at = now        # monotonic start of the current or last run
         self.next_start = now        # earliest start of ./run
         self.delay = THROTTLE
-        self.quick_deaths = 0
-        self.failures = 0
+        self.starts = self.quick_deaths = self.failures = 0
+        self.outside_deaths = 0      # quick deaths in a row by a signal from outside
         self.failed = False
-        self.finish_deadline = None
-        self.kill_deadline = None
-        self.ready = False
-        self.ready_since = None      # wall time
-        self.starts = 0
-        self.last_wstatus = None
-        self.last_duration = None
-        self.check_pid = 0
-        self.check_deadline = None
-        self.next_check = None
-        self.check_fails = 0
         self.error = None            # why the last start of ./run failed
         self.reason = None           # why the service failed for good
+        self.last_wstatus = self.last_duration = None
+        self.ready = False
+        self.ready_since = None      # wall time
         self.ready_at = None         # no readiness mechanism: ready at this time
-        self.outside_deaths = 0      # quick deaths in a row by a signal from outside
+        self.check_pid = self.check_fails = 0
+        self.finish_deadline = self.kill_deadline = self.check_deadline = self.next_check = None
         self.hold_until = None       # status writes wait until then for ./run's exit
 
 
@@ -172,21 +164,6 @@ def deadline(sv):
     dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check,
                         None if sv.paused else sv.ready_at, sv.hold_until) if t is not None]
     return min(dues) if dues else None
-
-
-def exit_code(wstatus: int) -> int:
-    """The shell's number for a wait status: the exit code, or 128 + signal."""
-    return wstatus >> 8 & 0xFF if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
-
-
-def finish_args(wstatus) -> list[str]:
-    """runit's finish arguments: exit code or -1, then the signal number or 0.
-    (None: an adopted process, whose exit status nobody can know.)"""
-    if wstatus is None:
-        return ["-1", "0"]
-    if wstatus & 0x7F == 0:
-        return [str(wstatus >> 8 & 0xFF), "0"]
-    return ["-1", str(wstatus & 0x7F)]
 
 
 # --- cells: commands ------------------------------------------------------------
