@@ -44,7 +44,7 @@ service fails for good after max-deaths quick deaths in a row, or when
 import signal
 
 from .config import Policy
-from .waitstatus import exit_code, finish_args   # scan still asks machine.exit_code
+from .waitstatus import exit_code, finish_args  # scan still asks machine.exit_code
 
 # plain ints rather than signal.Signals members: cheaper for a forked supervise
 SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, SIGSTOP = (
