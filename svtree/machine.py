@@ -19,23 +19,20 @@ An operator's up (svc -u, -r, -o while down) starts ./run now: it forgets
 the backoff, the quick deaths and a failure (revive); only the THROTTLE
 second since the last start remains.
 
-s6's shape: a table indexed by (state, event) whose cells are small functions
-that change the Supervisor and return effects for the loop to carry out:
-
-    ("spawn", what, argv)  start ./run, ./finish or ./check; the loop answers
-                           STARTED/START_FAILED (run, finish) or
-                           CHECK_STARTED/CHECK_START_FAILED (check)
-    ("kill", signum)       signal the current process (run, or finish)
-    ("killgroup", signum)  signal its whole process group
-    ("killcheck", signum)  signal the running ./check
-    ("announce", name)     a state change worth telling event readers
-    ("exit", code)         supervise exits
+s6's shape: TABLE has a row per event and a column per state, and names
+every cell: nop where the event means nothing in that state, bail for svc
+-x while nothing runs. A cell is a small function of one state (it never
+asks for the state again) that changes the Supervisor and returns effects,
+(kind, ...) tuples for the loop to carry out: SPAWN, KILL, KILLGROUP,
+KILLCHECK, ANNOUNCE, LEAVE. step() applies an event, command() a control
+byte.
 
 Timers are events too: deadline() says when the loop must send TIMEOUT:
 the restart delay (at least THROTTLE seconds between two starts, doubling
 after each quick death up to backoff-max), the finish timeout, timeout-kill,
-and the next check. Nothing here sleeps, so commands are served at once
-while a deadline runs.
+the next check, and the end of a shutdown's hold on status writes
+(may_write). Nothing here sleeps, so commands are served at once while a
+deadline runs.
 
 Quick death: ./run ended less than QUICK seconds after it started, without
 a signal from us. A critical service fails for good after `critical` failed
@@ -47,6 +44,7 @@ service fails for good after max-deaths quick deaths in a row, or when
 import signal
 
 from .policy import Policy
+from .wstatus import exit_code, finish_args, signal_of
 
 # plain ints rather than signal.Signals members: cheaper for a forked supervise
 SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, SIGSTOP = (
@@ -63,15 +61,26 @@ RESET_AFTER = 60.0      # a run this long clears a critical service's failure co
 READY_AFTER = 1.0       # seconds up that make a service with no readiness mechanism ready
 READY_POLL = 0.1        # seconds between two readiness checks until one passes
 PERMANENT = 125         # finish's exit code for "do not restart" (s6)
+HOLD = 0.05             # seconds status writes wait, at a shutdown, for ./run's exit
 
 # events
 UP, DOWN_CMD, ONCE, PAUSE, CONT, SIGNAL, GROUP, RESTART, EXIT = (
     "up", "down", "once", "pause", "cont", "signal", "group", "restart", "exit")
 HANGUP = "hangup"            # stop restarting, exit once down, send nothing
+SHUTDOWN = "shutdown"        # supervise's own TERM or INT: down, then exit
 EXITED, TIMEOUT, STARTED, START_FAILED = "exited", "timeout", "started", "start_failed"
 READY = "ready"
 ADOPTED = "adopted"          # a ./run left running by a supervise that died
 CHECK_STARTED, CHECK_START_FAILED, CHECK_EXITED = "check_started", "check_start_failed", "check_exited"
+
+# effects: what a cell asks the loop to do, as (kind, ...) tuples
+SPAWN = "spawn"          # (SPAWN, what, argv): start ./run, ./finish or ./check; the loop
+                         # answers STARTED/START_FAILED or CHECK_STARTED/CHECK_START_FAILED
+KILL = "kill"            # (KILL, signum): signal the current process (run, or finish)
+KILLGROUP = "killgroup"  # (KILLGROUP, signum): signal its whole process group
+KILLCHECK = "killcheck"  # (KILLCHECK, signum): signal the running ./check
+ANNOUNCE = "announce"    # (ANNOUNCE, name): a state change worth telling event readers
+LEAVE = "exit"           # (LEAVE, code): supervise exits (EXIT is the svc -x event)
 
 # signals that end a process by default: a death after one of these is ours
 ENDING = frozenset((SIGTERM, SIGKILL, SIGINT, SIGQUIT))
@@ -96,44 +105,35 @@ COMMANDS = {
 class Supervisor:
     """Everything supervise knows about its service."""
 
-    __slots__ = ("policy", "state", "want", "paused", "term", "signalled", "sent", "exit_when_down",
-                 "once_pending", "pid", "stamp", "started_at", "up_since", "next_start",
-                 "delay", "quick_deaths", "failures", "failed", "finish_deadline",
-                 "kill_deadline", "ready", "ready_since", "starts", "last_wstatus",
-                 "last_duration", "check_pid", "check_deadline", "next_check", "check_fails",
-                 "error", "reason", "ready_at", "outside_deaths")
+    __slots__ = ("policy", "state", "want", "pid", "paused", "term", "signalled", "exit_when_down",
+                 "sent", "once_pending", "stamp", "started_at", "next_start", "delay", "starts",
+                 "quick_deaths", "failures", "outside_deaths", "failed", "error", "reason",
+                 "last_wstatus", "last_duration", "ready", "ready_since", "ready_at",
+                 "check_pid", "check_fails", "finish_deadline", "kill_deadline",
+                 "check_deadline", "next_check", "hold_until")
 
     def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
         self.policy = policy or Policy(**policy_fields)
-        self.state = DOWN
-        self.want = want
+        self.state, self.want, self.pid = DOWN, want, 0
         self.paused = self.term = self.signalled = self.exit_when_down = False
         self.sent = ()               # signals sent by command to this run
         self.once_pending = False    # svc -o while down: start it once
-        self.pid = 0
         self.stamp = (0, 0)          # wall time of the last pid change
         self.started_at = now        # monotonic start of the current or last run
-        self.up_since = (0, 0)       # wall time of that start
         self.next_start = now        # earliest start of ./run
         self.delay = THROTTLE
-        self.quick_deaths = 0
-        self.failures = 0
+        self.starts = self.quick_deaths = self.failures = 0
+        self.outside_deaths = 0      # quick deaths in a row by a signal from outside
         self.failed = False
-        self.finish_deadline = None
-        self.kill_deadline = None
-        self.ready = False
-        self.ready_since = None      # wall time
-        self.starts = 0
-        self.last_wstatus = None
-        self.last_duration = None
-        self.check_pid = 0
-        self.check_deadline = None
-        self.next_check = None
-        self.check_fails = 0
         self.error = None            # why the last start of ./run failed
         self.reason = None           # why the service failed for good
+        self.last_wstatus = self.last_duration = None
+        self.ready = False
+        self.ready_since = None      # wall time
         self.ready_at = None         # no readiness mechanism: ready at this time
-        self.outside_deaths = 0      # quick deaths in a row by a signal from outside
+        self.check_pid = self.check_fails = 0
+        self.finish_deadline = self.kill_deadline = self.check_deadline = self.next_check = None
+        self.hold_until = None       # status writes wait until then for ./run's exit
 
 
 def readiness(policy) -> str:
@@ -149,49 +149,53 @@ def start_wanted(sv) -> bool:
     return sv.want == WANT_UP or (sv.want == WANT_ONCE and sv.once_pending)
 
 
+def may_write(sv, now) -> bool:
+    """Whether the loop writes the status now: not while a shutdown waits
+    for ./run's exit (shut_down), which comes in a moment."""
+    return sv.hold_until is None or now >= sv.hold_until
+
+
 def deadline(sv):
     """When the loop must deliver TIMEOUT (monotonic seconds), or None."""
     if sv.state == DOWN:
         return sv.next_start if start_wanted(sv) else None
     if sv.state == FINISH:
-        return sv.finish_deadline if sv.pid else None
+        return sv.finish_deadline
     dues = [t for t in (sv.kill_deadline, sv.check_deadline if sv.check_pid else sv.next_check,
-                        None if sv.paused else sv.ready_at) if t is not None]
+                        None if sv.paused else sv.ready_at, sv.hold_until) if t is not None]
     return min(dues) if dues else None
-
-
-def exit_code(wstatus: int) -> int:
-    """The shell's number for a wait status: the exit code, or 128 + signal."""
-    return wstatus >> 8 & 0xFF if wstatus & 0x7F == 0 else 128 + (wstatus & 0x7F)
-
-
-def finish_args(wstatus) -> list[str]:
-    """runit's finish arguments: exit code or -1, then the signal number or 0.
-    (None: an adopted process, whose exit status nobody can know.)"""
-    if wstatus is None:
-        return ["-1", "0"]
-    if wstatus & 0x7F == 0:
-        return [str(wstatus >> 8 & 0xFF), "0"]
-    return ["-1", str(wstatus & 0x7F)]
 
 
 # --- cells: commands ------------------------------------------------------------
 
-def ignore(sv, now, wall, arg):
+def nop(sv, now, wall, arg):
+    """The event means nothing in this state."""
     return []
 
 
 def start_if_due(sv, now, wall, arg):
     if start_wanted(sv) and now >= sv.next_start:
-        return [("spawn", "run", ["./run"])]
+        return [(SPAWN, "run", ["./run"])]
     return []
+
+
+def down_up(sv, now, wall, arg):
+    """svc -u (or -r) while down: start now, failed or backing off."""
+    sv.want = WANT_UP
+    revive(sv, now)
+    return start_if_due(sv, now, wall, arg)
 
 
 def want_up(sv, now, wall, arg):
     sv.want = WANT_UP
-    if sv.state != RUN:                 # svc -u: start now, failed or backing off
-        revive(sv, now)
-    return start_if_due(sv, now, wall, arg) if sv.state == DOWN else []
+    return []
+
+
+def finish_up(sv, now, wall, arg):
+    """svc -u while ./finish runs: ./run starts when it is done, no backoff."""
+    sv.want = WANT_UP
+    revive(sv, now)
+    return []
 
 
 def revive(sv, now):
@@ -204,12 +208,16 @@ def revive(sv, now):
     sv.next_start = min(sv.next_start, max(now, sv.started_at + THROTTLE))
 
 
+def down_once(sv, now, wall, arg):
+    """svc -o while down: start it now, once."""
+    sv.want = WANT_ONCE
+    revive(sv, now)
+    sv.once_pending = True
+    return start_if_due(sv, now, wall, arg)
+
+
 def want_once(sv, now, wall, arg):
     sv.want = WANT_ONCE
-    if sv.state == DOWN:
-        revive(sv, now)
-        sv.once_pending = True
-        return start_if_due(sv, now, wall, arg)
     return []
 
 
@@ -228,7 +236,7 @@ def stop(sv, now):
     sv.term = sv.term or signum == SIGTERM
     if sv.policy.timeout_kill is not None and sv.kill_deadline is None:
         sv.kill_deadline = now + sv.policy.timeout_kill
-    return [("kill", signum), ("kill", SIGCONT)]
+    return [(KILL, signum), (KILL, SIGCONT)]
 
 
 def take_down(sv, now, wall, arg):
@@ -244,12 +252,12 @@ def restart(sv, now, wall, arg):
 
 def pause(sv, now, wall, arg):
     sv.paused = True
-    return [("kill", SIGSTOP)]
+    return [(KILL, SIGSTOP)]
 
 
 def cont(sv, now, wall, arg):
     sv.paused = False
-    return [("kill", SIGCONT)]
+    return [(KILL, SIGCONT)]
 
 
 def send_signal(sv, now, wall, arg):
@@ -258,7 +266,7 @@ def send_signal(sv, now, wall, arg):
         sv.signalled = True         # its death is our doing; a reload (HUP) is not
     if arg == SIGTERM:
         sv.term = True
-    return [("kill", arg)]
+    return [(KILL, arg)]
 
 
 def signal_group(sv, now, wall, arg):
@@ -269,12 +277,13 @@ def signal_group(sv, now, wall, arg):
         sv.paused = False
     elif arg in ENDING:
         sv.signalled = True
-    return [("killgroup", arg)]
+    return [(KILLGROUP, arg)]
 
 
-def exit_now(sv, now, wall, arg):
+def bail(sv, now, wall, arg):
+    """Exit now: nothing runs (s6's bail)."""
     sv.exit_when_down = True
-    return [("exit", 0)]
+    return [(LEAVE, 0)]
 
 
 def exit_later(sv, now, wall, arg):
@@ -282,14 +291,26 @@ def exit_later(sv, now, wall, arg):
     return []
 
 
-def hang_up_down(sv, now, wall, arg):
+def leave_now(sv, now, wall, arg):
+    """Want down and exit now (svscan's HUP or TERM while nothing runs)."""
     want_down(sv, now, wall, arg)
-    return exit_now(sv, now, wall, arg)
+    return bail(sv, now, wall, arg)
 
 
-def hang_up(sv, now, wall, arg):
+def leave_later(sv, now, wall, arg):
+    """Want down and exit once down, sending nothing: svscan's HUP (./run
+    and ./finish end on their own), or its TERM while ./finish runs."""
     want_down(sv, now, wall, arg)
     return exit_later(sv, now, wall, arg)
+
+
+def shut_down(sv, now, wall, arg):
+    """svscan's TERM while ./run runs: down, then exit. The tree is going
+    down and svscan signals ./run too: its exit comes in a moment, so the
+    status waits HOLD for it and one write says both (not "want down" first,
+    then "down")."""
+    sv.hold_until = now + HOLD
+    return take_down(sv, now, wall, arg) + exit_later(sv, now, wall, arg)
 
 
 # --- cells: the run ---------------------------------------------------------------
@@ -297,7 +318,7 @@ def hang_up(sv, now, wall, arg):
 def run_started(sv, now, wall, arg):
     sv.state = RUN
     sv.pid = arg
-    sv.stamp = sv.up_since = wall
+    sv.stamp = wall
     sv.paused = sv.term = sv.signalled = False
     sv.sent = ()
     sv.once_pending = False
@@ -312,7 +333,7 @@ def run_started(sv, now, wall, arg):
         sv.ready_at = now + READY_AFTER
     elif how == "check":
         sv.next_check = now + READY_POLL      # poll ./check until it passes
-    return [("announce", "up")]
+    return [(ANNOUNCE, "up")]
 
 
 def adopt(sv, now, wall, arg):
@@ -325,7 +346,7 @@ def adopt(sv, now, wall, arg):
     pid, stamp, past = arg
     sv.state = RUN
     sv.pid = pid
-    sv.stamp = sv.up_since = stamp
+    sv.stamp = stamp
     sv.started_at = now - max(0.0, (wall[0] - stamp[0]) + (wall[1] - stamp[1]) / 1e9)
     sv.next_start = now + THROTTLE
     sv.paused = sv.term = sv.signalled = False
@@ -333,7 +354,7 @@ def adopt(sv, now, wall, arg):
     sv.starts, sv.last_wstatus, sv.last_duration, sv.quick_deaths = (
         past.starts, past.last_wstatus, past.last_duration, past.quick_deaths)
     sv.delay = max(THROTTLE, past.backoff)
-    return [("announce", "up")] + become_ready(sv, now, past.ready_since or wall)
+    return [(ANNOUNCE, "up")] + become_ready(sv, now, past.ready_since or wall)
 
 
 class Past:
@@ -366,7 +387,7 @@ def become_ready(sv, now, wall, arg=None):
         sv.next_check = now + sv.policy.check_interval
     else:
         sv.next_check = None
-    return [("announce", "ready")]
+    return [(ANNOUNCE, "ready")]
 
 
 def count_deaths(sv, now, wstatus):
@@ -376,9 +397,9 @@ def count_deaths(sv, now, wstatus):
     # A death by a signal sent by command (svc -a, -1, -h... whoever may
     # control it) is no failure of the service's own: it neither backs off
     # nor counts towards critical, which would let them stop the tree.
-    ours = (sv.signalled or sv.want == WANT_DOWN
-            or bool(wstatus and wstatus & 0x7F and wstatus & 0x7F in sv.sent))
-    outside = bool(wstatus and wstatus & 0x7F in OUTSIDE) and not ours
+    sig = signal_of(wstatus) if wstatus else 0       # None: adopted, its end unknown
+    ours = sv.signalled or sv.want == WANT_DOWN or bool(sig and sig in sv.sent)
+    outside = sig in OUTSIDE and not ours
     if ran < QUICK and not ours:
         sv.quick_deaths += 1
         doubled = THROTTLE * 2 ** min(sv.quick_deaths - 1, 32)     # no overflow, ever
@@ -426,13 +447,13 @@ def run_exited(sv, now, wall, arg):
     sv.paused = sv.term = False
     sv.ready = False
     sv.ready_since = None
-    sv.kill_deadline = sv.next_check = sv.ready_at = None
-    effects = [("announce", "exited")]
+    sv.kill_deadline = sv.next_check = sv.ready_at = sv.hold_until = None
+    effects = [(ANNOUNCE, "exited")]
     if sv.check_pid:
-        effects.append(("killcheck", SIGKILL))
+        effects.append((KILLCHECK, SIGKILL))
     if not sv.policy.finish:            # straight down: no "finish" state to tell of
         return effects + finish_done(sv, now, wall, None)
-    return effects + [("spawn", "finish", ["./finish", *finish_args(arg)])]
+    return effects + [(SPAWN, "finish", ["./finish", *finish_args(arg)])]
 
 
 def finish_started(sv, now, wall, arg):
@@ -443,48 +464,54 @@ def finish_started(sv, now, wall, arg):
     return []
 
 
-def finish_done(sv, now, wall, arg):
-    if arg is not None and exit_code(arg) == PERMANENT:
+def finish_exited(sv, now, wall, arg):
+    if exit_code(arg) == PERMANENT:
         fail(sv, f"finish exited {PERMANENT}")
+    sv.stamp = wall
+    return finish_done(sv, now, wall, arg)
+
+
+def finish_done(sv, now, wall, arg):
+    """Down: ./finish exited, could not start, or there is none."""
     sv.state = DOWN
-    if sv.pid:
-        sv.stamp = wall
     sv.pid = 0
     sv.finish_deadline = None
-    effects = [("announce", "down")]
+    effects = [(ANNOUNCE, "down")]
     if sv.failed:
         sv.want = WANT_DOWN
-        effects.append(("announce", "failed"))
+        effects.append((ANNOUNCE, "failed"))
     if sv.exit_when_down:
-        return effects + [("exit", 0)]
+        return effects + [(LEAVE, 0)]
     if sv.failed and sv.policy.critical:
-        return effects + [("exit", max(1, exit_code(sv.last_wstatus or 0)))]
+        return effects + [(LEAVE, max(1, exit_code(sv.last_wstatus or 0)))]
     return effects + start_if_due(sv, now, wall, arg)
 
 
 def finish_overdue(sv, now, wall, arg):
     if sv.finish_deadline is not None and now >= sv.finish_deadline:
         sv.finish_deadline = None
-        return [("kill", SIGKILL)]
+        return [(KILL, SIGKILL)]
     return []
 
 
 # --- cells: timers and checks while running ----------------------------------------
 
 def run_timers(sv, now, wall, arg):
+    if sv.hold_until is not None and now >= sv.hold_until:
+        sv.hold_until = None            # ./run outlived the hold: write what there is
     effects = []
     if sv.ready_at is not None and now >= sv.ready_at and not sv.paused:
         effects += become_ready(sv, now, wall)
     if sv.kill_deadline is not None and now >= sv.kill_deadline:
         sv.kill_deadline = None
-        effects.append(("killgroup", SIGKILL))
+        effects.append((KILLGROUP, SIGKILL))
     if sv.check_pid:
         if sv.check_deadline is not None and now >= sv.check_deadline:
             sv.check_deadline = None
-            effects.append(("killcheck", SIGKILL))
+            effects.append((KILLCHECK, SIGKILL))
     elif sv.next_check is not None and now >= sv.next_check:
         sv.next_check = None
-        effects.append(("spawn", "check", ["./check"]))
+        effects.append((SPAWN, "check", ["./check"]))
     return effects
 
 
@@ -499,10 +526,7 @@ def check_start_failed(sv, now, wall, arg):
 
 
 def check_exited(sv, now, wall, arg):
-    sv.check_pid = 0
-    sv.check_deadline = None
-    if sv.state != RUN:
-        return []
+    check_gone(sv, now, wall, arg)
     if not sv.ready:
         if arg == 0:
             return become_ready(sv, now, wall)
@@ -516,38 +540,51 @@ def check_exited(sv, now, wall, arg):
         if sv.check_fails >= sv.policy.check_failures:
             sv.check_fails = 0
             sv.next_check = None
-            return [("announce", "unhealthy")] + stop(sv, now)
+            return [(ANNOUNCE, "unhealthy")] + stop(sv, now)
     sv.next_check = now + interval if interval else None
     return []
 
 
+def check_gone(sv, now, wall, arg):
+    """Forget a ./check that ended: all there is to do once its run is gone
+    (run_exited killed it)."""
+    sv.check_pid = 0
+    sv.check_deadline = None
+    return []
+
+
+# One row per event, one cell per state; every cell is named. An event that
+# means nothing in a state is a nop there: a signal with nothing to receive
+# it, news of a process that is gone, an answer that cannot come.
 TABLE = {
-    (DOWN, UP): want_up,            (RUN, UP): want_up,        (FINISH, UP): want_up,
-    (DOWN, ONCE): want_once,        (RUN, ONCE): want_once,    (FINISH, ONCE): want_once,
-    (DOWN, DOWN_CMD): want_down,    (RUN, DOWN_CMD): take_down, (FINISH, DOWN_CMD): want_down,
-    (DOWN, RESTART): want_up,       (RUN, RESTART): restart,   (FINISH, RESTART): want_up,
-    (RUN, PAUSE): pause,
-    (RUN, CONT): cont,
-    (RUN, SIGNAL): send_signal,
-    (RUN, GROUP): signal_group,
-    (DOWN, EXIT): exit_now,         (RUN, EXIT): exit_later,   (FINISH, EXIT): exit_later,
-    (DOWN, HANGUP): hang_up_down,   (RUN, HANGUP): hang_up,    (FINISH, HANGUP): hang_up,
-    (DOWN, TIMEOUT): start_if_due,  (RUN, TIMEOUT): run_timers, (FINISH, TIMEOUT): finish_overdue,
-    (DOWN, STARTED): run_started,                              (FINISH, STARTED): finish_started,
-    (DOWN, ADOPTED): adopt,
-    (DOWN, START_FAILED): run_start_failed,                    (FINISH, START_FAILED): finish_done,
-    (RUN, EXITED): run_exited,                                 (FINISH, EXITED): finish_done,
-    (RUN, READY): become_ready,
-    (RUN, CHECK_STARTED): check_started,
-    (RUN, CHECK_START_FAILED): check_start_failed,
-    (DOWN, CHECK_EXITED): check_exited, (RUN, CHECK_EXITED): check_exited,
-    (FINISH, CHECK_EXITED): check_exited,
+    #                    DOWN               RUN                 FINISH
+    UP:                 (down_up,           want_up,            finish_up),
+    ONCE:               (down_once,         want_once,          want_once),
+    DOWN_CMD:           (want_down,         take_down,          want_down),
+    RESTART:            (down_up,           restart,            finish_up),
+    PAUSE:              (nop,               pause,              nop),
+    CONT:               (nop,               cont,               nop),
+    SIGNAL:             (nop,               send_signal,        nop),
+    GROUP:              (nop,               signal_group,       nop),
+    EXIT:               (bail,              exit_later,         exit_later),
+    HANGUP:             (leave_now,         leave_later,        leave_later),
+    SHUTDOWN:           (leave_now,         shut_down,          leave_later),
+    TIMEOUT:            (start_if_due,      run_timers,         finish_overdue),
+    STARTED:            (run_started,       nop,                finish_started),
+    START_FAILED:       (run_start_failed,  nop,                finish_done),
+    ADOPTED:            (adopt,             nop,                nop),
+    EXITED:             (nop,               run_exited,         finish_exited),
+    READY:              (nop,               become_ready,       nop),
+    CHECK_STARTED:      (nop,               check_started,      nop),
+    CHECK_START_FAILED: (nop,               check_start_failed, nop),
+    CHECK_EXITED:       (check_gone,        check_exited,       check_gone),
 }
 
 
 def step(sv: Supervisor, event: str, now: float, wall=(0, 0), arg=None) -> list:
-    """Apply one event; return the effects the loop must carry out, in order."""
-    return TABLE.get((sv.state, event), ignore)(sv, now, wall, arg)
+    """Apply one event; return the effects the loop must carry out, in order.
+    An event not in the table is a bug of the caller's: KeyError."""
+    return TABLE[event][sv.state](sv, now, wall, arg)
 
 
 def command(sv: Supervisor, byte: int, now: float, wall=(0, 0)) -> list:

@@ -36,7 +36,6 @@ PROG = "supervise"
 SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGKILL = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL))
 MAX_POLL = 2**31 - 1   # milliseconds
-HOLD = 0.05         # seconds a status write waits, after TERM, for ./run's exit
 BOOT_ID = procfs.boot_id()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -173,7 +172,6 @@ class Loop:
         self.poller = select.poll()
         self.notify_r = -1           # read end of the notification-fd pipe
         self.pidfd = -1              # an adopted ./run's exit, seen through a pidfd
-        self.hold = None             # write nothing before this, unless ./run is gone
         self.events = []             # event lines to tell after the next write
         self.wakeup_r = -1           # the signal wakeup pipe, once run() has it
         self.reaped = ()             # pids reaped but not yet fed: never signal them
@@ -198,10 +196,8 @@ class Loop:
             sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, want, sv.term, sv.state))
 
     def write_status(self):
-        if self.hold is not None:
-            if self.sv.state == machine.RUN and self.clock() < self.hold:
-                return
-            self.hold = None
+        if not machine.may_write(self.sv, self.clock()):
+            return                           # a shutdown waits for ./run's exit: one write
         data = self.status()
         if data != self.written:
             try:
@@ -252,25 +248,34 @@ class Loop:
             self.carry_out(effect)
 
     def carry_out(self, effect):
-        kind = effect[0]
-        if kind == "spawn":
-            self.start(effect[1], effect[2])
-        elif kind == "kill":
-            if self.sv.pid not in self.reaped:
-                signal_pid(self.sv.pid, effect[1])
-        elif kind == "killgroup":
-            if self.sv.pid not in self.reaped:
-                signal_pid(-self.sv.pid if self.sv.pid else 0, effect[1])
-        elif kind == "killcheck":
-            signal_pid(self.sv.check_pid, effect[1])
-        elif kind == "announce":             # told once the files say it too
-            self.events.append(statejson.event_fields(self.sv, self.path, effect[1],
-                                                    unix_now()))
-        elif kind == "exit":
-            self.exit_code = effect[1]
-            if self.exit_code:
-                tell(PROG, "fatal", f"critical service {self.path} failed "
-                                    f"(exit code {self.exit_code})")
+        """Do one effect: a small method per kind (SPAWN..LEAVE, see machine)."""
+        self.EFFECTS[effect[0]](self, *effect[1:])
+
+    def spawn_effect(self, what, argv):
+        self.start(what, argv)
+
+    def kill(self, signum):
+        if self.sv.pid not in self.reaped:          # reaped: its pid may be another's
+            signal_pid(self.sv.pid, signum)
+
+    def kill_group(self, signum):
+        if self.sv.pid not in self.reaped:
+            signal_pid(-self.sv.pid if self.sv.pid else 0, signum)
+
+    def kill_check(self, signum):
+        signal_pid(self.sv.check_pid, signum)
+
+    def announce(self, name):
+        """Told once the files say it too (tell_events)."""
+        self.events.append(statejson.event_fields(self.sv, self.path, name, unix_now()))
+
+    def leave(self, code):
+        self.exit_code = code
+        if code:
+            tell(PROG, "fatal", f"critical service {self.path} failed (exit code {code})")
+
+    EFFECTS = {machine.SPAWN: spawn_effect, machine.KILL: kill, machine.KILLGROUP: kill_group,
+               machine.KILLCHECK: kill_check, machine.ANNOUNCE: announce, machine.LEAVE: leave}
 
     def start(self, what, argv):
         """Start ./run, ./check or ./finish (whether ./finish is there was
@@ -430,11 +435,7 @@ class Loop:
                 data += later
         self.reaped = {*self.reaped, *(pid for pid, _ in reaped)}   # gone: not signalled
         if SIGTERM in data or SIGINT in data:
-            self.feed(machine.DOWN_CMD)
-            self.feed(machine.EXIT)
-            # The tree is going down (svscan signalled ./run too): the exit
-            # follows in a moment, and one write then says it all.
-            self.hold = self.clock() + HOLD
+            self.feed(machine.SHUTDOWN)      # down, then exit (see machine.shut_down)
         if SIGHUP in data:
             self.feed(machine.HANGUP)
         for pid, wstatus in reaped:
@@ -473,8 +474,6 @@ class Loop:
         self.tell_events()
         while self.exit_code is None:
             due = machine.deadline(self.sv)
-            if self.hold is not None:
-                due = self.hold if due is None else min(due, self.hold)
             # poll() takes at most 2**31-1 ms (24.8 days): a longer deadline
             # (a huge timeout-kill or check-interval) just wakes us early
             timeout = None if due is None else min(max(0, (due - self.clock()) * 1000),

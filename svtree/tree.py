@@ -315,7 +315,7 @@ def load_object(data: bytes) -> dict:
 
     Bytes that are not UTF-8 are read as Python's surrogateescape reads file
     names (PEP 383), so a path written raw by an older supervise reads back
-    the same as one written with \\udcXX escapes (see history.py).
+    the same as one written with \\udcXX escapes (see statejson.py).
     """
     try:
         fields = json.loads(data.decode("utf-8", "surrogateescape"))

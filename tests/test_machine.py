@@ -232,3 +232,89 @@ def test_svc_u_on_a_failed_service_starts_it_without_the_old_delay():
               (m.START_FAILED, None, 0.1)])
     assert sv.failed
     assert play(sv, [(m.UP, None, 5.0)]) == [[RUN]]
+
+
+EVENTS = (m.UP, m.ONCE, m.DOWN_CMD, m.RESTART, m.PAUSE, m.CONT, m.SIGNAL, m.GROUP, m.EXIT,
+          m.HANGUP, m.SHUTDOWN, m.TIMEOUT, m.STARTED, m.START_FAILED, m.ADOPTED, m.EXITED,
+          m.READY, m.CHECK_STARTED, m.CHECK_START_FAILED, m.CHECK_EXITED)
+
+
+def test_the_table_names_every_cell():
+    """A row per event, a cell per state (DOWN, RUN, FINISH), each a named
+    function: no hidden default."""
+    assert set(m.TABLE) == set(EVENTS)
+    for event, row in m.TABLE.items():
+        assert len(row) == 3, event
+        assert all(callable(cell) for cell in row), event
+    assert {event for event, _ in m.COMMANDS.values()} <= set(EVENTS)
+
+
+def test_an_unknown_event_is_an_error_an_unknown_byte_is_not():
+    sv = m.Supervisor(m.WANT_DOWN, now=0.0)
+    with pytest.raises(KeyError):
+        m.step(sv, "bogus", 0.0)
+    assert m.command(sv, ord("z"), 0.0) == []
+
+
+def running(now=0.0, **policy):
+    sv = m.Supervisor(m.WANT_UP, now=now, **policy)
+    play(sv, [(m.TIMEOUT, None, now), (m.STARTED, 100, now)])
+    return sv
+
+
+def fields(sv):
+    return {name: getattr(sv, name) for name in m.Supervisor.__slots__
+            if name not in ("policy", "hold_until")}
+
+
+@pytest.mark.parametrize("state", ["down", "run", "finish"])
+def test_shutdown_is_down_then_exit(state):
+    """supervise's TERM is one event with the effects and the outcome of the
+    two it was fed before: svc -d, then svc -x."""
+    def make():
+        if state == "down":
+            return m.Supervisor(m.WANT_UP, now=0.0)
+        sv = running(finish=True)
+        if state == "finish":
+            m.step(sv, m.EXITED, 1.0, (1, 0), exited(0))
+        return sv
+    one, two = make(), make()
+    got = m.step(one, m.SHUTDOWN, 2.0, (2, 0))
+    assert got == m.step(two, m.DOWN_CMD, 2.0, (2, 0)) + m.step(two, m.EXIT, 2.0, (2, 0))
+    assert fields(one) == fields(two)
+
+
+def test_shutdown_holds_status_writes_while_run_lives():
+    """At a shutdown ./run's exit comes in a moment: the status waits HOLD
+    for it (one write then says both), and the hold is a deadline."""
+    sv = running()
+    assert m.may_write(sv, 1.0)
+    assert m.step(sv, m.SHUTDOWN, 1.0, (1, 0)) == [TERM, CONT]
+    assert not m.may_write(sv, 1.0) and not m.may_write(sv, 1.0 + m.HOLD / 2)
+    assert m.deadline(sv) == 1.0 + m.HOLD
+    assert m.step(sv, m.TIMEOUT, 1.0 + m.HOLD) == []
+    assert m.may_write(sv, 1.0 + m.HOLD) and m.deadline(sv) is None
+
+
+def test_the_run_exit_ends_the_hold():
+    sv = running()
+    m.step(sv, m.SHUTDOWN, 1.0, (1, 0))
+    m.step(sv, m.EXITED, 1.01, (1, 0), killed(signal.SIGTERM))
+    assert sv.state == m.FINISH and m.may_write(sv, 1.01)
+    assert m.step(sv, m.START_FAILED, 1.01) == [("announce", "down"), ("exit", 0)]
+
+
+@pytest.mark.parametrize("state", ["down", "finish"])
+def test_no_hold_when_run_is_not_running(state):
+    sv = m.Supervisor(m.WANT_DOWN, now=0.0) if state == "down" else running(finish=True)
+    if state == "finish":
+        m.step(sv, m.EXITED, 1.0, (1, 0), exited(0))
+    m.step(sv, m.SHUTDOWN, 1.0, (1, 0))
+    assert m.may_write(sv, 1.0) and sv.hold_until is None
+
+
+def test_a_second_term_holds_again():
+    sv = running()
+    m.step(sv, m.SHUTDOWN, 1.0)
+    m.step(sv, m.SHUTDOWN, 1.03)
+    assert not m.may_write(sv, 1.0 + m.HOLD) and m.deadline(sv) == 1.03 + m.HOLD
