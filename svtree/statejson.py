@@ -38,10 +38,10 @@ files with surrogateescape before parsing them.)
 # C; json.dumps would build an encoder per call. ASCII: see "Names that are not UTF-8"
 from json.encoder import encode_basestring_ascii as encode_string
 
-from . import machine, wstatus
+from . import servicestate as state, wstatus
 
-STATES = {machine.DOWN: "down", machine.RUN: "run", machine.FINISH: "finish"}
-WANTS = {machine.WANT_UP: "up", machine.WANT_DOWN: "down", machine.WANT_ONCE: "once"}
+STATES = {state.DOWN: "down", state.RUN: "run", state.FINISH: "finish"}
+WANTS = {state.WANT_UP: "up", state.WANT_DOWN: "down", state.WANT_ONCE: "once"}
 
 
 def seconds(wall):
@@ -53,7 +53,7 @@ def record(sv, path, normally_up, run_start=None, next_start=None) -> dict:
     time in clock ticks since boot) of the running ./run, which a later
     supervise checks with the kernel before it adopts that process;
     next_start: when the next start is due (Unix time), if delayed."""
-    boot, ticks = run_start if run_start and sv.state == machine.RUN else (None, None)
+    boot, ticks = run_start if run_start and sv.state == state.RUN else (None, None)
     return {
         "service": path, "state": STATES[sv.state], "want": WANTS[sv.want], "pid": sv.pid,
         "since": seconds(sv.stamp), "ready": sv.ready, "ready_since": seconds(sv.ready_since),
@@ -62,12 +62,12 @@ def record(sv, path, normally_up, run_start=None, next_start=None) -> dict:
         "last_duration": None if sv.last_duration is None else round(sv.last_duration, 3),
         "quick_deaths": sv.quick_deaths, "backoff": sv.delay, "failed": sv.failed,
         "critical": bool(sv.policy.critical), "boot": boot, "pid_start": ticks,
-        "readiness": machine.readiness(sv.policy), "error": sv.error, "reason": sv.reason,
+        "readiness": state.readiness(sv.policy), "error": sv.error, "reason": sv.reason,
         "next_start": next_start,
     }
 
 
-def past(fields) -> machine.Past:
+def past(fields) -> state.Past:
     """The history in a state.json of our own (record's fields) that an
     adoption carries on; a field of the wrong kind is left at its default."""
     def number(key, default, kind=(int, float)):
@@ -82,10 +82,10 @@ def past(fields) -> machine.Past:
     def wall(key):
         v = number(key, None)
         return None if v is None else divmod(round(v * 1e6) * 1000, 1_000_000_000)
-    return machine.Past(
+    return state.Past(
         starts=number("starts", 0, int), last_wstatus=last,
         last_duration=number("last_duration", None), quick_deaths=number("quick_deaths", 0, int),
-        backoff=number("backoff", machine.THROTTLE), since=wall("since"),
+        backoff=number("backoff", state.THROTTLE), since=wall("since"),
         ready_since=wall("ready_since"))
 
 
