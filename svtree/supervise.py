@@ -5,12 +5,16 @@ Setup (fatal errors exit 111): chdir into the service, create supervise/
 allows for read-only service trees), take supervise/lock, make the control
 and ok fifos (0600) and write the first status.
 
-The loop is short: poll() on the signal wakeup pipe and the control fifo,
-with a timeout taken from the state machine's deadline. A SIGCHLD byte means
-reap; a control byte is a command; a timeout is TIMEOUT. After each round the
-status file is rewritten if anything in it changed (after TERM, not before
-./run has exited or 50 ms have passed: at a shutdown one write then says
-both). Nothing here sleeps.
+The loop is short: poll() on the signal wakeup pipe, the control fifo, the
+notification-fd pipe while ./run may still say it is ready, and the pidfd of
+a ./run adopted from a supervise that died; its timeout is the machine's
+deadline (servicestate.deadline). A SIGCHLD byte means reap; a control byte
+is a command; a timeout is TIMEOUT; each becomes an event for the machine
+(machine.py), whose effects (start, signal, announce, exit) the loop carries
+out. After each round status and state.json are rewritten if anything in
+them changed (at a shutdown, once ./run has exited or 50 ms have passed:
+one write then says both, see may_write), and then event readers are told.
+Nothing here sleeps.
 
 Signals to supervise itself: TERM means `svc -dx` (runsv does the same); HUP
 means "stop restarting and exit once the service is down, without signalling
