@@ -6,7 +6,7 @@ rescan, the type method cache its lookups overwrite) spreads what it
 writes over more pages: its allocations land in the holes svscan left, and
 each method-cache entry it replaces drops a reference to a name somewhere
 in svscan's heap. svscan forks the zygote once, right after the warm-up
-(scan.warm_up), and the zygote does nothing between two forks but wait for
+(forking.warm_up), and the zygote does nothing between two forks but wait for
 the next request: every supervise finds the heap and the cache as the
 warm-up left them.
 
@@ -29,7 +29,7 @@ its table before its loop can reap that supervise: no SIGCHLD names a pid
 it does not know yet. A supervise that dies before the middle process has
 exited is a zombie the kernel hands over to svscan, with a SIGCHLD.
 
-The zygote keeps every signal blocked (as scan.fork_quietly left it; each
+The zygote keeps every signal blocked (as forking.fork_quietly left it; each
 supervise unblocks its own once its handlers are set), so Ctrl-C and a HUP
 to the process group leave it be. It exits when svscan closes its end: at
 shutdown, or when svscan dies. If it is gone or does not answer, svscan

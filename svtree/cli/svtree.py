@@ -98,7 +98,7 @@ JSON_RAW = re.compile("[\x7f-\x9f\ud800-\udfff]")
 def json_text(value, **options) -> str:
     """JSON with UTF-8 text as it is, but no control character unescaped and
     no lone surrogate (which no UTF-8 output could carry): each as \\uXXXX,
-    so a name with byte 0xff reads back as "\\udcff" (see history.py)."""
+    so a name with byte 0xff reads back as "\\udcff" (see statejson.py)."""
     text = json.dumps(value, ensure_ascii=False, **options)
     return JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
