@@ -86,26 +86,27 @@ def start_if_due(sv, now, wall, arg):
 
 def down_up(sv, now, wall, arg):
     """svc -u (or -r) while down: start now, failed or backing off."""
-    sv.want = WANT_UP
-    revive(sv, now)
+    revive(sv, now, WANT_UP)
     return start_if_due(sv, now, wall, arg)
-
-
-def want_up(sv, now, wall, arg):
-    sv.want = WANT_UP
-    return []
 
 
 def finish_up(sv, now, wall, arg):
     """svc -u while ./finish runs: ./run starts when it is done, no backoff."""
-    sv.want = WANT_UP
-    revive(sv, now)
+    revive(sv, now, WANT_UP)
     return []
 
 
-def revive(sv, now):
-    """An operator asked for the service: forget a failure, the quick deaths
-    and the backoff delay already running (not the THROTTLE second)."""
+def down_once(sv, now, wall, arg):
+    """svc -o while down: start it now, once."""
+    revive(sv, now, WANT_ONCE)
+    sv.once_pending = True
+    return start_if_due(sv, now, wall, arg)
+
+
+def revive(sv, now, want):
+    """An operator asked for the service (want): forget a failure, the quick
+    deaths and the backoff delay already running (not the THROTTLE second)."""
+    sv.want = want
     sv.failed = False
     sv.reason = None
     sv.quick_deaths = sv.failures = sv.outside_deaths = 0
@@ -113,12 +114,9 @@ def revive(sv, now):
     sv.next_start = min(sv.next_start, max(now, sv.started_at + THROTTLE))
 
 
-def down_once(sv, now, wall, arg):
-    """svc -o while down: start it now, once."""
-    sv.want = WANT_ONCE
-    revive(sv, now)
-    sv.once_pending = True
-    return start_if_due(sv, now, wall, arg)
+def want_up(sv, now, wall, arg):
+    sv.want = WANT_UP
+    return []
 
 
 def want_once(sv, now, wall, arg):
