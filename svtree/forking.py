@@ -27,6 +27,7 @@ CHILD_DEFAULTS = tuple(int(s) for s in (
     signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT, signal.SIGWINCH))
 
 
+DEPS_FD = 3             # where a supervise finds svscan's word on its dependencies
 NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)   # as svscan was started
 ALL_SIGNALS = tuple(int(s) for s in signal.valid_signals())
 MASK = tuple(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ()))  # as svscan started
@@ -55,9 +56,10 @@ def fork_quietly():
     return pid
 
 
-def fork_supervise(path, fd=-1, target=-1):
-    """The pid of a new supervise of path, forked by svscan itself, with fd
-    on its descriptor target. Raises OSError."""
+def fork_supervise(path, fds=()):
+    """The pid of a new supervise of path, forked by svscan itself, with
+    each fd of fds, (fd, target) pairs, on its descriptor target. Raises
+    OSError."""
     # Frozen objects are skipped by the collector: the child's collections
     # then leave the pages it shares with svscan untouched.
     gc.freeze()
@@ -67,24 +69,32 @@ def fork_supervise(path, fd=-1, target=-1):
         gc.unfreeze()
         raise
     if pid == 0:
-        become_supervise(path, fd, target)
+        become_supervise(path, fds)
     gc.unfreeze()              # svscan's own garbage stays collectable
     return pid
 
 
-def become_supervise(path, fd=-1, target=-1):
+def become_supervise(path, fds=()):
     """In a forked child (of svscan, or of the zygote's middle process):
-    drop svscan's fds and signals, then supervise path. Never returns."""
+    drop svscan's fds and signals, then supervise path. fds: (fd, target)
+    pairs: the log pipe's end on 0 or 1 (the service's stdout, the logger's
+    stdin), the dependencies' pipe on DEPS_FD (close-on-exec: ./run never
+    sees it). Never returns."""
     code = TEMPORARY
     try:
         _signal.set_wakeup_fd(-1)
         for signum in CHILD_DEFAULTS:
             _signal.signal(signum, _signal.SIG_DFL)
-        if fd >= 0:
-            os.dup2(fd, target)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        deps_r = -1
+        for fd, target in sorted(fds, key=lambda pair: pair[1]):   # DEPS_FD last
+            if fd == target:           # dup3() refuses that; the flag alone changes
+                os.set_inheritable(fd, target < 3)
+            else:
+                os.dup2(fd, target, inheritable=target < 3)
+            deps_r = target if target == DEPS_FD else deps_r
+        os.closerange(3 if deps_r < 0 else DEPS_FD + 1, os.sysconf("SC_OPEN_MAX"))
         resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
-        code = supervise.run(path, under_svscan=True)
+        code = supervise.run(path, under_svscan=True, deps_r=deps_r)
     except BaseException as e:     # never return into svscan's loop
         try:
             warn(f"supervise {path} failed", e)

@@ -24,7 +24,7 @@ import resource
 import select
 import signal
 
-from . import forking, proctitle, procfs, scan, status, unix, wstatus
+from . import depends, forking, proctitle, procfs, scan, status, unix, wstatus
 from .unix import kill
 from .errors import TEMPORARY, tell
 from .policy import read_text, signal_number
@@ -59,12 +59,17 @@ class Init:
         self.kill_at = None        # the next KILL stage of the shutdown
         self.killed = False        # the grace period ran out
         self.orphans_told = False  # adopted orphans were sent TERM
+        self.pending = []          # at a shutdown: services not yet told, dependencies last
 
     def reap(self):
         sc = self.scanner
         for pid, status_ in sc.reap():       # what is not a supervise of ours
             if pid == self.command_pid:
                 self.command_ended(status_)
+        if not sc.stopping:
+            sc.deps.update()                 # a dependency's supervise may be gone
+        else:
+            self.advance()                   # its dependents gone, a service may go
         if sc.critical is not None and not sc.stopping:
             name, code = sc.critical
             warn(f"critical service {name} failed (exit code {code}): shutting down")
@@ -89,19 +94,35 @@ class Init:
             self.kill_all()
 
     def shut_down(self):
-        """Bring every service down; loggers go when their pipe runs dry."""
+        """Bring every service down, dependents first (advance); loggers go
+        when their pipe runs dry."""
         sc = self.scanner
         if sc.stopping:
             return
         self.kill_at = self.clock() + self.grace
-        services = list(sc.services.values())
-        # read first, while the supervise processes still sleep
-        hurry = [running_service(service.main) for service in services]
+        self.pending = list(sc.services.values())
         sc.stop()
         if self.command_pid:
             kill(-self.command_pid, SIGTERM)
             kill(-self.command_pid, SIGCONT)
-        for service, pid_signal in zip(services, hurry):
+        self.advance()
+
+    def advance(self):
+        """Bring down each service still pending that no service of the tree
+        still running depends on (depends.py): all of them at once in a tree
+        without depends files, level by level in one with them."""
+        if not self.pending:
+            return
+        sc = self.scanner
+        alive = {s.name for s in sc.services.values() if depends.supervised(s)}
+        going = [s for s in self.pending
+                 if not any(d in alive for d in sc.deps.dependents(s.name))]
+        if not going:
+            return
+        self.pending = [s for s in self.pending if s not in going]
+        # read first, while the supervise processes still sleep
+        hurry = [running_service(service.main) for service in going]
+        for service, pid_signal in zip(going, hurry):
             sc.retire(service, pid_signal)
 
     def kill_all(self):
@@ -116,6 +137,9 @@ class Init:
             return
         self.killed = True
         self.kill_at = self.clock() + LAST_CALL
+        for service in self.pending:   # still waiting for a dependent: no more waiting
+            self.scanner.retire(service)
+        self.pending = []
         killed = []                    # what ignored TERM: said, not just done
         if self.command_pid:
             kill(-self.command_pid, SIGKILL)
@@ -204,6 +228,9 @@ def run(directory, *, grace=GRACE, command=None):
     if scanner.inotify is not None:
         poller.register(scanner.inotify.fileno(), select.POLLIN)
     scanner.scan()
+    deps_fd = scanner.deps.fileno()
+    if deps_fd >= 0:
+        poller.register(deps_fd, select.POLLIN)
     if command:
         init.command_pid = start_command(command, origin)
     while not (scanner.stopping and not init.running()):
@@ -215,10 +242,15 @@ def run(directory, *, grace=GRACE, command=None):
                 init.on_signals(unix.drain(wakeup_r))
             elif scanner.inotify is not None and fd == scanner.inotify.fileno():
                 scanner.on_inotify()
+            elif fd == deps_fd:
+                scanner.deps.on_inotify()
             else:                  # an inherited supervise's ok fifo (or one just closed)
                 scanner.inherited_gone(fd)
         if not ready:
             init.on_timeout()
+        if init.pending:
+            init.advance()             # an inherited supervise's exit is seen here too
+    scanner.deps.close()
     if init.exit_code is not None:
         return init.exit_code
     return TEMPORARY if init.killed else 0

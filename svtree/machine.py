@@ -48,6 +48,7 @@ EXITED, TIMEOUT, STARTED, START_FAILED = "exited", "timeout", "started", "start_
 READY = "ready"
 ADOPTED = "adopted"          # a ./run left running by a supervise that died
 CHECK_STARTED, CHECK_START_FAILED, CHECK_EXITED = "check_started", "check_start_failed", "check_exited"
+DEPS = "deps"                # svscan's word on the dependencies: (waiting_for, blocked_by)
 
 # effects: what a cell asks the loop to do, as (kind, ...) tuples
 SPAWN = "spawn"          # (SPAWN, what, argv): start ./run, ./finish or ./check; the loop
@@ -383,6 +384,27 @@ def finish_overdue(sv, now, wall, arg):
     return []
 
 
+# --- cells: dependencies ------------------------------------------------------------
+
+def held(sv, now, wall, arg):
+    """svscan says which dependencies are not ready (or cannot be): told
+    when it changes. A running ./run is left alone (a dependency's restart
+    restarts nothing); its next start waits."""
+    waiting, blocked = arg
+    effects = []
+    if blocked and tuple(blocked) != sv.blocked_by:
+        effects.append((ANNOUNCE, "blocked"))
+    elif waiting and not blocked and tuple(waiting) != sv.waiting_for:
+        effects.append((ANNOUNCE, "waiting"))
+    sv.waiting_for, sv.blocked_by = tuple(waiting), tuple(blocked)
+    return effects
+
+
+def held_down(sv, now, wall, arg):
+    """The same while down: once nothing holds it, ./run starts if due."""
+    return held(sv, now, wall, arg) + start_if_due(sv, now, wall, None)
+
+
 # --- cells: timers and checks while running ----------------------------------------
 
 def run_timers(sv, now, wall, arg):
@@ -467,6 +489,7 @@ TABLE = {
     CHECK_STARTED:      (nop,               check_started,      nop),
     CHECK_START_FAILED: (nop,               check_start_failed, nop),
     CHECK_EXITED:       (check_gone,        check_exited,       check_gone),
+    DEPS:               (held_down,         held,               held),
 }
 
 

@@ -26,7 +26,7 @@ import signal
 import stat
 import time
 
-from . import forking, inherited, inotify, policy, servicedir, unix, wstatus, zygote
+from . import depends, forking, inherited, inotify, policy, servicedir, unix, wstatus, zygote
 from .errors import tell
 
 PROG = "svscan"
@@ -45,12 +45,13 @@ def warn(what, e=None):
 class Proc:
     """One supervise process svscan started: the main one or the logger's."""
 
-    __slots__ = ("path", "pid", "started", "restart_at", "delay", "control", "ok")
+    __slots__ = ("path", "pid", "started", "forked_ns", "restart_at", "delay", "control", "ok")
 
     def __init__(self, path):
         self.path = path
         self.pid = 0
         self.started = 0.0
+        self.forked_ns = 0    # wall clock at the fork: its status is news only after
         self.restart_at = None
         self.delay = RESTART
         self.control = -1     # the control fifo of a supervise we found running
@@ -60,7 +61,7 @@ class Proc:
 class Service:
     """A service directory and what svscan holds for it."""
 
-    __slots__ = ("name", "main", "log", "pipe", "active", "joined")
+    __slots__ = ("name", "main", "log", "pipe", "active", "joined", "deps_w")
 
     def __init__(self, name, has_log):
         self.name = name
@@ -69,6 +70,7 @@ class Service:
         self.pipe = os.pipe() if has_log else None
         self.active = True
         self.joined = False   # looked for the pipe of an earlier svscan's supervise
+        self.deps_w = -1      # svscan's end of the pipe telling its supervise what holds it
 
     def procs(self):
         return (self.main, self.log) if self.log else (self.main,)
@@ -97,13 +99,14 @@ class Scanner:
         self.next_scan = 0.0
         self.inherited = inherited.Inherited()
         self.zygote = None         # what forks each supervise (zygote.py), if any
-
+        self.deps = depends.Dependencies(self)
     # --- scanning -----------------------------------------------------------
 
     def scan(self):
-        """Start what is new, restart what died, stop what is gone."""
+        """Start what is new, restart what died, stop what is gone; each
+        started knowing what its dependencies hold it on."""
         self.next_scan = self.clock() + RESCAN
-        seen = set()
+        seen, found = set(), []
         try:
             names = sorted(os.listdir("."))
         except OSError as e:
@@ -138,10 +141,18 @@ class Scanner:
             if service.name != name:
                 service.rename(name)
             seen.add(key)
-            self.start_dead(service)
+            found.append(service)
         for key, service in list(self.services.items()):
             if key not in seen and service.active:
                 self.retire(service)
+        self.deps.reload()
+        for service in found:
+            self.start_dead(service)
+        self.deps.update()
+
+    def by_name(self):
+        """The services of the tree (not those going away), by name."""
+        return {s.name: s for s in self.services.values() if s.active}
 
     def start_dead(self, service):
         if service.pipe and not service.joined:
@@ -210,6 +221,9 @@ class Scanner:
                 if fd >= 0:
                     os.close(fd)
             service.pipe = None
+        if service.deps_w >= 0:
+            os.close(service.deps_w)
+            service.deps_w = -1
         for key, known in list(self.services.items()):
             if known is service:
                 del self.services[key]
@@ -229,30 +243,57 @@ class Scanner:
             return
         if proc.control >= 0:      # the inherited one is gone; ours takes over
             self.inherited.forget(proc)
-        fd, target = -1, -1
+        fds = []
         if service.pipe:           # the service writes the pipe, its logger reads it
-            fd, target = (service.pipe[1], 1) if proc is service.main else (service.pipe[0], 0)
+            fds.append((service.pipe[1], 1) if proc is service.main else (service.pipe[0], 0))
+        deps_r = self.deps_pipe(service) if proc is service.main else -1
+        if deps_r >= 0:
+            fds.append((deps_r, forking.DEPS_FD))
+        forked_ns = time.time_ns()
         try:
-            pid = self.fork_child(proc.path, fd, target)
+            pid = self.fork_child(proc.path, fds)
         except OSError as e:
             warn(f"unable to start supervise {proc.path}", e)
             proc.restart_at = self.clock() + proc.delay
             return
+        finally:
+            if deps_r >= 0:
+                os.close(deps_r)
+        proc.forked_ns = forked_ns
         proc.pid = pid
         proc.started = self.clock()
         self.by_pid[pid] = (service, proc)
 
-    def fork_child(self, path, fd, target):
-        """The pid of a new supervise of path, with fd on its descriptor
-        target: forked by the zygote (see zygote.py), or by svscan itself
-        if there is none. Raises OSError."""
+    def deps_pipe(self, service):
+        """The read end of a new pipe for service's supervise, holding
+        what its dependencies hold it on (depends.py); svscan keeps the
+        write end. -1 if none can be made: it then starts unheld."""
+        if service.deps_w >= 0:
+            os.close(service.deps_w)
+            service.deps_w = -1
+        try:
+            r, w = os.pipe2(os.O_CLOEXEC)
+        except OSError as e:
+            warn(f"unable to create pipe for {service.name}", e)
+            return -1
+        first = self.deps.first_word(service)
+        if first:
+            os.write(w, first)          # read by supervise before its first start
+        os.set_blocking(w, False)
+        service.deps_w = w
+        return r
+
+    def fork_child(self, path, fds):
+        """The pid of a new supervise of path, with each fd of fds, (fd,
+        target) pairs, on its descriptor target: forked by the zygote (see
+        zygote.py), or by svscan itself if there is none. Raises OSError."""
         if self.zygote is not None:
             try:
-                return self.zygote.fork(path, fd, target)
+                return self.zygote.fork(path, fds)
             except zygote.Gone as e:
                 warn(f"unable to use the zygote: {e}; svscan forks each supervise itself")
                 self.drop_zygote()
-        return forking.fork_supervise(path, fd, target)
+        return forking.fork_supervise(path, fds)
 
     def drop_zygote(self):
         if self.zygote is not None:

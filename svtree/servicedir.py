@@ -15,6 +15,7 @@ import os
 import stat
 
 from . import trust
+from .unix import NotRegular, read_regular
 
 SERVICE_FILES = ("run", "multilog")   # multilog: a built-in logger's script
 
@@ -71,3 +72,52 @@ def has_log(name: str) -> tuple[bool, str | None]:
     except OSError:
         return False, None
     return os.path.isdir(log), None
+
+
+DEPENDS = "depends"
+DEPENDS_MAX = 4096         # bytes of a depends file read; more is an error
+
+
+class BadDepends(ValueError):
+    """A depends file that cannot be used: the words say why."""
+
+
+def parse_depends(data: bytes) -> list[str]:
+    """The dependencies a depends file lists, in order, each once: one per
+    line, a service name in the same scan directory or a path to a service
+    directory (anything with a slash), blank lines and `#` comments
+    skipped, surrounding blanks stripped. Raises BadDepends for a line
+    that names nothing usable (`.`, `..`, a NUL byte)."""
+    found = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        line = raw.split(b"#", 1)[0].strip()
+        if not line:
+            continue
+        word = os.fsdecode(line)
+        if word in (".", "..") or "\0" in word:
+            raise BadDepends(f"line {number}: not a service: {word!r}")
+        if word not in found:
+            found.append(word)
+    return found
+
+
+def read_depends(service, dir_fd: int | None = None) -> list[str]:
+    """The dependencies of the service directory service (relative to
+    dir_fd if given); [] without a depends file. Its owner's file: read as
+    a regular file only, without blocking. Raises BadDepends, OSError."""
+    name = os.path.join(service, DEPENDS)
+    if not os.access(name, os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
+        return []
+    try:
+        data = read_regular(name, dir_fd, DEPENDS_MAX + 1)
+    except NotRegular as e:
+        raise BadDepends(str(e)) from None
+    if len(data) > DEPENDS_MAX:
+        raise BadDepends(f"longer than {DEPENDS_MAX} bytes")
+    return parse_depends(data)
+
+
+def dependency_path(scandir, word: str) -> str:
+    """Where a dependency of a service in scandir is: a name is in scandir,
+    a path is taken as it is (relative to scandir if relative)."""
+    return os.path.join(scandir, word)

@@ -16,6 +16,10 @@ runit's orthogonal variables, plus what svtree adds:
              and the words for each: reason (why it failed), error (why the
              last start of ./run failed: the loop's words, given with
              START_FAILED)
+    held     the dependencies (a depends file) svscan says are not ready
+             yet (waiting_for: names) or cannot be (blocked_by: (name,
+             why) pairs: failed for good, missing); ./run is not started
+             while either lasts
 """
 
 # the C module's plain ints: cheaper for a forked supervise than signal's enums
@@ -50,7 +54,7 @@ class Supervisor:
                  "quick_deaths", "failures", "outside_deaths", "failed", "error", "reason",
                  "last_wstatus", "last_duration", "ready", "ready_since", "ready_at",
                  "check_pid", "check_fails", "finish_deadline", "kill_deadline",
-                 "check_deadline", "next_check", "hold_until")
+                 "check_deadline", "next_check", "hold_until", "waiting_for", "blocked_by")
 
     def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
         self.policy = policy or Policy(**policy_fields)
@@ -74,6 +78,8 @@ class Supervisor:
         self.check_pid = self.check_fails = 0
         self.finish_deadline = self.kill_deadline = self.check_deadline = self.next_check = None
         self.hold_until = None       # status writes wait until then for ./run's exit
+        self.waiting_for = ()        # dependencies not ready yet (names)
+        self.blocked_by = ()         # dependencies that cannot be: (name, why) pairs
 
 
 def readiness(policy) -> str:
@@ -84,7 +90,7 @@ def readiness(policy) -> str:
 
 
 def start_wanted(sv) -> bool:
-    if sv.failed or sv.exit_when_down:
+    if sv.failed or sv.exit_when_down or sv.waiting_for or sv.blocked_by:
         return False
     return sv.want == WANT_UP or (sv.want == WANT_ONCE and sv.once_pending)
 

@@ -7,7 +7,8 @@ codec. Rewritten whole (tmp + rename) on every change:
      "last_exit": {"code": N}|{"signal": N}|null, "last_duration": SECONDS|null,
      "quick_deaths": N, "backoff": SECONDS, "failed": BOOL, "critical": BOOL,
      "boot": ID|null, "pid_start": TICKS|null, "readiness": "notify"|"check"|"none",
-     "error": TEXT|null, "reason": TEXT|null, "next_start": UNIX|null}
+     "error": TEXT|null, "reason": TEXT|null, "next_start": UNIX|null,
+     "waiting_for": [NAME...]|null, "blocked_by": {NAME: WHY...}|null}
 
 readiness is how the service says it is ready: a notification-fd newline,
 a passing ./check, or none (ready once ./run has stayed up a second).
@@ -16,7 +17,10 @@ error is why the last attempt to start ./run failed ("unable to start
 endings"), null once a start succeeds; reason is why the service failed
 for good ("max-deaths 4 reached", "finish exited 125", "critical: 3 failed
 exits in a row"); next_start is when ./run will be started again while
-supervise waits out a delay (the backoff), null otherwise.
+supervise waits out a delay (the backoff), null otherwise. waiting_for
+names the dependencies (the depends file) svscan says are not ready yet,
+blocked_by those that cannot be, each with why ("failed", "no such
+service"); ./run is not started while either is set.
 
 boot and pid_start name the running ./run for the kernel: this boot's id
 (/proc/sys/kernel/random/boot_id) and its start time in clock ticks since
@@ -63,7 +67,8 @@ def record(sv, path, normally_up, run_start=None, next_start=None) -> dict:
         "quick_deaths": sv.quick_deaths, "backoff": sv.delay, "failed": sv.failed,
         "critical": bool(sv.policy.critical), "boot": boot, "pid_start": ticks,
         "readiness": state.readiness(sv.policy), "error": sv.error, "reason": sv.reason,
-        "next_start": next_start,
+        "next_start": next_start, "waiting_for": list(sv.waiting_for) or None,
+        "blocked_by": dict(sv.blocked_by) or None,
     }
 
 
@@ -101,6 +106,8 @@ def value(v) -> str:
         return encode_string(v)
     if isinstance(v, dict):
         return "{" + ", ".join(f"{encode_string(k)}: {value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(value(x) for x in v) + "]"
     return repr(v)          # int or float: repr is valid JSON for finite numbers
 
 
@@ -112,6 +119,12 @@ def pack(fields: dict) -> bytes:
 
 
 def event_fields(sv, path, name, wall) -> dict:
-    """What an event line says: the state at the moment of the event."""
-    return {"service": path, "event": name, "time": seconds(wall), "pid": sv.pid,
-            "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready}
+    """What an event line says: the state at the moment of the event; a
+    waiting or blocked line also names the dependencies."""
+    fields = {"service": path, "event": name, "time": seconds(wall), "pid": sv.pid,
+              "state": STATES[sv.state], "want": WANTS[sv.want], "ready": sv.ready}
+    if name == "waiting":
+        fields["waiting_for"] = list(sv.waiting_for)
+    elif name == "blocked":
+        fields["blocked_by"] = dict(sv.blocked_by)
+    return fields

@@ -159,7 +159,7 @@ class StartFailed(Exception):
 class Loop:
     """One supervise: the machine, its fds and what it last wrote."""
 
-    def __init__(self, path, sdir, ctl_r, clock=time.monotonic):
+    def __init__(self, path, sdir, ctl_r, clock=time.monotonic, deps_r=-1):
         self.path = path
         self.sdir = sdir
         self.ctl_r = ctl_r
@@ -181,6 +181,8 @@ class Loop:
         self.reaped = ()             # pids reaped but not yet fed: never signal them
         self.run_start = None        # (boot id, start ticks) of the running ./run
         self.write_error = None      # the last warning about writing status, said once
+        self.deps_r = deps_r         # svscan's word on the dependencies (DEPS_FD), if any
+        self.deps_partial = b""
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -457,11 +459,38 @@ class Loop:
                 self.carry_out(effect)
         self.written = self.written_state = None   # rewrite: mends a damaged status file
 
+    def on_deps(self):
+        """svscan's word on the dependencies: one JSON line per change,
+        {"waiting_for": [NAME...], "blocked_by": {NAME: WHY}}, the last
+        whole one counting. At end of file (svscan is gone) nothing holds
+        ./run any more: no one is left to say when it could start."""
+        try:
+            data = os.read(self.deps_r, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.poller.unregister(self.deps_r)
+            os.close(self.deps_r)
+            self.deps_r = -1
+            self.feed(machine.DEPS, ((), ()))
+            return
+        *lines, self.deps_partial = (self.deps_partial + data).split(b"\n")
+        if lines:
+            word = json.loads(lines[-1])
+            self.feed(machine.DEPS, (tuple(word.get("waiting_for") or ()),
+                                     tuple((word.get("blocked_by") or {}).items())))
+
     def run(self, wakeup_r, gid=None):
         self.wakeup_r = wakeup_r
         poller = self.poller
         poller.register(wakeup_r, select.POLLIN)
         poller.register(self.ctl_r, select.POLLIN)
+        if self.deps_r >= 0:                 # svscan wrote its first word before forking us
+            os.set_blocking(self.deps_r, False)
+            poller.register(self.deps_r, select.POLLIN)
+            self.on_deps()
         open_up(self.sdir, gid, self.path)
         make_ok(self.sdir, self.path, gid)       # before any start (Fatal: none made)
         self.adopt_leftover()
@@ -492,6 +521,8 @@ class Loop:
                     self.on_notify()
                 elif fd == self.pidfd:
                     self.on_pidfd()
+                elif fd == self.deps_r:
+                    self.on_deps()
             if not ready:
                 self.feed(machine.TIMEOUT)
             self.write_status()
@@ -554,17 +585,18 @@ def install_signals(ignore_int=False):
     return r
 
 
-def run(path, *, under_svscan=False):
+def run(path, *, under_svscan=False, deps_r=-1):
     """Supervise the service at path until told to exit; returns the exit code.
 
     Under svscan, SIGINT is ignored: svscan sees the terminal's Ctrl-C and
-    brings the tree down in order, loggers last.
+    brings the tree down in order, loggers last; deps_r is the pipe on
+    which svscan says which dependencies hold ./run (depends.py).
     """
     wakeup_r = install_signals(ignore_int=under_svscan)
     name_process(f"supervise {path}", "supervise")
     try:
         sdir, _lock, ctl_r, _ctl_w, gid = setup(path)
-        loop = Loop(path, sdir, ctl_r)
+        loop = Loop(path, sdir, ctl_r, deps_r=deps_r)
         return loop.run(wakeup_r, gid)
     except Fatal as e:
         tell(PROG, "fatal", str(e))

@@ -39,7 +39,8 @@ COLOURS = {
     "ready": {"fg": "green"}, "up": {"fg": "green"}, "paused": {"fg": "yellow"},
     "finish": {"fg": "yellow"}, "backing off": {"fg": "yellow", "bold": True},
     "down": {}, "failed": {"fg": "red", "bold": True}, "unknown": {"fg": "magenta"},
-    "skipped": {"dim": True},
+    "skipped": {"dim": True}, "waiting": {"fg": "yellow"},
+    "blocked": {"fg": "red", "bold": True},
     # not a state of its own, but the one an operator must see: down, wanted up
     "down, want up": {"fg": "red", "bold": True},
 }
@@ -112,6 +113,10 @@ def why(rec, now=None) -> str | None:
     if rec["failed"]:
         return f"failed: {rec['reason']}" if rec["reason"] else "failed"
     if rec["process"] == "down" and rec["want"] == "up":
+        if rec["blocked_by"]:
+            return "blocked by " + ", ".join(f"{n} ({w})" for n, w in rec["blocked_by"].items())
+        if rec["waiting_for"]:
+            return "waiting for " + ", ".join(rec["waiting_for"])
         if rec["next_start"] is not None and rec["next_start"] > now:
             wait = f"next start in {duration(math.ceil(rec['next_start'] - now))}"
             # no quick deaths: the second between two starts, no backoff
@@ -137,6 +142,8 @@ def note(rec, now=None) -> str:
             trouble = trouble.removeprefix(prefix)
         if trouble != rec["state"]:
             words.append(trouble)
+    elif rec.get("depends"):
+        words.append("depends on " + ", ".join(rec["depends"]))
     return ", ".join(words)
 
 
@@ -260,12 +267,22 @@ def aspects(rec, now) -> list[tuple[str, str]]:
             exited += f", after {seconds_text(rec['last_duration'])}"
     exited += f" ({rec['starts']} start{'' if rec['starts'] == 1 else 's'})"
     return [
+        *([("depends", depends(rec))] if rec.get("depends") is not None else []),
         ("start error", rec["start_error"] or "none"),
         ("last exit", exited),
         ("backoff", backoff(rec, now)),
         ("failed", f"yes: {rec['reason'] or 'no reason given'}" if rec["failed"] else "no"),
         ("readiness", readiness(rec)),
     ]
+
+
+def depends(rec) -> str:
+    """Each dependency with what holds the service on it, if anything."""
+    blocked, waiting = rec["blocked_by"] or {}, rec["waiting_for"] or ()
+    words = [f"{name} (blocked: {blocked[name]})" if name in blocked
+             else f"{name} (not ready)" if name in waiting else name
+             for name in rec["depends"]]
+    return ", ".join(words) or "none (an empty depends file)"
 
 
 def seconds_text(seconds: float) -> str:

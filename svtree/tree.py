@@ -24,6 +24,9 @@ the `down` file, and names the one state a human wants to see:
     up           ./run is running: not ready yet, or it has no way to say so
                  (readiness "none", loggers too), or readiness unknown (daemontools)
     backing off  down and wanted up, waiting out the delay after quick deaths
+    blocked      down and wanted up, held by a dependency that failed for good
+                 or is no service (its depends file: svtree-service(5))
+    waiting      down and wanted up, held until its dependencies are ready
     down         ./run is not running
 
 "ready" is shown only for a service that can say so. A service whose
@@ -67,7 +70,8 @@ from typing import Literal, TypedDict
 from . import control, servicedir, status, unix
 from .errors import NotRunning, describe
 
-STATES = ("up", "ready", "down", "finish", "failed", "backing off", "paused",
+STATES = ("up", "ready", "down", "finish", "failed", "backing off", "blocked", "waiting",
+          "paused",
           "skipped", "unknown")
 PROCESS = {status.DOWN: "down", status.RUN: "run", status.FINISH: "finish"}
 WANTS = {status.WANT_UP: "up", status.WANT_DOWN: "down", status.WANT_ONCE: "once"}
@@ -105,6 +109,9 @@ class Record(TypedDict):
     last_duration: float | None   # seconds the last run lasted
     quick_deaths: int | None      # quick deaths in a row
     backoff: float | None         # the delay before the next start, in seconds
+    depends: list | None          # what its depends file lists (None: no such file)
+    waiting_for: list | None      # dependencies not ready yet (names), held by svscan
+    blocked_by: dict | None       # dependencies that cannot be: name -> why
 
 
 @dataclass
@@ -173,6 +180,8 @@ class Snapshot:
     next_start: float | None = None
     last_duration: float | None = None
     backoff: float | None = None
+    waiting_for: list | None = None     # dependencies not ready yet (names)
+    blocked_by: dict | None = None      # dependencies that cannot be: name -> why
     source: str = "status"
     stale_record: bool = False  # a state.json of another run (or being replaced)
     record_error: str | None = None   # why state.json cannot be believed at all
@@ -214,6 +223,8 @@ def snapshot(dir_fd: int) -> Snapshot:
     snap.next_start = fields.get("next_start")
     snap.last_duration = fields.get("last_duration")
     snap.backoff = fields.get("backoff")
+    snap.waiting_for = [cut(n) for n in fields.get("waiting_for") or ()] or None
+    snap.blocked_by = {cut(n): cut(w) for n, w in (fields.get("blocked_by") or {}).items()} or None
     snap.source = "state.json"
     return snap
 
@@ -233,6 +244,7 @@ RECORD_MAX = 65536
 # supervise's texts (error, reason) are a line: an interpreter's path and a few words
 TEXT_MAX = 512
 READINESS = ("notify", "check", "none")
+NAMES_MAX = 64         # dependencies named in a record: a depends file lists a few
 
 
 class BadRecord(ValueError):
@@ -272,6 +284,15 @@ def is_want(v) -> bool:
     return type(v) is str and v in WANTS.values()
 
 
+def is_names(v) -> bool:
+    return type(v) is list and len(v) <= NAMES_MAX and all(type(n) is str for n in v)
+
+
+def is_blocked_by(v) -> bool:
+    return (type(v) is dict and len(v) <= NAMES_MAX
+            and all(type(w) is str for w in v.values()))
+
+
 def is_last_exit(v) -> bool:
     if type(v) is not dict or len(v) != 1:
         return False
@@ -298,6 +319,8 @@ RECORD_FIELDS = {
     "next_start": (is_time, "not a time"),
     "last_duration": (is_duration, "not a duration"),
     "backoff": (is_duration, "not a duration"),
+    "waiting_for": (is_names, "not a list of names"),
+    "blocked_by": (is_blocked_by, "not an object of names and reasons"),
 }
 
 
@@ -357,6 +380,7 @@ def read(entry: Entry, now: float | None = None) -> Record:
         return rec
     try:
         rec["normally_up"] = not os.access("down", os.F_OK, dir_fd=fd, follow_symlinks=False)
+        rec["depends"] = depends_of(fd)
         try:
             rec["supervised"] = is_supervised(fd)
         except OSError as e:
@@ -380,6 +404,17 @@ def read(entry: Entry, now: float | None = None) -> Record:
     return rec
 
 
+def depends_of(dir_fd: int) -> list[str] | None:
+    """What the depends file of the service open as dir_fd lists; None
+    without one, or when it cannot be read (svscan says why)."""
+    if not os.access(servicedir.DEPENDS, os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
+        return None
+    try:
+        return [cut(word) for word in servicedir.read_depends(".", dir_fd)]
+    except (OSError, servicedir.BadDepends):
+        return None
+
+
 def blank(entry: Entry) -> Record:
     return Record(service=str(entry.path),
                   logger_of=None if entry.logger_of is None else str(entry.logger_of),
@@ -387,7 +422,8 @@ def blank(entry: Entry) -> Record:
                   want=None, normally_up=None, ready=None, paused=None, failed=None,
                   starts=None, last_exit=None, supervised=False, source=None, error=None,
                   readiness=None, start_error=None, reason=None, next_start=None,
-                  last_duration=None, quick_deaths=None, backoff=None)
+                  last_duration=None, quick_deaths=None, backoff=None, depends=None,
+                  waiting_for=None, blocked_by=None)
 
 
 def fill(rec: Record, snap: Snapshot, now: float) -> None:
@@ -396,7 +432,8 @@ def fill(rec: Record, snap: Snapshot, now: float) -> None:
                starts=snap.starts, last_exit=snap.last_exit, source=snap.source,
                readiness=snap.readiness, start_error=snap.start_error, reason=snap.reason,
                next_start=snap.next_start, last_duration=snap.last_duration,
-               quick_deaths=snap.quick_deaths, backoff=snap.backoff)
+               quick_deaths=snap.quick_deaths, backoff=snap.backoff,
+               waiting_for=snap.waiting_for, blocked_by=snap.blocked_by)
     rec["state"] = state_of(snap)
     rec["error"] = snap.record_error
     since = snap.since
@@ -419,6 +456,10 @@ def state_of(snap: Snapshot) -> str:
             return "paused"
         # ready only if it can say so: readiness "none" is ready by the clock alone
         return "ready" if snap.ready and snap.readiness != "none" else "up"
+    if snap.want == "up" and snap.blocked_by:
+        return "blocked"
+    if snap.want == "up" and snap.waiting_for:
+        return "waiting"
     if snap.want == "up" and snap.quick_deaths:
         return "backing off"
     return "down"

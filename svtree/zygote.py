@@ -17,10 +17,11 @@ child subreaper (or PID 1), becomes the supervise's parent.
 
 The protocol, on a SOCK_SEQPACKET socket pair, one message each way per fork:
 
-    request (svscan -> zygote)   1 byte: the descriptor the supervise gets
-                                 the pipe end on, plus one (0: no pipe),
-                                 then the service's path (relative to the
-                                 scan directory); the pipe end as SCM_RIGHTS
+    request (svscan -> zygote)   1 byte N, the number of descriptors given
+                                 (0 to MAX_FDS), then N bytes: the
+                                 descriptor the supervise gets each on, then
+                                 the service's path (relative to the scan
+                                 directory); the N descriptors as SCM_RIGHTS
     reply (middle -> svscan)     4 bytes, native order: the supervise's pid,
                                  or -errno if it could not be forked
 
@@ -43,7 +44,8 @@ import sys
 
 from .errors import TEMPORARY, tell
 
-REQUEST_MAX = 4097              # a path is at most PATH_MAX (4096) bytes
+MAX_FDS = 2                     # the log pipe's end, the dependencies' pipe
+REQUEST_MAX = 1 + MAX_FDS + 4096   # a path is at most PATH_MAX (4096) bytes
 ANSWER_WITHIN = 5.0             # seconds; a fork takes milliseconds
 PID_BYTES = 4
 
@@ -68,15 +70,15 @@ class Zygote:
         self.sock = sock
         sock.settimeout(ANSWER_WITHIN)
 
-    def fork(self, path, fd=-1, target=-1):
-        """The pid of a new supervise of path, with fd (if any) on its
-        descriptor target. Raises OSError if it could not be forked, Gone if
-        the zygote cannot be used any more."""
-        request = bytes((target + 1,)) + os.fsencode(path)
-        fds = [] if fd < 0 else [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                  fd.to_bytes(4, sys.byteorder))]
+    def fork(self, path, fds=()):
+        """The pid of a new supervise of path, with each fd of fds, (fd,
+        target) pairs, on its descriptor target. Raises OSError if it could
+        not be forked, Gone if the zygote cannot be used any more."""
+        request = bytes((len(fds), *(target for _, target in fds))) + os.fsencode(path)
+        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                   b"".join(fd.to_bytes(4, sys.byteorder) for fd, _ in fds))] if fds else []
         try:
-            self.sock.sendmsg([request], fds)
+            self.sock.sendmsg([request], rights)
             reply = self.sock.recv(PID_BYTES)
         except OSError as e:      # EPIPE, ECONNRESET, TimeoutError
             raise Gone(str(e) or type(e).__name__) from None
@@ -94,26 +96,29 @@ class Zygote:
 
 def serve(sock, become):
     """The zygote's life: fork a supervise for each request until svscan
-    closes its end. become(path, fd, target) is the supervise's; it never
+    closes its end. become(path, fds) is the supervise's; it never
     returns. Never returns."""
     code = 0
     try:
         keep = sock.fileno()
         os.closerange(3, keep)                 # svscan's wakeup pipe, its pipes
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
-        room = _socket.CMSG_SPACE(4)
+        room = _socket.CMSG_SPACE(4 * MAX_FDS)
         while True:
             data, ancillary, _, _ = sock.recvmsg(REQUEST_MAX, room)
             if not data:
                 break                          # svscan closed its end, or died
-            fd = -1
-            for level, kind, fds in ancillary:
+            received = []
+            for level, kind, raw in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                    fd = int.from_bytes(fds[:4], sys.byteorder)
+                    received += [int.from_bytes(raw[i:i + 4], sys.byteorder)
+                                 for i in range(0, len(raw) - 3, 4)]
+            count = data[0]
             try:
-                spawn(sock, become, os.fsdecode(data[1:]), fd, data[0] - 1)
+                spawn(sock, become, os.fsdecode(data[1 + count:]),
+                      tuple(zip(received, data[1:1 + count])))
             finally:
-                if fd >= 0:
+                for fd in received:
                     os.close(fd)
     except BaseException as e:                 # never return into svscan's code
         code = TEMPORARY
@@ -125,7 +130,7 @@ def serve(sock, become):
         os._exit(code)
 
 
-def spawn(sock, become, path, fd, target):
+def spawn(sock, become, path, fds):
     """Fork the middle process, which forks the supervise, sends its pid
     and exits; wait for it (the zygote's only child, ever)."""
     gc.freeze()              # the collector of each supervise skips what is ours
@@ -141,7 +146,7 @@ def spawn(sock, become, path, fd, target):
             except OSError as e:
                 pid = -e.errno
             if pid == 0:
-                become(path, fd, target)
+                become(path, fds)
             sock.send(pid.to_bytes(PID_BYTES, sys.byteorder, signed=True))
         finally:
             os._exit(0)

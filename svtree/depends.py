@@ -1,0 +1,343 @@
+"""svscan's part in dependencies: the depends files of its services as one
+graph, what holds each service's start, and the order of a shutdown.
+
+A service's depends file lists what it needs (servicedir.parse_depends): a
+service of the same scan directory by name, or a service directory by
+path. svscan reads every depends file at each scan and when one changes,
+and tells each service's supervise, on a pipe of its own (DEPS_FD, see
+forking.py), what holds its ./run: the dependencies not ready yet
+(waiting_for) and those that cannot be (blocked_by: failed for good,
+themselves blocked, or no service at all). supervise starts ./run only
+when nothing holds it; a ./run already running is left alone, so a
+dependency's restart restarts nothing (see svtree-service(5) for why).
+
+Ready is `svtree wait ready`'s word (wait.py): up, with a live supervise,
+and ready if the service can say so (notification-fd, ./check; otherwise
+up for a second). A dependency of the tree counts as supervised only if
+svscan has its supervise and that supervise has written its status since it
+started (a status left by a dead one says nothing). svscan is woken by
+inotify on each dependency's supervise/ (status and state.json are
+replaced by rename at every change) and on each service directory (its
+depends file, its supervise/ appearing): nothing polls.
+
+What a service's owner writes is believed only for that service's order:
+status and state.json are read as tree.py reads them (regular files, no
+blocking), and a forged "ready" lets its dependents start early, nothing
+more. svscan never signals or starts anything on their word.
+
+Mistakes never hang the tree: the members of a dependency cycle start as if
+they had no depends file, an unreadable depends file counts as none, and
+each is said once on stderr, in one line. A dependency that is no service
+(a typo, a service removed) blocks its dependents until it is one.
+
+At a shutdown (init.py), a service is brought down only once every service
+of the tree that depends on it is down: dependents first, level by level,
+all within the one grace period; services with no dependency between them
+go down at the same moment, as they do without depends files.
+"""
+
+import json
+import os
+
+from . import inotify, servicedir, status, tree, unix
+from .errors import describe, tell
+
+SERVICE_MASK = (inotify.CREATE | inotify.MOVED_TO | inotify.CLOSE_WRITE | inotify.DELETE
+                | inotify.MOVED_FROM)
+SUPERVISE_MASK = inotify.MOVED_TO | inotify.CLOSE_WRITE | inotify.DELETE_SELF
+WORTH_A_LOOK = {None: ("depends", "supervise", "run"), "supervise": ("status", "state.json")}
+READY = ((), ())          # nothing holds the service
+NO_SERVICE = "no such service"
+TICK_NS = 10_000_000      # a file's time may lag the clock by a tick of the kernel's
+
+
+def warn(what):
+    tell("svscan", "warning", what)
+
+
+class Dependencies:
+    """The scanner's services' dependencies: read, watched, told."""
+
+    def __init__(self, scanner):
+        self.scanner = scanner
+        self.inotify = None
+        self.edges = {}           # name -> [(word, target)]: a name of the tree, or a path
+        self.cyclic = set()       # names in a cycle: they start as if they had no depends
+        self.said = {}            # name -> the line last written on its pipe
+        self.told = set()         # warnings said, not said again while they hold
+        self.watched = {}         # path -> watch descriptor
+        self.by_wd = {}           # watch descriptor -> (path, what: None or "supervise")
+
+    # --- the graph ------------------------------------------------------------------
+
+    def reload(self):
+        """Read every depends file again, find cycles and dependencies that
+        are no service (each said once, in one line), watch what is needed."""
+        services = self.scanner.by_name()
+        by_key = {key: s.name for key, s in self.scanner.services.items() if s.active}
+        edges, told = {}, set()
+        for name in services:
+            try:
+                words = servicedir.read_depends(name)
+            except (OSError, servicedir.BadDepends) as e:
+                told.add(f"unable to use {name}/depends: {describe(e)}; "
+                         f"{name} starts as if it had none")
+                continue
+            if words:
+                edges[name] = [(word, self.target(word, by_key)) for word in words]
+        self.edges = edges
+        self.cyclic = set()
+        for cycle in cycles({n: [t for _, t in e if t in services] for n, e in edges.items()}):
+            self.cyclic.update(cycle)
+            told.add(f"dependency cycle: {' -> '.join(cycle + cycle[:1])}: "
+                     "each starts as if it had no depends file")
+        for name, e in edges.items():
+            for word, target in e:
+                if name not in self.cyclic and self.look(target, services) == NO_SERVICE:
+                    told.add(f"{name} depends on {word}, which is no service: "
+                             f"{name} waits until it is one")
+        for message in sorted(told - self.told):
+            warn(message)
+        self.told = told              # a mistake mended and made again is said again
+        self.watch_all(services)
+
+    def target(self, word, by_key):
+        """A dependency's name in the tree, if it is one of ours (a path to
+        one counts too); else its path."""
+        if "/" not in word:
+            return word
+        try:
+            st = os.stat(word)
+        except OSError:
+            return word
+        return by_key.get((st.st_dev, st.st_ino), word)
+
+    def dependents(self, name) -> list[str]:
+        """The services of the tree whose start waits for name."""
+        return [n for n, e in self.edges.items()
+                if n not in self.cyclic and any(t == name for _, t in e)]
+
+    # --- what holds each service --------------------------------------------------
+
+    def verdict(self, name, services, looks=None):
+        """(waiting_for, blocked_by) of service name, as svscan tells it;
+        services: the tree's, by name; looks: what was found of each
+        dependency already, shared between calls."""
+        if name in self.cyclic or name not in self.edges:
+            return READY
+        looks = {} if looks is None else looks
+        waiting, blocked = [], []
+        for word, target in self.edges[name]:
+            if target not in looks:
+                looks[target] = self.look(target, services)
+            why = looks[target]
+            if why is None:
+                waiting.append(word)
+            elif why is not True:
+                blocked.append((word, why))
+        return tuple(waiting), tuple(blocked)
+
+    def look(self, target, services):
+        """True if target is ready, None if not yet, or why it cannot be."""
+        service = services.get(target)
+        if service is None and "/" not in target:
+            return NO_SERVICE
+        try:
+            fd = unix.open_dir(target)
+        except OSError:
+            return NO_SERVICE
+        try:
+            if service is None and not servicedir.is_service(dir_fd=fd):
+                return NO_SERVICE
+            return readiness(fd, service)
+        finally:
+            os.close(fd)
+
+    def update(self):
+        """Tell each service whose verdict changed (or whose pipe is new)."""
+        looks, services = {}, self.scanner.by_name()
+        for service in services.values():
+            if service.deps_w >= 0:
+                self.tell(service, self.verdict(service.name, services, looks))
+
+    def tell(self, service, verdict):
+        line = encode(verdict)
+        if self.said.get(service.name) == line:
+            return
+        try:
+            os.write(service.deps_w, line)
+            self.said[service.name] = line
+        except BlockingIOError:
+            self.said.pop(service.name, None)      # full: said again at the next change
+        except OSError:
+            pass                                   # its supervise is gone
+
+    def first_word(self, service):
+        """The line a new supervise of service finds on its pipe: what holds
+        it right now (nothing is written when nothing does)."""
+        line = encode(self.verdict(service.name, self.scanner.by_name()))
+        self.said[service.name] = line
+        return line if line != encode(READY) else b""
+
+    # --- watching -----------------------------------------------------------------------
+
+    def watch_all(self, services):
+        """Every service directory (its depends file, its supervise/ made),
+        and the supervise/ of every dependency."""
+        if self.inotify is None:
+            try:
+                self.inotify = inotify.make()
+            except (OSError, ImportError) as e:
+                warn(f"unable to watch dependencies ({describe(e)}): "
+                     "they are looked at only at each scan")
+                self.inotify = False
+        if not self.inotify:
+            return
+        wanted = {name: None for name in services}
+        for e in self.edges.values():
+            for _, target in e:
+                wanted[target] = None
+                wanted[os.path.join(target, "supervise")] = "supervise"
+        for path in set(self.watched) - set(wanted):
+            self.unwatch(path)
+        for path, what in wanted.items():
+            if path not in self.watched:
+                self.watch(path, what)
+
+    def watch(self, path, what):
+        mask = SUPERVISE_MASK if what else SERVICE_MASK
+        try:
+            wd = self.inotify.add_watch(path, mask | inotify.ONLYDIR)
+        except OSError:
+            return                  # not there (yet): its parent's watch sees it made
+        self.watched[path] = wd
+        self.by_wd[wd] = (path, what)
+
+    def unwatch(self, path):
+        wd = self.watched.pop(path)
+        self.by_wd.pop(wd, None)
+        try:
+            self.inotify.rm_watch(wd)
+        except OSError:
+            pass
+
+    def fileno(self):
+        return self.inotify.fileno() if self.inotify else -1
+
+    def on_inotify(self):
+        """Act on what changed: depends files read again, new supervise/
+        directories watched, and every verdict looked at once."""
+        reload = False
+        events = self.inotify.read(timeout=0)
+        if self.scanner.stopping:
+            return                  # nothing starts any more
+        for event in events:
+            if event.mask & inotify.Q_OVERFLOW:
+                reload = True
+                continue
+            path, what = self.by_wd.get(event.wd, (None, None))
+            if path is None:
+                continue
+            if event.mask & inotify.IGNORED:
+                del self.by_wd[event.wd]
+                if self.watched.get(path) == event.wd:
+                    del self.watched[path]
+                continue
+            if what is None and event.name in ("depends", "run"):
+                reload = True
+            elif what is None and event.name == "supervise":
+                self.watch(os.path.join(path, "supervise"), "supervise")
+        if reload:
+            self.reload()
+        self.update()
+
+    def close(self):
+        if self.inotify:
+            self.inotify.close()
+        self.inotify = None
+
+
+def readiness(fd, service):
+    """True if the service open as fd is ready, None if not yet, or why it
+    cannot be. service: the scanner's Service when it is one of the tree."""
+    if service is not None and not supervised(service):
+        return None
+    try:
+        snap = tree.snapshot(fd)
+        live = tree.is_supervised(fd) if service is None else True
+        if service is not None and service.main.pid and not fresh(fd, service.main.forked_ns):
+            return None             # a status of the supervise before it: no word yet
+    except FileNotFoundError:
+        return None
+    except (OSError, status.BadStatus):
+        return None
+    if snap.failed:
+        return f"failed: {snap.reason}" if snap.reason else "failed"
+    if snap.blocked_by:
+        return "blocked by " + ", ".join(snap.blocked_by)
+    ready = (snap.process == "run" and snap.ready is not False and not snap.record_error
+             and not snap.stale_record)
+    return True if ready and live else None
+
+
+def supervised(service) -> bool:
+    """Has svscan a supervise for service (its own, or one it inherited)?"""
+    return bool(service.main.pid or service.main.control >= 0)
+
+
+def fresh(fd, since_ns) -> bool:
+    """Has supervise/status been written since since_ns (wall clock)?"""
+    try:
+        return os.stat("supervise/status", dir_fd=fd).st_mtime_ns >= since_ns - TICK_NS
+    except OSError:
+        return False
+
+
+def encode(verdict) -> bytes:
+    """The line for supervise: {"waiting_for": [...], "blocked_by": {...}}."""
+    waiting, blocked = verdict
+    return (json.dumps({"waiting_for": list(waiting), "blocked_by": dict(blocked)},
+                       separators=(",", ":")) + "\n").encode()
+
+
+def cycles(graph) -> list[list[str]]:
+    """The cycles of graph (name -> names it depends on), each as a list of
+    its members in order, one per strongly connected component with more
+    than one member (or a member that depends on itself). Iterative Tarjan."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(graph.get(root, ())))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph.get(child, ()))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    members = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        members.append(member)
+                        if member == node:
+                            break
+                    if len(members) > 1 or node in graph.get(node, ()):
+                        found.append(list(reversed(members)))
+    return found
