@@ -28,6 +28,8 @@ Example, in a log/run: exec multilog t s1000000 n20 ./main. See multilog(8).
 
 
 def main(argv=None) -> int:
+    if argv is None:
+        lean(sys.argv[1:])
     argv = sys.argv[1:] if argv is None else argv
     if asked("multilog", argv, HELP, sole=True):
         return 0
@@ -56,6 +58,32 @@ def main(argv=None) -> int:
     except OSError as e:
         sys.stderr.write(f"multilog: fatal: unable to read input: {describe(e)}\n")
         return TEMPORARY
+
+
+def lean(argv):
+    """Started as a console script (log/run: exec multilog t ./main), run
+    again as `python -I -S`: the script's `import re` and site cost each
+    logger over 1 MiB. Returns in that run, or if it cannot be made; its
+    comm stays multilog, as the script's was."""
+    if sys.flags.no_site:
+        try:
+            fd = os.open("/proc/self/comm", os.O_WRONLY)
+            try:
+                os.write(fd, b"multilog")
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        return
+    if not sys.executable:
+        return
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (f"import sys; sys.path.insert(0, {top!r}); "
+            "from svtree.cli.multilog import main; sys.exit(main())")
+    try:
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", code, *argv])
+    except OSError:
+        pass
 
 
 def warn(text):
