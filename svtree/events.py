@@ -59,6 +59,10 @@ EVENT_FIELDS = {      # what a line must hold (tree.check_fields, required)
     "want": (tree.is_want, "not up, down or once"),
     "ready": (lambda v: v is None or tree.is_bool(v), "not true, false or null"),
 }
+OPTIONAL_FIELDS = {   # a waiting or blocked line names the dependencies
+    "waiting_for": tree.RECORD_FIELDS["waiting_for"],
+    "blocked_by": tree.RECORD_FIELDS["blocked_by"],
+}
 
 
 class Followed:
@@ -94,13 +98,15 @@ def split_lines(partial, data):
 
 
 def parse_event(line) -> dict:
-    """The fields of one line of an event fifo (pure): EVENT_FIELDS only, in
-    that order. Raises tree.BadRecord."""
+    """The fields of one line of an event fifo (pure): EVENT_FIELDS, in
+    that order, then those of OPTIONAL_FIELDS it has. Raises tree.BadRecord."""
     if line is None:
         raise tree.BadRecord(f"longer than {LINE_MAX} bytes")
     fields = tree.load_object(line)
     tree.check_fields(fields, EVENT_FIELDS, required=True)
-    return {name: fields[name] for name in EVENT_FIELDS}
+    tree.check_fields(fields, OPTIONAL_FIELDS)
+    return {name: fields[name] for name in (*EVENT_FIELDS, *OPTIONAL_FIELDS)
+            if name in EVENT_FIELDS or fields.get(name) is not None}
 
 
 def synthetic(before, snap):

@@ -1,9 +1,11 @@
 """supervise/event/, a fifodir as in s6: both ends of its protocol.
 
-A reader creates a fifo in it (any
-name not starting with a dot), opens it for reading, and gets one JSON line
-per state change: {"service", "event", "time", "pid", "state", "want",
-"ready"} with event one of up, ready, exited, down, failed, unhealthy.
+A reader creates a fifo in it (any name not starting with a dot), opens it
+for reading, and gets one JSON line per state change: {"service", "event",
+"time", "pid", "state", "want", "ready"} with event one of up, ready,
+exited, down, failed, unhealthy, waiting (with "waiting_for": the
+dependencies not ready) and blocked (with "blocked_by": those that cannot
+be, and why).
 supervise opens each fifo without blocking: a fifo with no reader is
 removed, a reader whose pipe is full misses the line; nothing waits. The
 lines of a change are written after status and state.json, so a reader who

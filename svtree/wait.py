@@ -119,7 +119,17 @@ class Goal:
 
 
 def failed_for_good(snap):
-    return "failed for good (svc -u revives it)" if snap.failed else None
+    if snap.failed:
+        return "failed for good (svc -u revives it)"
+    return held_for_good(snap)
+
+
+def held_for_good(snap):
+    """A service down and held by a dependency that cannot be ready (it
+    failed for good, or is no service) will not come up by waiting."""
+    if snap.process == "down" and snap.blocked_by:
+        return "blocked by " + ", ".join(f"{n} ({w})" for n, w in snap.blocked_by.items())
+    return None
 
 
 BY_NAME = {
@@ -152,7 +162,9 @@ def after(verb: str, before: tree.Snapshot | None) -> Goal:
     was_up = before is not None and before.process == "run"
 
     def hopeless(snap):                # a failure of a run after the command
-        return failed_for_good(snap) if snap.failed and another_run(before, snap) else None
+        if snap.failed and another_run(before, snap):
+            return failed_for_good(snap)
+        return held_for_good(snap) if snap.want == "up" else None
     if verb == "start":
         return Goal(verb, lambda s: up_enough(s) and s.want == "up", supervised=True,
                     ready=True, hopeless=hopeless)
@@ -176,6 +188,27 @@ def after(verb: str, before: tree.Snapshot | None) -> Goal:
 # runit's, which know no `r` (runit's `sv restart` sends term, cont, up)
 LETTERS = {"start": ("u", "u"), "stop": ("d", "d"), "restart": ("r", "tcu"),
            "once": ("o", "o"), "kill": ("k", "k")}
+
+
+def dependencies(path: Path) -> list[Path]:
+    """The services path's depends file lists, and theirs, dependencies
+    first, each once, found as svscan finds them (relative to path's scan
+    directory); those that cannot be read are left out."""
+    found, seen = [], {path}
+
+    def visit(service):
+        try:
+            words = servicedir.read_depends(str(service))
+        except (OSError, servicedir.BadDepends):
+            return
+        for word in words:
+            dep = Path(servicedir.dependency_path(service.parent, word))
+            if dep not in seen:
+                seen.add(dep)
+                visit(dep)
+                found.append(dep)
+    visit(path)
+    return found
 
 
 def send(path: Path, verb: str) -> Goal:

@@ -40,7 +40,7 @@ from pathlib import Path
 import click
 
 from .. import events as events_
-from .. import logview, metrics as metrics_, table, tree, unix
+from .. import logview, metrics as metrics_, status, table, tree, unix
 from .. import wait as wait_
 from ..errors import describe
 from .output import (COLOUR, Fatal, Usage, directories, exit_code, for_terminal, json_text,
@@ -322,7 +322,9 @@ def why_not(rec, now) -> str:
 VERB_HELP = {   # verb: (what it does, more)
     "start": (("Start services (svc -u) and wait until they are up, and ready if "
                "they can say so."),
-              "A failed or backing-off service starts at once."),
+              ("A failed or backing-off service starts at once. Its dependencies "
+               "(its depends file) that are down are started too, first; the wait "
+               "lasts until it is up after them.")),
     "stop": ("Stop services (svc -d) and wait until they are down, ./finish done.", ""),
     "restart": (("Restart services (svc -r) and wait until a new run is up, and ready "
                  "if it can say so."),
@@ -368,9 +370,9 @@ def control(verb, services, timeout) -> int:
     """Send verb to each service, then say how each ended up; the exit code."""
     bad = 0
     targets = []
-    for path in services:
+    for path in pulled(verb, services) + list(services):
         try:
-            targets.append((path, wait_.send(path, verb)))
+            targets.append((path, wait_.send(path, verb if path in services else "start")))
         except wait_.WaitError as e:
             say("fail", f"{path}: {e}")
             bad += 1
@@ -386,6 +388,34 @@ def control(verb, services, timeout) -> int:
     except KeyboardInterrupt:
         return 130
     return min(bad, 99)
+
+
+def pulled(verb, services) -> list[Path]:
+    """What start, restart and once bring up beside the services: their
+    dependencies (depends files) that are not wanted up, started first.
+    One wanted up already is only waited for, through the service's own
+    wait (it starts once they are ready)."""
+    if verb not in ("start", "restart", "once"):
+        return []
+    found = []
+    for path in services:
+        for dep in wait_.dependencies(path):
+            if dep not in services and dep not in found and not wanted_up(dep):
+                found.append(dep)
+    return found
+
+
+def wanted_up(path) -> bool:
+    try:
+        fd = unix.open_dir(str(path))
+    except OSError:
+        return False
+    try:
+        return tree.snapshot(fd).want == "up"
+    except (OSError, status.BadStatus):
+        return False
+    finally:
+        os.close(fd)
 
 
 def say(outcome, line):
