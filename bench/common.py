@@ -5,7 +5,8 @@ puts bench/ on sys.path first: they are run as files, and the tests load
 container.py by path). In here:
 
 - processes: reading /proc (stat, CPU, PSS), killing a whole tree or session,
-  spawning a command in a session of its own and timing it, in milliseconds;
+  spawning a command (in a session of its own) and waiting for it with a
+  deadline, timing one (timed_ms: milliseconds);
 - trees: a supervision tree of one system (svtree, daemontools, runit, s6,
   supervisord) in a temp dir of its own, whose every ./run reports `NAME
   PID` on a fifo, and which is killed whole at the end whatever happens;
