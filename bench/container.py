@@ -43,7 +43,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402  (bench/run.py: process helpers, sections)
+from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
+    VENV_BIN, BenchError, exit_with, fmt, kill_group, machine, pidfd_wait, prepare, ratio,
+    reap_orphans, say, svtree_revision, versions, write_script, write_section)
 
 SECTION = "## svscan as PID 1 under runc"
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -225,8 +226,7 @@ class Container:
             self.bundle.runc("delete", "-f", self.id)
         except subprocess.TimeoutExpired:
             pass
-        for target in (-self.proc.pid, self.proc.pid):
-            base.kill(target)
+        kill_group(self.proc.pid)
         self.wait(5)
 
 
@@ -272,25 +272,18 @@ def probe(top: Path):
 
 # --- the service, and the two inits -------------------------------------------------
 
-def write_script(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(0o755)
-    return path
-
-
 def talker(directory: Path, name="talker", logged=True, period=PERIOD):
     """A service directory whose run is TALKER; with a multilog logger
     writing to log/main if logged."""
     write_script(directory / "run", TALKER.format(name=name, period=period))
     if logged:
         write_script(directory / "log" / "run",
-                     f"#!/bin/sh\nexec {base.VENV_BIN / 'multilog'} t ./main\n")
+                     f"#!/bin/sh\nexec {VENV_BIN / 'multilog'} t ./main\n")
     return directory
 
 
 def svscan_args(scandir: Path, grace=GRACE):
-    return [base.VENV_BIN / "svscan", "-g", f"{grace:g}", scandir]
+    return [VENV_BIN / "svscan", "-g", f"{grace:g}", scandir]
 
 
 def tini_args():
@@ -338,15 +331,15 @@ def term_once(bundle, workdir: Path, init):
         deadline = time.monotonic() + WAIT
         while not printed():                         # its trap is set
             if time.monotonic() > deadline:
-                raise base.BenchError(f"{init}: no line after {WAIT:g} s")
+                raise BenchError(f"{init}: no line after {WAIT:g} s")
             time.sleep(0.005)
         t0 = time.monotonic()
         container.kill("TERM")
-        t_pid1 = base.pidfd_wait(pid1, WAIT)
-        t_runc = base.pidfd_wait(container.proc.pid, WAIT)
+        t_pid1 = pidfd_wait(pid1, WAIT)
+        t_runc = pidfd_wait(container.proc.pid, WAIT)
         code = container.wait(5)
         if t_pid1 is None or t_runc is None:
-            raise base.BenchError(f"{init}: still running {WAIT:g} s after TERM")
+            raise BenchError(f"{init}: still running {WAIT:g} s after TERM")
         return ((t_pid1 - t0) * 1000, (t_runc - t0) * 1000, code, complete(printed()))
     finally:
         container.delete()
@@ -359,12 +352,12 @@ def measure(bundle, lab: Path, rounds):
             workdir = lab / f"{init}-{r}"
             workdir.mkdir()
             samples.append(term_once(bundle, workdir, init))
-            base.say(f"  {init} round {r + 1}: {samples[-1]}")
+            say(f"  {init} round {r + 1}: {samples[-1]}")
     return got
 
 
-def render(got, when, took, rounds, versions):
-    info = base.machine()
+def render(got, when, took, rounds, runtime):
+    info = machine()
     med = {init: [statistics.median(s[k] for s in samples) for k in (0, 1)]
            for init, samples in got.items()}
 
@@ -372,9 +365,9 @@ def render(got, when, took, rounds, versions):
         cells = [fn(init) for init in ("svscan", "tini")]
         return f"| {label} | {cells[0]} | {cells[1]} | {ratio or ''} |"
 
-    def spread(init, k):
+    def median_range(init, k):
         s = sorted(x[k] for x in got[init])
-        return f"{base.fmt(statistics.median(s))} ({base.fmt(s[0])}..{base.fmt(s[-1])})"
+        return f"{fmt(statistics.median(s))} ({fmt(s[0])}..{fmt(s[-1])})"
     lines = [SECTION, "",
              "`runc kill ID TERM` (what `docker stop` sends) to a container whose PID 1",
              "is svscan or tini, running the same service: a shell loop that prints a",
@@ -383,14 +376,14 @@ def render(got, when, took, rounds, versions):
              "`bench/container.py` in one run, rounds interleaved.", "",
              f"- Date: {when:%Y-%m-%d %H:%M} UTC (run took {took:.0f} s)",
              f"- Command: `.venv/bin/python bench/container.py --rounds {rounds}`",
-             f"- svtree: {base.svtree_revision()}",
+             f"- svtree: {svtree_revision()}",
              f"- Machine: {info['nproc']} CPUs (nproc), {info['cpu']}, Linux {info['kernel']}",
-             f"- Runtime: {versions['runc']}; tini {versions['tini']}", "",
+             f"- Runtime: {runtime['runc']}; tini {runtime['tini']}", "",
              "| Measure | svscan | tini | svscan/tini |", "|---|---:|---:|---:|",
              row(f"runc kill TERM to PID 1's exit (ms, median of {rounds}; min..max)",
-                 lambda i: spread(i, 0), base.ratio(med["svscan"][0], med["tini"][0])),
+                 lambda i: median_range(i, 0), ratio(med["svscan"][0], med["tini"][0])),
              row(f"runc kill TERM to runc run's exit (ms, median of {rounds}; min..max)",
-                 lambda i: spread(i, 1), base.ratio(med["svscan"][1], med["tini"][1])),
+                 lambda i: median_range(i, 1), ratio(med["svscan"][1], med["tini"][1])),
              row("exit codes", lambda i: " ".join(sorted({str(s[2]) for s in got[i]}))),
              row("rounds with every line, the final one included, kept",
                  lambda i: f"{sum(s[3] for s in got[i])}/{len(got[i])}"),
@@ -402,13 +395,13 @@ def render(got, when, took, rounds, versions):
     return "\n".join(lines)
 
 
-def versions():
+def runtime_versions():
     try:
         runc = subprocess.run([runc_path(), "--version"], capture_output=True, text=True,
                               timeout=WAIT).stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.TimeoutExpired):
         runc = "runc ?"
-    return {"runc": runc, "tini": base.versions(["tini"])["tini"]}
+    return {"runc": runc, "tini": versions(["tini"])["tini"]}
 
 
 def main(argv=None):
@@ -418,13 +411,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     why = missing() or ("" if shutil.which("tini") else "tini not installed")
     if why:
-        base.say(f"container.py: skipped: {why}")
+        say(f"container.py: skipped: {why}")
         return 0
-    if not os.access(base.VENV_BIN / "svscan", os.X_OK):
-        base.say("container.py: fatal: svscan missing: run make first")
+    if not os.access(VENV_BIN / "svscan", os.X_OK):
+        say("container.py: fatal: svscan missing: run make first")
         return 111
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    base.become_subreaper()
+    prepare()
     lab = Path(tempfile.mkdtemp(prefix="svbench-container-"))
     when = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
@@ -433,29 +425,23 @@ def main(argv=None):
         try:
             bundle = probe(lab / "bundle")
         except Unusable as e:
-            base.say(f"container.py: skipped: runc cannot run a container here: {e}")
+            say(f"container.py: skipped: runc cannot run a container here: {e}")
             return 0
         got = measure(bundle, lab, args.rounds)
-    except (base.BenchError, Unusable) as e:
-        base.say(f"container.py: fatal: {e}")
+    except (BenchError, Unusable) as e:
+        say(f"container.py: fatal: {e}")
         return 111
     finally:
         if bundle:
             bundle.close()
-        base.reap_orphans()
+        reap_orphans()
         shutil.rmtree(lab, ignore_errors=True)
-    text = render(got, when, time.monotonic() - t0, args.rounds, versions())
+    text = render(got, when, time.monotonic() - t0, args.rounds, runtime_versions())
     print(text)
     if args.output:
-        path = Path(args.output)
-        old = path.read_text() if path.exists() else ""
-        path.write_text(base.replace_section(old, SECTION, text))
-        base.say(f"wrote {path}")
+        write_section(args.output, SECTION, text)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    exit_with(main)

@@ -23,29 +23,25 @@ s6-svscan):
 
 Replaces (or adds) the section `## Faults next to the peers` of BENCHMARKS.md,
 before `## Shutdown, logging and load` if that exists, else at the end.
-Trees are bench/run.py's: a temp dir each, the scanner in a session of its
-own, every process tagged through its environment and killed at the end,
-whatever happens; this script is a child subreaper. Every wait has a
-deadline. Standard library only.
+Trees are bench/common.py's, the same as run.py's: a temp dir each, the
+scanner in a session of its own, every process tagged through its
+environment and killed at the end, whatever happens; this script is a child
+subreaper. Every wait has a deadline. Standard library only.
 """
 
-import argparse
 import datetime
 import os
 import re
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402  (bench/run.py: trees, process helpers)
-
-ROOT = base.ROOT
-VENV_BIN = base.VENV_BIN
-BenchError = base.BenchError
-say = base.say
+from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
+    TAG_VAR, VENV_BIN, BenchError, Tree, alive, cleanup, environ_of, exit_with, guarded,
+    installed_peers, kill, machine, prepare, read_stat, reap_orphans, say, section_options,
+    svtree_revision, tagged, versions, write_script, write_section)
 
 SECTION = "## Faults next to the peers"
 BEFORE = "## Shutdown, logging and load"
@@ -71,46 +67,24 @@ OVERALL = 170.0                  # seconds: scenarios not begun by then are skip
 
 # --- processes ------------------------------------------------------------------
 
-def argv_of(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
-def state_of(pid):
-    try:
-        return base.read_stat(pid)[1][0].decode()
-    except (OSError, ValueError, IndexError):
-        return "Z"
-
-
 def program_of(pid):
     """The process's comm: svtree's svscan forks its supervise processes
     without exec and names them `supervise` (argv stays svscan's)."""
     try:
-        return base.read_stat(pid)[0]
+        return read_stat(pid)[0]
     except (OSError, ValueError):
         return ""
 
 
 def live_tagged(tree):
-    return [p for p in base.tagged(tree.tag) if state_of(p) != "Z"]
+    return [p for p in tagged(tree.tag) if alive(p)]
 
 
 def services(tree):
     """Live instances of the marked service: sleep with MARK_VAR in its env."""
     out = []
     for pid in live_tagged(tree):
-        if program_of(pid) != "sleep":
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if f"{MARK_VAR}={tree.tag}".encode() in env:
+        if program_of(pid) == "sleep" and f"{MARK_VAR}={tree.tag}".encode() in environ_of(pid):
             out.append(pid)
     return sorted(out)
 
@@ -129,20 +103,17 @@ def wait_for(cond, timeout, interval=0.05):
         if time.monotonic() >= deadline:
             return None
         time.sleep(interval)
-        base.reap_orphans()
+        reap_orphans()
 
 
 # --- trees ----------------------------------------------------------------------
 
-SLEEPER = f"#!/bin/sh\nexec env {MARK_VAR}=\"${base.TAG_VAR}\" sleep 100000\n"
+SLEEPER = f"#!/bin/sh\nexec env {MARK_VAR}=\"${TAG_VAR}\" sleep 100000\n"
 
 
 def sleeper_tree(system):
-    tree = base.Tree(system, [])
-    d = tree.scan / "svc"
-    d.mkdir()
-    (d / "run").write_text(SLEEPER)
-    (d / "run").chmod(0o755)
+    tree = Tree(system)
+    write_script(tree.scan / "svc" / "run", SLEEPER)
     return tree
 
 
@@ -157,17 +128,23 @@ def restart_scanner(tree):
 
 # --- 1. supervise SIGKILLed -------------------------------------------------------
 
+def start_sleeper(tree, sup):
+    """Start the tree; its supervisors (sup) once the one service runs,
+    within 10 s."""
+    tree.start()
+    first = wait_for(lambda: len(services(tree)) == 1 and running(tree, sup), 10)
+    if not first:
+        raise BenchError("the service did not start within 10 s")
+    return first
+
+
 def supervise_kill(system):
     tree = sleeper_tree(system)
     sup = SUPERVISOR[system]
     try:
-        tree.start()
-        first = wait_for(lambda: len(services(tree)) == 1 and running(tree, sup), 10)
-        if not first:
-            raise BenchError("the service did not start within 10 s")
-        old_sup = first[0]
+        old_sup = start_sleeper(tree, sup)[0]
         old_svc = services(tree)[0]
-        base.kill(old_sup)
+        kill(old_sup)
         new = wait_for(lambda: [p for p in running(tree, sup) if p != old_sup], RESPAWN_WAIT)
         if not new:
             return {"instances": len(services(tree)), "note": "no new supervisor in 8 s"}
@@ -185,9 +162,7 @@ def scanner_kill(system):
     tree = sleeper_tree(system)
     sup = SUPERVISOR[system]
     try:
-        tree.start()
-        if not wait_for(lambda: len(services(tree)) == 1 and running(tree, sup), 10):
-            raise BenchError("the service did not start within 10 s")
+        start_sleeper(tree, sup)
         time.sleep(0.3)
         old_svc = services(tree)[0]
         restart_scanner(tree)
@@ -250,14 +225,26 @@ def everything(d):
     raise BenchError(f"could not read {d}")
 
 
+def wait_idle(d, quiet=1.0, timeout=20.0):
+    """Until the log directory d has not grown for quiet seconds (timeout
+    seconds at most)."""
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = logged_bytes(d)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.05)
+
+
 def logger_kill(system):
-    tree = base.Tree(system, [])
+    tree = Tree(system)
     talker = tree.scan / "talker"
     (talker / "log" / "main").mkdir(parents=True)
-    (talker / "run").write_text(TALKER)
-    (talker / "log" / "run").write_text(logger_run(system))
-    for p in (talker / "run", talker / "log" / "run"):
-        p.chmod(0o755)
+    write_script(talker / "run", TALKER)
+    write_script(talker / "log" / "run", logger_run(system))
     main = talker / "log" / "main"
     name = LOGGER[system]
     kills = mid = 0
@@ -275,23 +262,14 @@ def logger_kill(system):
             if not (talker / "done").exists():
                 mid += 1
             for pid in pids:
-                base.kill(pid)
+                kill(pid)
             kills += 1
             if not wait_for(lambda: [p for p in running(tree, name) if p not in pids], 10,
                             0.005):
                 raise BenchError(f"{name} not restarted within 10 s")
         if not wait_for(lambda: (talker / "done").exists(), 30):
             raise BenchError("the talker did not finish within 30 s")
-        # idle: the log directory stops growing for 1 s (deadline 20 s)
-        last, since = -1, time.monotonic()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            now = logged_bytes(main)
-            if now != last:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= 1.0:
-                break
-            time.sleep(0.05)
+        wait_idle(main)
         lines = everything(main)
     finally:
         tree.stop()
@@ -377,65 +355,50 @@ daemontools' svscan, runsvdir, s6-svscan), in a temp dir of its own.
 """
 
 
-def write_section(text, path):
-    old = path.read_text() if path.exists() else ""
-    path.write_text(base.replace_section(old, SECTION, text, BEFORE))
-    say(f"wrote {path}")
+SCENARIOS = {"supervise-kill": supervise_kill, "scanner-kill": scanner_kill,
+             "logger-kill": logger_kill}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
-    p.add_argument("--no-write", action="store_true", help="print the section only")
-    args = p.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    base.become_subreaper()
-    when = datetime.datetime.now(datetime.timezone.utc)
-    t0 = time.monotonic()
-    systems = []
-    for s in SYSTEMS:
-        missing = [x for x in PROGRAMS[s] if not os.access(x, os.X_OK)]
-        if missing:
-            if s == "svtree":
-                say(f"faults.py: fatal: {', '.join(missing)} missing: run make first")
-                return 111
-            say(f"skipping {s}: {', '.join(missing)} not installed")
-        else:
-            systems.append(s)
+def run_scenarios(systems, t0):
+    """{(scenario, system): its outcome, the error it raised, or None where
+    it was skipped for want of time}; every tree killed after, whatever
+    happens."""
     results = {}
-    scenarios = (("supervise-kill", supervise_kill), ("scanner-kill", scanner_kill),
-                 ("logger-kill", logger_kill))
     try:
-        for key, fn in scenarios:
+        for key, fn in SCENARIOS.items():
             for s in systems:
                 if time.monotonic() - t0 > OVERALL:
                     say(f"{key} {s}: skipped (over {OVERALL:.0f} s)")
                     results[(key, s)] = None
                     continue
                 say(f"{key} {s} ...")
-                try:
-                    results[(key, s)] = fn(s)
-                    say(f"  {results[(key, s)]}")
-                except (BenchError, OSError) as e:
-                    say(f"  error: {e}")
-                    results[(key, s)] = e
+                r = results[(key, s)] = guarded(fn, s)
+                if not isinstance(r, Exception):
+                    say(f"  {r}")
     finally:
-        base.stop_all(base.LIVE)
-        base.reap_orphans()
+        cleanup()
+    return results
+
+
+def main(argv=None):
+    args = section_options(__doc__).parse_args(argv)
+    prepare()
+    when = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.monotonic()
+    peers = installed_peers("faults.py", PROGRAMS, SYSTEMS[1:])
+    if peers is None:
+        return 111
+    systems = ["svtree"] + peers
+    results = run_scenarios(systems, t0)
     took = time.monotonic() - t0
-    info = base.machine()
-    info["revision"] = base.svtree_revision()
-    text = render(results, systems, info, base.versions([s for s in systems if s != "svtree"]),
-                  when, took)
+    info = machine()
+    info["revision"] = svtree_revision()
+    text = render(results, systems, info, versions(peers), when, took)
     print(text)
     if not args.no_write:
-        write_section(text, Path(args.output))
+        write_section(args.output, SECTION, text, BEFORE)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        base.stop_all(base.LIVE)
-        sys.exit(130)
+    exit_with(main)

@@ -30,7 +30,6 @@ own and is killed at the end; every wait has a deadline. Standard library
 only.
 """
 
-import argparse
 import datetime
 import os
 import shutil
@@ -43,11 +42,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402  (bench/run.py: process helpers, sections)
+from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
+    VENV_BIN, BenchError, exit_with, fmt, guarded, kill_group, machine, pidfd_wait, prepare,
+    read_stat, reap_orphans, say, section_options, svtree_revision, versions, write_script,
+    write_section)
 
 SECTION = "## svscan as a container's init"
 INITS = {
-    "svtree": [str(base.VENV_BIN / "svscan")],
+    "svtree": [str(VENV_BIN / "svscan")],
     "tini": ["/usr/bin/tini"],
     "dumb-init": ["/usr/bin/dumb-init"],
 }
@@ -61,10 +63,6 @@ STORM = (f"i=0; while [ $i -lt {ORPHANS} ]; do (sleep 0.2 &); i=$((i+1)); done; 
 STARTED = set()                   # sessions we started, killed at the end
 
 
-def say(*words):
-    base.say(*words)
-
-
 # --- processes ----------------------------------------------------------------------
 
 def start(argv):
@@ -76,8 +74,7 @@ def start(argv):
 
 
 def stop(p):
-    for target in (-p.pid, p.pid):
-        base.kill(target)
+    kill_group(p.pid)
     try:
         p.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -101,9 +98,9 @@ def init_pid(unshare, timeout=5.0):
         if found:
             return found[0]
         if unshare.poll() is not None:
-            raise base.BenchError(f"unshare exited {unshare.returncode} at once")
+            raise BenchError(f"unshare exited {unshare.returncode} at once")
         time.sleep(0.002)
-    raise base.BenchError("no PID 1 appeared in the namespace")
+    raise BenchError("no PID 1 appeared in the namespace")
 
 
 def zombies_below(pid):
@@ -111,7 +108,7 @@ def zombies_below(pid):
     while todo:
         for child in children(todo.pop()):
             try:
-                _, fields = base.read_stat(child)
+                _, fields = read_stat(child)
             except (OSError, ValueError):
                 continue
             if fields[0] == b"Z":
@@ -149,10 +146,7 @@ class Lab:
     def s6_argv(self, run_body):
         scan = self.dir / "s6scan"
         shutil.rmtree(scan, ignore_errors=True)
-        (scan / "storm").mkdir(parents=True)
-        run = scan / "storm" / "run"
-        run.write_text(f"#!/bin/sh\n{run_body}\nexec sleep 100000\n")
-        run.chmod(0o755)
+        write_script(scan / "storm" / "run", f"#!/bin/sh\n{run_body}\nexec sleep 100000\n")
         return ["unshare", "--pid", "--fork", "--mount-proc", "/usr/bin/s6-svscan", str(scan)]
 
     def close(self):
@@ -200,7 +194,7 @@ def term_once(lab, init, command, timeout):
         time.sleep(0.3)                          # and set its traps
         t0 = time.monotonic()
         os.kill(pid1, signal.SIGTERM)
-        t1 = base.pidfd_wait(pid1, timeout)
+        t1 = pidfd_wait(pid1, timeout)
         code = code_of(p, 5) if t1 is not None else None
         return (None if t1 is None else (t1 - t0) * 1000), code
     finally:
@@ -209,13 +203,13 @@ def term_once(lab, init, command, timeout):
 
 # --- the report ---------------------------------------------------------------------
 
-def fmt(x):
-    """Counts and exit codes as they are; times as run.py writes them."""
-    return base.fmt(x) if isinstance(x, float) else str(x)
+def shown(x):
+    """Counts and exit codes as they are; times as the other sections write them."""
+    return fmt(x) if isinstance(x, float) else str(x)
 
 
-def render(results, inits, when, took, versions):
-    info = base.machine()
+def render(results, inits, when, took, peers):
+    info = machine()
     names = " | ".join(inits)
     lines = [SECTION, "",
              "svscan as PID 1 of a fresh PID namespace with a main command, next to",
@@ -223,9 +217,9 @@ def render(results, inits, when, took, versions):
              "all measured in the same run by `bench/init.py` (`make bench`).", "",
              f"- Date: {when:%Y-%m-%d %H:%M} UTC (run took {took:.0f} s)",
              "- Command: `.venv/bin/python bench/init.py`",
-             f"- svtree: {base.svtree_revision()}",
+             f"- svtree: {svtree_revision()}",
              f"- Machine: {info['nproc']} CPUs (nproc), {info['cpu']}, Linux {info['kernel']}",
-             "- Peers: " + (", ".join(f"{k} {v}" for k, v in versions.items()) or "none"), "",
+             "- Peers: " + (", ".join(f"{k} {v}" for k, v in peers.items()) or "none"), "",
              f"| Scenario | {names} |", "|---|" + "---:|" * len(inits)]
 
     def row(label, fn):
@@ -233,14 +227,14 @@ def render(results, inits, when, took, versions):
 
     def orphan_cell(i, k):
         r = results.get(("orphans", i))
-        return "n/a" if r is None else "error" if isinstance(r, Exception) else fmt(r[k])
+        return "n/a" if r is None else "error" if isinstance(r, Exception) else shown(r[k])
     row(f"orphan storm ({ORPHANS}): most zombies at once", lambda i: orphan_cell(i, 0))
     row(f"orphan storm ({ORPHANS}): zombies left after 1 s", lambda i: orphan_cell(i, 1))
     for case in ("exit 3", "SIGKILL", "not found"):
         def code(i, case=case):
             r = results.get(("codes", i))
             return ("n/a" if r is None else "error" if isinstance(r, Exception)
-                    else fmt(r.get(case)))
+                    else shown(r.get(case)))
         row(f"exit code, command {'killed by ' if case == 'SIGKILL' else ''}"
             f"{case if case != 'SIGKILL' else 'SIGKILL'}", code)
 
@@ -254,7 +248,7 @@ def render(results, inits, when, took, versions):
             samples, codes = r
             if not samples:
                 return f"still running after {STUBBORN_WAIT:g} s"
-            return f"{fmt(statistics.median(samples))} (n={len(samples)})"
+            return f"{shown(statistics.median(samples))} (n={len(samples)})"
         return cell
     row("SIGTERM to exit, command dies of TERM (ms, median)", timing("term"))
     row(f"SIGTERM to exit, command ignores TERM (ms; svscan -g {GRACE:g})", timing("stubborn"))
@@ -275,81 +269,83 @@ def render(results, inits, when, took, versions):
     return "\n".join(lines)
 
 
+# key, command, rounds, seconds to wait for the init's exit
+TERM_CASES = (("term", ["/bin/sh", "-c", "exec sleep 100000"], TERM_ROUNDS, 10),
+              ("stubborn", ["/bin/sh", "-c", "trap '' TERM; exec sleep 100000"], 3,
+               STUBBORN_WAIT))
+
+
+def term_rounds(lab, inits, command, rounds, timeout):
+    """Rounds of term_once over the inits, interleaved: {init: ([ms], [exit
+    code])}, or the last error of the init."""
+    got = {i: ([], []) for i in inits}
+    for _ in range(rounds):
+        for init in inits:
+            r = guarded(term_once, lab, init, command, timeout)
+            if isinstance(r, Exception):
+                got[init] = r
+                continue
+            if isinstance(got[init], Exception):
+                continue
+            ms, code = r
+            if ms is not None:
+                got[init][0].append(ms)
+            got[init][1].append(code)
+    return got
+
+
+def measure_inits(lab, inits, s6):
+    """{(scenario, init): its outcome or error}; s6 (if installed) takes
+    part in the orphan storm only."""
+    results = {}
+    for init in inits + (["s6"] if s6 else []):
+        say(f"orphans {init} ...")
+        results[("orphans", init)] = guarded(orphans, lab, init)
+    for init in inits:
+        say(f"exit codes {init} ...")
+        results[("codes", init)] = guarded(exit_codes, lab, init)
+    for key, command, rounds, timeout in TERM_CASES:
+        got = term_rounds(lab, inits, command, rounds, timeout)
+        for init in inits:
+            results[(key, init)] = got[init]
+            say(f"  {key} {init}: {got[init]}")
+    return results
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--output", default=str(base.ROOT / "BENCHMARKS.md"))
-    p.add_argument("--no-write", action="store_true", help="print the section only")
-    args = p.parse_args(argv)
+    args = section_options(__doc__).parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("unshare"):
         say("init.py: skipped: PID namespaces need root and unshare")
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    base.become_subreaper()
+    prepare()
     if not os.access(INITS["svtree"][0], os.X_OK):
         say("init.py: fatal: svscan missing: run make first")
         return 111
     inits = ["svtree"] + [i for i in ("tini", "dumb-init") if os.access(INITS[i][0], os.X_OK)]
     s6 = os.access("/usr/bin/s6-svscan", os.X_OK)
-    versions = base.versions(inits[1:] + (["s6"] if s6 else []))
+    peers = versions(inits[1:] + (["s6"] if s6 else []))
     when = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     lab = Lab()
-    results = {}
     try:
-        for init in inits + (["s6"] if s6 else []):
-            say(f"orphans {init} ...")
-            results[("orphans", init)] = guarded(orphans, lab, init)
-        for init in inits:
-            say(f"exit codes {init} ...")
-            results[("codes", init)] = guarded(exit_codes, lab, init)
-        for key, command, rounds, timeout in (
-                ("term", ["/bin/sh", "-c", "exec sleep 100000"], TERM_ROUNDS, 10),
-                ("stubborn", ["/bin/sh", "-c", "trap '' TERM; exec sleep 100000"], 3,
-                 STUBBORN_WAIT)):
-            got = {i: ([], []) for i in inits}
-            for _ in range(rounds):              # interleaved
-                for init in inits:
-                    r = guarded(term_once, lab, init, command, timeout)
-                    if isinstance(r, Exception):
-                        got[init] = r
-                        continue
-                    if isinstance(got[init], Exception):
-                        continue
-                    ms, code = r
-                    if ms is not None:
-                        got[init][0].append(ms)
-                    got[init][1].append(code)
-            for init in inits:
-                results[(key, init)] = got[init]
-                say(f"  {key} {init}: {got[init]}")
+        results = measure_inits(lab, inits, s6)
     finally:
-        for proc in list(STARTED):
-            stop(proc)
-        base.reap_orphans()
+        stop_started()
+        reap_orphans()
         lab.close()
     inits_shown = inits + (["s6"] if s6 else [])
-    text = render(results, inits_shown, when, time.monotonic() - t0, versions)
+    text = render(results, inits_shown, when, time.monotonic() - t0, peers)
     print(text)
     if not args.no_write:
-        path = Path(args.output)
-        old = path.read_text() if path.exists() else ""
-        path.write_text(base.replace_section(old, SECTION, text))
-        say(f"wrote {path}")
+        write_section(args.output, SECTION, text)
     return 0
 
 
-def guarded(fn, *args):
-    try:
-        return fn(*args)
-    except (base.BenchError, OSError) as e:
-        say(f"  error: {e}")
-        return e
+def stop_started():
+    """Every session start() started and stop() has not, killed."""
+    for proc in list(STARTED):
+        stop(proc)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        for proc in list(STARTED):
-            stop(proc)
-        sys.exit(130)
+    exit_with(main, stop_started)

@@ -45,19 +45,16 @@ A NAME may also be a peer (daemontools, runit, s6) to restrict the peers;
 svtree is always measured. A run with --only writes no BENCHMARKS.md (and no
 chart) unless --output is given.
 
-Trees are run.py's: a temp dir each, the scanner in a session of its own,
-every process tagged through its environment and killed at the end of each
-benchmark whatever happens; the benchmark is a child subreaper. Every wait
-has a deadline. Standard library only.
+Trees are bench/common.py's, the same as run.py's: a temp dir each, the
+scanner in a session of its own, every process tagged through its
+environment and killed at the end of each benchmark whatever happens; the
+benchmark is a child subreaper. Every wait has a deadline. Standard
+library only.
 """
 
-import argparse
-import datetime
 import math
 import os
-import random
 import resource
-import select
 import shlex
 import shutil
 import signal
@@ -70,19 +67,14 @@ import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402  (bench/run.py: trees, reporter fifo, process helpers)
-
-ROOT = base.ROOT
-VENV_BIN = base.VENV_BIN
-BenchError = base.BenchError
-say = base.say
-fmt = base.fmt
+from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
+    CLK_TCK, N_TREE, ROOT, VENV_BIN, BenchError, Figure, Tree, alive, bench_options, choose,
+    cpu_ticks_with_children, end_group, exit_with, finish, fmt, guarded, kill_group,
+    per_process, percentile, pidfd_wait, prepare, rounds, run_benches, say, spawn, spread,
+    started, timed_ms, total_pss, verdict, verdict_at_least, write_section)
 
 SECTION = "## Shutdown, logging and load"
-BENCHES = ("shutdown-prompt", "shutdown-stubborn", "logger", "load-1000", "crash-load",
-           "wait-ready")
 PEERS = ("daemontools", "runit", "s6")
-SYSTEMS = ("svtree",) + PEERS
 PROGRAMS = {
     "svtree": [str(VENV_BIN / p) for p in ("svscan", "svc", "svstat", "multilog")],
     "daemontools": ["/usr/bin/svscan", "/usr/bin/supervise", "/usr/bin/svc",
@@ -92,6 +84,7 @@ PROGRAMS = {
 }
 LOGGER_NAMES = {"svtree": "multilog (svtree)", "daemontools": "multilog",
                 "runit": "svlogd -tt", "s6": "s6-log"}
+LEAVE_RUNNING = ("daemontools", "runit")     # their scanners exit at once on TERM
 GRACE = 1.0                      # svscan -g for shutdown-stubborn
 S6_TIMEOUT_KILL_MS = 1000
 TIME = "/usr/bin/time"           # GNU time, for the loggers' peak RSS
@@ -101,227 +94,12 @@ LOG_SIZE = 16777215
 N_LOAD = 1000
 N_CRASH = 100
 
-TEMPS = set()                    # temp dirs to remove at the end, whatever happens
-GROUPS = set()                   # process groups (sessions) we spawned outside trees
-
-
-# --- processes --------------------------------------------------------------
-
-def alive(pid):
-    try:
-        _, fields = base.read_stat(pid)
-    except (OSError, ValueError):
-        return False
-    return fields[0] != b"Z"
-
-
-pidfd_wait = base.pidfd_wait
-
-
-def kill_group(pid):
-    for target in (-pid, pid):
-        base.kill(target)
-
-
-def spawn(argv, *, stdin=None, stdout=None, setsid=True, env=None):
-    """posix_spawn with stdin/stdout from fds (or /dev/null), stderr to /dev/null."""
-    actions = []
-    actions.append((os.POSIX_SPAWN_DUP2, stdin, 0) if stdin is not None
-                   else (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
-    actions.append((os.POSIX_SPAWN_DUP2, stdout, 1) if stdout is not None
-                   else (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0))
-    actions.append((os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0))
-    env = env or {"PATH": base.TREE_PATH, "LC_ALL": "C"}
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=setsid)
-    GROUPS.add(pid)
-    return pid
-
-
-def finish(pid, timeout, what):
-    """Wait for pid (our child) to exit within timeout; (exit code, rusage).
-
-    On timeout its session is killed and BenchError raised.
-    """
-    if pidfd_wait(pid, timeout) is None:
-        end_group(pid)
-        raise BenchError(f"{what} did not finish within {timeout:.0f} s")
-    _, wstatus, usage = os.wait4(pid, 0)
-    GROUPS.discard(pid)
-    return os.waitstatus_to_exitcode(wstatus), usage
-
-
-def timed(argv, timeout=10.0, expect=0):
-    """Wall time (ms) of one whole process, output to /dev/null."""
-    t0 = time.perf_counter()
-    pid = spawn(argv)
-    code, _ = finish(pid, timeout, argv[0])
-    t1 = time.perf_counter()
-    if code != expect:
-        raise BenchError(f"{' '.join(argv[:3])}... exited {code}, not {expect}")
-    return (t1 - t0) * 1000
-
-
-def end_group(pid):
-    """Kill the session we spawned as pid, reap its leader, forget it."""
-    kill_group(pid)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-    GROUPS.discard(pid)
-
-
-def kill_spawned():
-    for pid in list(GROUPS):
-        end_group(pid)
-
 
 def raise_nofile():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def cpu_ticks_with_children(pid):
-    """utime+stime+cutime+cstime of a process (its reaped children included)."""
-    _, fields = base.read_stat(pid)
-    return sum(int(fields[i]) for i in (11, 12, 13, 14))
-
-
-# --- trees --------------------------------------------------------------------
-
-def report_line(tree, name):
-    return f'echo "{name} $$" >{shlex.quote(str(tree.fifo))}'
-
-
-class Tree(base.Tree):
-    """run.py's tree, with scanner options and service scripts of our own."""
-
-    def __init__(self, system, options=()):
-        super().__init__(system, [])
-        self.options = list(options)
-
-    def argv(self):
-        argv = super().argv()
-        return [argv[0], *self.options, *argv[1:]]
-
-    def add(self, name, body, files=None, wanted=True):
-        """A service whose run reports NAME PID on the fifo, then runs body."""
-        d = self.scan / name
-        d.mkdir()
-        run = d / "run"
-        run.write_text(f"#!/bin/sh\n{report_line(self, name)}\n{body}\n")
-        run.chmod(0o755)
-        for fname, text in (files or {}).items():
-            (d / fname).write_text(text)
-        if wanted:
-            self.names.append(name)
-        return d
-
-
-def start_tree(tree, timeout):
-    """Start a tree, wait for every wanted service; BenchError with how many
-    started and the tree's log if they do not all start in time."""
-    t0 = tree.start()
-    try:
-        t1 = tree.wait_all(timeout)
-    except BenchError:
-        seen = {name for _, name, _ in tree.reporter.events}
-        tail = tree.log_tail().replace("\n", " / ")
-        if tree.proc.poll() is not None:
-            why = f"the scanner exited ({tree.proc.returncode})"
-        else:
-            why = f"timed out after {timeout:.0f} s"
-        raise BenchError(f"{len(seen & set(tree.names))} of {len(tree.names)} services "
-                         f"started ({why}){'; log: ' + tail[-300:] if tail else ''}") from None
-    return t0, t1
-
-
-# --- figures --------------------------------------------------------------------
-
-class Stat:
-    """One figure: a value from n samples, or an error / n/a text."""
-
-    def __init__(self, value=None, n=0, error=None):
-        self.value, self.n, self.error = value, n, error
-
-    @classmethod
-    def of(cls, samples, how="median"):
-        if not samples:
-            return cls(error="no samples")
-        if how == "median":
-            return cls(statistics.median(samples), len(samples))
-        return cls(percentile(samples, 95), len(samples))
-
-    @property
-    def ok(self):
-        return self.error is None and self.value is not None
-
-    def cell(self):
-        if self.ok:
-            return f"{fmt(self.value)} (n={self.n})"
-        return self.error if self.error and self.error.startswith("n/a") else "error"
-
-
-def percentile(samples, p):
-    """Nearest-rank percentile."""
-    s = sorted(samples)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
-    return s[k]
-
-
-def spread(samples):
-    if not samples:
-        return "no samples"
-    s = sorted(samples)
-    return (f"median {fmt(statistics.median(s))}, min {fmt(s[0])}, max {fmt(s[-1])}, "
-            f"n={len(s)}")
-
-
-def guarded(fn, *args):
-    try:
-        return fn(*args)
-    except (BenchError, OSError) as e:
-        say(f"  error: {e}")
-        return BenchError(str(e))
-
-
-class Report:
-    def __init__(self):
-        self.rows = []          # (label, unit, svtree Stat, peer, peer Stat)
-        self.targets = []       # (benchmark, target, verdict)
-        self.details = []
-        self.extra_tables = []  # (title, markdown)
-
-    def add(self, label, unit, ours, peer, theirs):
-        self.rows.append((label, unit, ours, peer, theirs))
-
-    def table(self):
-        lines = ["| Benchmark | Unit | svtree | Peer | Peer figure | svtree/peer |",
-                 "|---|---|---:|---|---:|---:|"]
-        for label, unit, ours, peer, theirs in self.rows:
-            r = base.ratio(ours.value if ours.ok else None, theirs.value if theirs.ok else None)
-            lines.append(f"| {label} | {unit} | {ours.cell()} | {peer} | {theirs.cell()} | {r} |")
-        return "\n".join(lines)
-
-    def target_table(self):
-        lines = ["| Benchmark | Target | Result |", "|---|---|---|"]
-        lines += [f"| {b} | {t} | {v} |" for b, t, v in self.targets]
-        return "\n".join(lines)
-
-
-def verdict(value, limit, unit):
-    return base.verdict(value, limit, unit)
-
-
-def verdict_at_least(value, floor, unit):
-    if value is None:
-        return "not measured"
-    if value >= floor:
-        return f"met ({fmt(value)} {unit}; floor {fmt(floor)} {unit})"
-    return (f"MISSED by {fmt(floor - value)} {unit} ({fmt(value)} {unit} vs {fmt(floor)} "
-            f"{unit}, x{fmt(value / floor)})")
 
 
 # --- 1. shutdown, prompt services -------------------------------------------------
@@ -336,7 +114,7 @@ def prompt_tree(system, n):
 def shutdown_once(tree, timeout, start_timeout=60):
     """Start the tree, TERM the scanner; (ms to its exit or None, services
     still alive at its exit, services alive 0.5 s later)."""
-    start_tree(tree, start_timeout)
+    started(tree, start_timeout)
     time.sleep(0.5)                        # every supervise has settled
     tree.reporter.pump(0)
     services = set(tree.reporter.pids)
@@ -349,64 +127,119 @@ def shutdown_once(tree, timeout, start_timeout=60):
     return (None if t1 is None else (t1 - t0) * 1000), at_exit, later
 
 
-def bench_shutdown_prompt(systems, reps):
-    """Rounds over the systems; {system: (samples ms, notes)}."""
-    samples = {s: [] for s in systems}
-    notes = {s: [] for s in systems}
-    errors = {}
-    for _ in range(reps):
-        for system in systems:
-            if system in errors:
-                continue
-            stays = system in ("daemontools", "runit")
-            tree = prompt_tree(system, base.N_TREE)
-            try:
-                ms, at_exit, later = shutdown_once(tree, 3 if stays else 15)
-            except (BenchError, OSError) as e:
-                say(f"  error: {system}: {e}")
-                errors[system] = str(e)
-                continue
-            finally:
-                tree.stop()
-            if ms is None:
-                errors[system] = "the scanner did not exit"
-                continue
-            samples[system].append(ms)
-            notes[system].append((at_exit, later))
-            time.sleep(0.2)
-    return samples, notes, errors
+def shutdown_prompt_once(system):
+    """shutdown_once of a fresh tree of N_TREE prompt services."""
+    tree = prompt_tree(system, N_TREE)
+    try:
+        ms, at_exit, later = shutdown_once(tree, 3 if system in LEAVE_RUNNING else 15)
+    finally:
+        tree.stop()
+    if ms is None:
+        raise BenchError("the scanner did not exit")
+    return ms, at_exit, later
+
+
+def prompt_detail(system, got, error):
+    """The details line of one system (got: shutdown_prompt_once's results)."""
+    samples = [ms for ms, _, _ in got]
+    gone = (f"; services alive at the scanner's exit: "
+            f"{max(a for _, a, _ in got)} at most, 0.5 s later: "
+            f"{max(b for _, _, b in got)} at most" if got else "")
+    caveat = (" (exits at once on TERM without stopping anything: every supervise "
+              "and service keeps running)" if system in LEAVE_RUNNING else "")
+    return (f"shutdown-prompt, {system}: {spread(samples) + ' ms' if samples else error}"
+            f"{gone}{caveat}")
+
+
+def shutdown_prompt(run):
+    """SIGTERM to the scanner of N_TREE services that die at once of TERM."""
+    reps = 3 if run.quick else 7
+    say(f"== shutdown, {N_TREE} prompt services ({reps} rounds over "
+        f"{', '.join(run.systems)})")
+    got, errors = rounds(run.systems, reps, shutdown_prompt_once, 0.2)
+    figs = {}
+    for s in run.systems:
+        samples = [ms for ms, _, _ in got[s]]
+        if s in errors:
+            figs[s] = Figure(error=errors[s])
+        elif s in LEAVE_RUNNING:
+            figs[s] = Figure(error="n/a: leaves services running")
+        else:
+            figs[s] = Figure.of(samples)
+        say(f"    {s}: {spread(samples) if samples else errors.get(s)} ms")
+    run.rep.compare(f"shutdown, {N_TREE} services, SIGTERM to exit", "ms", figs, run.peers)
+    for s in run.systems:
+        run.rep.details.append(prompt_detail(s, got[s], errors.get(s)))
+    s6, ours = figs.get("s6"), figs["svtree"]
+    run.rep.targets.append((f"shutdown, {N_TREE} services", "svtree median <= s6-svscan",
+                            verdict(ours.value, s6.value, "ms") if s6 and s6.ok and ours.ok
+                            else "s6 not measured" if ours.ok else "not measured"))
 
 
 # --- 2. shutdown, a stubborn service ----------------------------------------------
 
 STUBBORN = "trap '' TERM\nexec sleep 100000"      # SIG_IGN survives exec
+STUBBORN_LABELS = {"svtree": f"svtree, svscan -g {GRACE:g}", "s6": "s6, no timeout-kill",
+                   "s6+tk": f"s6, timeout-kill {S6_TIMEOUT_KILL_MS}"}
 
 
-def bench_shutdown_stubborn(variants, reps):
-    """variants: {label: (system, scanner options, service files, timeout, reps)}."""
-    out = {}
-    for label, (system, options, files, timeout, n) in variants.items():
-        samples, remarks = [], []
-        try:
-            for _ in range(n):
-                tree = Tree(system, options)
-                tree.add("stubborn", STUBBORN, files)
-                try:
-                    ms, at_exit, later = shutdown_once(tree, timeout, 20)
-                finally:
-                    tree.stop()
-                if ms is None:
-                    remarks.append(f"still running {timeout:.0f} s after SIGTERM")
-                    break
-                samples.append(ms)
-                remarks.append(f"service alive at exit: {at_exit}")
-        except (BenchError, OSError) as e:
-            say(f"  error: {label}: {e}")
-            out[label] = (samples, [f"error: {e}"])
-            continue
-        out[label] = (samples, remarks)
-        say(f"    {label}: {spread(samples) if samples else remarks[-1]}")
-    return out
+def stubborn_samples(label, system, options, files, timeout, n):
+    """n shutdowns of a tree of one service ignoring TERM, up to the first
+    that outlasts timeout; (samples ms, remarks)."""
+    samples, remarks = [], []
+    try:
+        for _ in range(n):
+            tree = Tree(system, options=options)
+            tree.add("stubborn", STUBBORN, files)
+            try:
+                ms, at_exit, _ = shutdown_once(tree, timeout, 20)
+            finally:
+                tree.stop()
+            if ms is None:
+                remarks.append(f"still running {timeout:.0f} s after SIGTERM")
+                break
+            samples.append(ms)
+            remarks.append(f"service alive at exit: {at_exit}")
+    except (BenchError, OSError) as e:
+        say(f"  error: {label}: {e}")
+        return samples, [f"error: {e}"]
+    say(f"    {label}: {spread(samples) if samples else remarks[-1]}")
+    return samples, remarks
+
+
+def s6_stubborn(samples, remarks):
+    """s6 without timeout-kill: n/a where it still waited at the deadline."""
+    if not samples and remarks and remarks[-1].startswith("still"):
+        return Figure(error="n/a: waits for ever (no grace kill)")
+    return Figure.of(samples)
+
+
+def shutdown_stubborn(run):
+    """SIGTERM to the scanner of one service that ignores TERM: svscan -g,
+    s6 with and without timeout-kill."""
+    reps = 3 if run.quick else 5
+    say(f"== shutdown, one service ignoring TERM, svscan -g {GRACE:g}")
+    # label: (system, scanner options, service files, timeout, reps)
+    variants = {"svtree": ("svtree", ["-g", f"{GRACE:g}"], None, GRACE + 10, reps)}
+    if "s6" in run.peers:
+        variants["s6"] = ("s6", [], None, GRACE + 4, 1)
+        variants["s6+tk"] = ("s6", [], {"timeout-kill": f"{S6_TIMEOUT_KILL_MS}\n"},
+                             GRACE + 10, reps)
+    out = {label: stubborn_samples(label, *variant) for label, variant in variants.items()}
+    ours = Figure.of(out["svtree"][0])
+    label = f"shutdown, service ignoring TERM (svscan -g {GRACE:g})"
+    if "s6" in out:
+        run.rep.add(label, "ms", ours, "s6", s6_stubborn(*out["s6"]))
+        run.rep.add(label, "ms", ours, f"s6, timeout-kill {S6_TIMEOUT_KILL_MS} ms",
+                    Figure.of(out["s6+tk"][0]))
+    for key, (samples, remarks) in out.items():
+        run.rep.details.append(f"shutdown-stubborn, {STUBBORN_LABELS[key]}: "
+                               f"{spread(samples) + ' ms' if samples else 'no figure'}"
+                               f"{'; ' + remarks[-1] if remarks else ''}")
+    run.rep.targets.append(("shutdown, service ignoring TERM",
+                            f"svtree median <= grace + 100 ms ({GRACE * 1000 + 100:.0f} ms)",
+                            verdict(ours.value, GRACE * 1000 + 100, "ms") if ours.ok
+                            else "not measured"))
 
 
 # --- 3. logger throughput ----------------------------------------------------------
@@ -455,17 +288,9 @@ def count_lines(logdir):
     return n
 
 
-def logger_once(system, lines, work, timeout):
-    """(wall s, peak RSS KiB) of one logger run on the N_LINES lines."""
-    logdir = work / f"log-{system}"
-    shutil.rmtree(logdir, ignore_errors=True)
-    argv = logger_argv(system, logdir)
-    rss_file = work / "maxrss"
-    if os.access(TIME, os.X_OK):
-        # ru_maxrss of a child of ours would count our own image (fork/vfork
-        # then exec keeps the old mm's high-water mark): GNU time's is ~1 MiB
-        rss_file.unlink(missing_ok=True)
-        argv = [TIME, "-f", "%M", "-o", str(rss_file), *argv]
+def fed(argv, lines, timeout):
+    """Run argv with the file lines fed by cat through a pipe; (monotonic
+    time from its spawn to its exit, its exit code, its rusage)."""
     r, w = os.pipe()
     logger = cat = None
     try:
@@ -478,7 +303,7 @@ def logger_once(system, lines, work, timeout):
         t1 = pidfd_wait(logger, timeout)
         if t1 is None:
             raise BenchError(f"{argv[0]} did not finish within {timeout:.0f} s")
-        code, usage = finish(logger, 1, argv[0])
+        _, code, usage = finish(logger, 1, argv[0])
         logger = None
         finish(cat, 5, "cat")
         cat = None
@@ -489,6 +314,21 @@ def logger_once(system, lines, work, timeout):
         for pid in (logger, cat):
             if pid is not None:
                 end_group(pid)
+    return t1 - t0, code, usage
+
+
+def logger_once(system, lines, work, timeout):
+    """(wall s, peak RSS KiB) of one logger run on the N_LINES lines."""
+    logdir = work / f"log-{system}"
+    shutil.rmtree(logdir, ignore_errors=True)
+    argv = logger_argv(system, logdir)
+    rss_file = work / "maxrss"
+    if os.access(TIME, os.X_OK):
+        # ru_maxrss of a child of ours would count our own image (fork/vfork
+        # then exec keeps the old mm's high-water mark): GNU time's is ~1 MiB
+        rss_file.unlink(missing_ok=True)
+        argv = [TIME, "-f", "%M", "-o", str(rss_file), *argv]
+    wall, code, usage = fed(argv, lines, timeout)
     if code != 0:
         raise BenchError(f"{argv[0]} exited {code}")
     peak = usage.ru_maxrss
@@ -501,37 +341,61 @@ def logger_once(system, lines, work, timeout):
     shutil.rmtree(logdir, ignore_errors=True)
     if got != N_LINES:
         raise BenchError(f"{argv[0]} logged {got} lines, not {N_LINES}")
-    return t1 - t0, peak
+    say(f"    {system}: {wall:.2f} s, {N_LINES / wall:,.0f} lines/s, "
+        f"peak RSS {peak / 1024:.1f} MiB")
+    return wall, peak
 
 
 def bench_logger(systems, reps):
+    """reps rounds over the loggers, the same lines for all: ({system:
+    [(wall s, peak RSS KiB)]}, {system: error})."""
     work = Path(tempfile.mkdtemp(prefix="svbench-logger-"))
-    TEMPS.add(work)
-    lines = work / "lines"
-    say(f"  writing {N_LINES} lines of {LINE_BYTES} bytes")
-    make_lines(lines)
-    walls = {s: [] for s in systems}
-    rss = {s: [] for s in systems}
-    errors = {}
     try:
-        for _ in range(reps):
-            for system in systems:
-                if system in errors:
-                    continue
-                try:
-                    wall, peak = logger_once(system, lines, work, 120)
-                except (BenchError, OSError) as e:
-                    say(f"  error: {system}: {e}")
-                    errors[system] = str(e)
-                    continue
-                walls[system].append(wall)
-                rss[system].append(peak / 1024)
-                say(f"    {system}: {wall:.2f} s, {N_LINES / wall:,.0f} lines/s, "
-                    f"peak RSS {peak / 1024:.1f} MiB")
+        lines = work / "lines"
+        say(f"  writing {N_LINES} lines of {LINE_BYTES} bytes")
+        make_lines(lines)
+        return rounds(systems, reps, lambda system: logger_once(system, lines, work, 120))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        TEMPS.discard(work)
-    return walls, rss, errors
+
+
+def logger_detail(system, walls, rss, error):
+    """The details line of one logger: walls in s, rss in MiB."""
+    if not walls:
+        return f"logger, {LOGGER_NAMES[system]}: {error}"
+    rate = N_LINES / statistics.median(walls)
+    return (f"logger, {LOGGER_NAMES[system]}: wall {spread(walls)} s; {fmt(rate)} lines/s "
+            f"({fmt(rate * LINE_BYTES / 2**20)} MiB/s); peak RSS "
+            f"{', '.join(fmt(x) for x in rss)} MiB")
+
+
+def logger(run):
+    """Each system's logger on N_LINES lines: wall time, rate, peak RSS."""
+    reps = 1 if run.quick else 3
+    say(f"== logger throughput, {N_LINES} lines ({reps} rounds)")
+    got, errors = bench_logger(run.systems, reps)
+    walls = {s: [wall for wall, _ in got[s]] for s in run.systems}
+    rss = {s: [peak / 1024 for _, peak in got[s]] for s in run.systems}
+    wall = {s: Figure(error=errors[s]) if s in errors else Figure.of(walls[s])
+            for s in run.systems}
+    rate = {s: Figure(N_LINES / w.value, w.n) if w.ok else Figure(error=w.error)
+            for s, w in wall.items()}
+    peak = {s: Figure(error=errors[s]) if s in errors else Figure(max(rss[s]), len(rss[s]))
+            for s in run.systems}
+    label = f"logger, {N_LINES // 1000}k lines of {LINE_BYTES} B"
+    for what, unit, figs in (("wall time", "s", wall), ("rate", "lines/s", rate),
+                             ("peak RSS", "MiB", peak)):
+        for peer in run.peers:
+            run.rep.add(f"{label}: {what}", unit, figs["svtree"], LOGGER_NAMES[peer], figs[peer])
+    for s in run.systems:
+        run.rep.details.append(logger_detail(s, walls[s], rss[s], errors.get(s)))
+    dt, ours = rate.get("daemontools"), rate["svtree"]
+    run.rep.targets.append(("logger throughput", "svtree >= 0.5 x daemontools multilog's rate",
+                            verdict_at_least(ours.value, 0.5 * dt.value, "lines/s")
+                            if dt and dt.ok and ours.ok else "not measured"))
+    run.rep.targets.append(("logger memory", "svtree multilog peak RSS < 20 MiB",
+                            verdict(peak["svtree"].value, 20, "MiB")
+                            if peak["svtree"].ok else "not measured"))
 
 
 # --- 4. 1000 services -----------------------------------------------------------------
@@ -540,23 +404,46 @@ def load_once(system, timeout):
     """(ms to all started, PSS KiB of the scanner and its supervise processes,
     how many of them, ms to the first start)."""
     options = ["-c", str(2 * N_LOAD)] if system == "s6" else []
-    tree = Tree(system, options)
+    tree = Tree(system, options=options)
     try:
         for i in range(N_LOAD):
             tree.add(f"s{i:04d}", "exec sleep 100000")
-        t0, t1 = start_tree(tree, timeout)
+        t0, t1 = started(tree, timeout)
         time.sleep(2)                        # let the tree settle
-        pids, table = tree.supervision_pids()
-        pss = 0
-        for pid in pids:
-            try:
-                pss += base.smaps_rollup(pid).get("Pss", 0)
-            except OSError:
-                pass
+        pids, _ = tree.supervision_pids()
         first = (tree.reporter.events[0][0] - t0) * 1000
-        return (t1 - t0) * 1000, pss, len(pids), first
+        return (t1 - t0) * 1000, total_pss(pids), len(pids), first
     finally:
         tree.stop()
+
+
+def load_1000(run):
+    """N_LOAD services in one scan dir, one tree at a time, within 110 s."""
+    say(f"== {N_LOAD} services in one scan directory")
+    budget_end = time.monotonic() + 110
+    figs, pss, notes = {}, {}, {}
+    for system in run.systems:
+        left = budget_end - time.monotonic()
+        if left < 15:
+            figs[system] = pss[system] = Figure(error="skipped: out of time")
+            say(f"    {system}: skipped (out of the 2-minute budget)")
+            continue
+        got = guarded(load_once, system, min(40, left - 10))
+        if isinstance(got, Exception):
+            figs[system] = pss[system] = Figure(error=str(got))
+            notes[system] = str(got)
+            continue
+        ms, pss_kib, nprocs, first = got
+        figs[system] = Figure(ms, 1)
+        pss[system] = Figure(pss_kib / 1024 / N_LOAD, 1)
+        notes[system] = (f"all started after {fmt(ms)} ms (first after {fmt(first)} ms); "
+                         f"{nprocs} scanner/supervise processes, total PSS "
+                         f"{fmt(pss_kib / 1024)} MiB, {fmt(pss_kib / N_LOAD)} KiB per service")
+        say(f"    {system}: {notes[system]}")
+    run.rep.compare(f"{N_LOAD} services started", "ms", figs, run.peers)
+    run.rep.compare(f"PSS per service ({N_LOAD} services)", "MiB", pss, run.peers)
+    for s in run.systems:
+        run.rep.details.append(f"load-{N_LOAD}, {s}: {notes.get(s, figs[s].error)}")
 
 
 # --- 5. CLI under a crash loop ------------------------------------------------------------
@@ -589,7 +476,7 @@ def cli_samples(commands, until=None, count=None, gap=0.02, reporter=None):
         if count is not None and i >= count:
             break
         for name, argv in commands.items():
-            out[name].append(timed(argv))
+            out[name].append(timed_ms(argv))
         if reporter is not None:
             reporter.pump(0)
         time.sleep(gap)
@@ -604,49 +491,123 @@ def load_idle(r, cmd, p):
     return percentile(r["load"][cmd], p) / percentile(r["idle"][cmd], p)
 
 
+def wait_supervised(services, timeout):
+    """Until every service has its supervise; BenchError after timeout s."""
+    deadline = time.monotonic() + timeout
+    while not all(supervised(d) for d in services):
+        if time.monotonic() > deadline:
+            raise BenchError("the crashing services' supervise processes did not all start")
+        time.sleep(0.1)
+
+
 def crash_once(system, window, n_idle):
+    """`svc -u S` and `svstat S` of a healthy service, idle, then while
+    N_CRASH services crash-loop for window s; how often they started and the
+    CPU the tree used meanwhile."""
     tree = crash_tree(system)
     try:
-        start_tree(tree, 30)
+        started(tree, 30)
         crashers = [tree.scan / f"c{i:03d}" for i in range(N_CRASH)]
-        deadline = time.monotonic() + 20
-        while not all(supervised(d) for d in crashers):
-            if time.monotonic() > deadline:
-                raise BenchError("the crashing services' supervise processes did not all start")
-            time.sleep(0.1)
+        wait_supervised(crashers, 20)
         time.sleep(1)
         prefix = VENV_BIN if system == "svtree" else Path("/usr/bin")
         healthy = str(tree.scan / "healthy")
         commands = {"svc -u S": [str(prefix / "svc"), "-u", healthy],
                     "svstat S": [str(prefix / "svstat"), healthy]}
         for argv in commands.values():        # warm the page cache
-            timed(argv)
+            timed_ms(argv)
         idle = cli_samples(commands, count=n_idle)
-        pids, _ = tree.supervision_pids()
-        cpu0 = {}
-        for pid in pids:
-            try:
-                cpu0[pid] = cpu_ticks_with_children(pid)
-            except (OSError, ValueError):
-                pass
+        before = per_process(cpu_ticks_with_children, tree.supervision_pids()[0])
         mark = tree.reporter.mark()
-        timed([str(prefix / "svc"), "-u", *map(str, crashers)])
+        timed_ms([str(prefix / "svc"), "-u", *map(str, crashers)])
         t0 = time.monotonic()
         load = cli_samples(commands, until=t0 + window, reporter=tree.reporter)
         elapsed = time.monotonic() - t0
         tree.reporter.pump(0)
         starts = sum(1 for _, name, _ in tree.reporter.events[mark:] if name.startswith("c"))
-        ticks = 0
-        for pid, before in cpu0.items():
-            try:
-                ticks += cpu_ticks_with_children(pid) - before
-            except (OSError, ValueError):
-                pass
-        cpu_ms = ticks * 1000 / base.CLK_TCK
+        after = per_process(cpu_ticks_with_children, before)
+        ticks = sum(after[pid] - before[pid] for pid in after)
         return {"idle": idle, "load": load, "starts": starts, "elapsed": elapsed,
-                "cpu_ms": cpu_ms}
+                "cpu_ms": ticks * 1000 / CLK_TCK}
     finally:
         tree.stop()
+
+
+def crash_table(rep, got, window):
+    """The table of the CLI's latency idle and under crash load, and the
+    details; {(system, command): (load median, load p95)} as Figures."""
+    lines = ["| Command | System | Idle median ms | Idle p95 ms | Load median ms | "
+             "Load p95 ms | Load/idle, median | Load/idle, p95 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    stats = {}
+    for system, r in got.items():
+        if isinstance(r, Exception):
+            lines.append(f"| - | {system} | error | | | | | |")
+            rep.details.append(f"crash-load, {system}: {r}")
+            continue
+        for cmd in r["idle"]:
+            i_med, i_p95 = statistics.median(r["idle"][cmd]), percentile(r["idle"][cmd], 95)
+            l_med, l_p95 = statistics.median(r["load"][cmd]), percentile(r["load"][cmd], 95)
+            stats[(system, cmd)] = (Figure(l_med, len(r["load"][cmd])),
+                                    Figure(l_p95, len(r["load"][cmd])))
+            lines.append(f"| `{cmd}` | {system} | {fmt(i_med)} | {fmt(i_p95)} | "
+                         f"{fmt(l_med)} | {fmt(l_p95)} | {fmt(load_idle(r, cmd, 50))} | "
+                         f"{fmt(load_idle(r, cmd, 95))} |")
+        rep.details.append(
+            f"crash-load, {system}: {r['starts']} starts of the crashing services in "
+            f"{r['elapsed']:.1f} s ({fmt(r['starts'] / r['elapsed'])}/s); CPU of the "
+            f"scanner and supervise processes, their reaped children included: "
+            f"{fmt(r['cpu_ms'])} ms; samples: idle n={len(r['idle']['svc -u S'])}, "
+            f"load n={len(r['load']['svc -u S'])} per command")
+    rep.extra_tables.append((f"CLI latency, idle and with {N_CRASH} services "
+                             f"crash-looping for {window} s", "\n".join(lines)))
+    return stats
+
+
+def crash_rows(rep, got, stats, window):
+    """svtree next to daemontools under crash load: the CLI's latency, how
+    often the crashing services started, the CPU the tree used."""
+    failed = (Figure(error="error"),) * 2
+
+    def counted(system, key):
+        r = got.get(system)
+        return Figure(r[key], 1) if isinstance(r, dict) else Figure(error="error")
+
+    for cmd in ("svc -u S", "svstat S"):
+        for k, what in ((0, "median"), (1, "p95")):
+            rep.add(f"`{cmd}` under crash load, {what}", "ms",
+                    stats.get(("svtree", cmd), failed)[k], "daemontools",
+                    stats.get(("daemontools", cmd), failed)[k])
+    rep.add(f"starts of {N_CRASH} crash-looping services", f"starts / {window} s",
+            counted("svtree", "starts"), "daemontools", counted("daemontools", "starts"))
+    rep.add(f"CPU of the tree, {N_CRASH} services crash-looping", f"ms CPU / {window} s",
+            counted("svtree", "cpu_ms"), "daemontools", counted("daemontools", "cpu_ms"))
+
+
+def crash_load(run):
+    """The CLI's latency while N_CRASH services crash-loop, svtree and daemontools."""
+    window = 15 if run.quick else 60
+    n_idle = 40 if run.quick else 100
+    systems = [s for s in run.systems if s in ("svtree", "daemontools")]
+    say(f"== CLI latency with {N_CRASH} services crash-looping for {window} s "
+        f"({', '.join(systems)})")
+    got = {}
+    for system in systems:
+        r = got[system] = guarded(crash_once, system, window, n_idle)
+        if not isinstance(r, Exception):
+            say(f"    {system}: {r['starts']} crash starts, CPU {fmt(r['cpu_ms'])} ms; "
+                + "; ".join(f"{cmd} idle {fmt(statistics.median(r['idle'][cmd]))} / load "
+                            f"{fmt(statistics.median(r['load'][cmd]))} ms" for cmd in r["idle"]))
+    stats = crash_table(run.rep, got, window)
+    if "daemontools" in got:
+        crash_rows(run.rep, got, stats, window)
+    ours = got.get("svtree")
+    if isinstance(ours, dict):
+        run.rep.targets.append((
+            "CLI under crash load", "none (reported): load/idle median and p95",
+            "svtree: " + "; ".join(
+                f"`{cmd}` x{fmt(load_idle(ours, cmd, 50))} / x{fmt(load_idle(ours, cmd, 95))}"
+                for cmd in ours["idle"])))
 
 
 # --- 6. waiting for readiness ----------------------------------------------------------
@@ -679,7 +640,7 @@ def wait_ready_once(tree, sv, go, waiter_argv, mark, settle=0.3):
     finally:
         if pidfd_wait(pid, 0) is None:
             kill_group(pid)
-    code, _ = finish(pid, 5, waiter_argv[0])
+    _, code, _ = finish(pid, 5, waiter_argv[0])
     if t1 is None or code != 0:
         raise BenchError(f"{waiter_argv[0]} did not see the service ready (exit {code})")
     return (t1 - t0) * 1000
@@ -701,7 +662,7 @@ def bench_wait_ready(systems, reps):
             for _ in range(reps):
                 samples[system].append(wait_ready_once(tree, sv, go, waiter, mark))
                 mark = tree.reporter.mark()
-                timed([*restart, str(sv)])
+                timed_ms([*restart, str(sv)])
         except (BenchError, OSError) as e:
             say(f"  error: {system}: {e}")
             errors[system] = str(e)
@@ -712,258 +673,41 @@ def bench_wait_ready(systems, reps):
     return samples, errors
 
 
-# --- running them -------------------------------------------------------------------------
-
-def run_benches(args, q, peers, systems, rep):
-    if "shutdown-prompt" in args.benches:
-        reps = 3 if q else 7
-        say(f"== shutdown, {base.N_TREE} prompt services ({reps} rounds over "
-            f"{', '.join(systems)})")
-        samples, notes, errors = bench_shutdown_prompt(systems, reps)
-        figs = {}
-        for s in systems:
-            if s in errors:
-                figs[s] = Stat(error=errors[s])
-            elif s in ("daemontools", "runit"):
-                figs[s] = Stat(error="n/a: leaves services running")
-            else:
-                figs[s] = Stat.of(samples[s])
-            say(f"    {s}: {spread(samples[s]) if samples[s] else errors.get(s)} ms")
-        for peer in peers:
-            rep.add(f"shutdown, {base.N_TREE} services, SIGTERM to exit", "ms",
-                    figs["svtree"], peer, figs[peer])
-        for s in systems:
-            left = notes[s]
-            gone = (f"; services alive at the scanner's exit: "
-                    f"{max(a for a, _ in left)} at most, 0.5 s later: "
-                    f"{max(b for _, b in left)} at most" if left else "")
-            caveat = (" (exits at once on TERM without stopping anything: every supervise "
-                      "and service keeps running)" if s in ("daemontools", "runit") else "")
-            rep.details.append(f"shutdown-prompt, {s}: "
-                               f"{spread(samples[s]) + ' ms' if samples[s] else errors.get(s)}"
-                               f"{gone}{caveat}")
-        s6 = figs.get("s6")
-        ours = figs["svtree"]
-        rep.targets.append((f"shutdown, {base.N_TREE} services", "svtree median <= s6-svscan",
-                            verdict(ours.value, s6.value, "ms") if s6 and s6.ok and ours.ok
-                            else "s6 not measured" if ours.ok else "not measured"))
-
-    if "shutdown-stubborn" in args.benches:
-        reps = 3 if q else 5
-        say(f"== shutdown, one service ignoring TERM, svscan -g {GRACE:g}")
-        variants = {"svtree": ("svtree", ["-g", f"{GRACE:g}"], None, GRACE + 10, reps)}
-        if "s6" in peers:
-            variants["s6"] = ("s6", [], None, GRACE + 4, 1)
-            variants["s6+tk"] = ("s6", [], {"timeout-kill": f"{S6_TIMEOUT_KILL_MS}\n"},
-                                 GRACE + 10, reps)
-        out = bench_shutdown_stubborn(variants, reps)
-        ours = Stat.of(out["svtree"][0]) if out["svtree"][0] else Stat(error="error")
-        label = f"shutdown, service ignoring TERM (svscan -g {GRACE:g})"
-        if "s6" in out:
-            s6_samples, remarks = out["s6"]
-            s6 = (Stat(error="n/a: waits for ever (no grace kill)") if not s6_samples
-                  and remarks and remarks[-1].startswith("still") else Stat.of(s6_samples)
-                  if s6_samples else Stat(error="error"))
-            rep.add(label, "ms", ours, "s6", s6)
-            tk = Stat.of(out["s6+tk"][0]) if out["s6+tk"][0] else Stat(error="error")
-            rep.add(label, "ms", ours, f"s6, timeout-kill {S6_TIMEOUT_KILL_MS} ms", tk)
-        for key, (samples, remarks) in out.items():
-            what = {"svtree": f"svtree, svscan -g {GRACE:g}", "s6": "s6, no timeout-kill",
-                    "s6+tk": f"s6, timeout-kill {S6_TIMEOUT_KILL_MS}"}[key]
-            rep.details.append(f"shutdown-stubborn, {what}: "
-                               f"{spread(samples) + ' ms' if samples else 'no figure'}"
-                               f"{'; ' + remarks[-1] if remarks else ''}")
-        rep.targets.append((f"shutdown, service ignoring TERM",
-                            f"svtree median <= grace + 100 ms ({GRACE * 1000 + 100:.0f} ms)",
-                            verdict(ours.value, GRACE * 1000 + 100, "ms") if ours.ok
-                            else "not measured"))
-
-    if "logger" in args.benches:
-        reps = 1 if q else 3
-        say(f"== logger throughput, {N_LINES} lines ({reps} rounds)")
-        walls, rss, errors = bench_logger(systems, reps)
-        wall = {s: Stat(error=errors[s]) if s in errors else Stat.of(walls[s])
-                for s in systems}
-        rate = {s: Stat(N_LINES / w.value, w.n) if w.ok else Stat(error=w.error)
-                for s, w in wall.items()}
-        peak = {s: Stat(error=errors[s]) if s in errors else
-                Stat(max(rss[s]), len(rss[s])) for s in systems}
-        label = f"logger, {N_LINES // 1000}k lines of {LINE_BYTES} B"
-        for peer in peers:
-            rep.add(f"{label}: wall time", "s", wall["svtree"], LOGGER_NAMES[peer], wall[peer])
-        for peer in peers:
-            rep.add(f"{label}: rate", "lines/s", rate["svtree"], LOGGER_NAMES[peer], rate[peer])
-        for peer in peers:
-            rep.add(f"{label}: peak RSS", "MiB", peak["svtree"], LOGGER_NAMES[peer], peak[peer])
-        for s in systems:
-            rep.details.append(
-                f"logger, {LOGGER_NAMES[s]}: " + (
-                    f"wall {spread(walls[s])} s; {fmt(rate[s].value)} lines/s "
-                    f"({fmt(rate[s].value * LINE_BYTES / 2**20)} MiB/s); peak RSS "
-                    f"{', '.join(fmt(x) for x in rss[s])} MiB" if walls[s] else errors[s]))
-        dt = rate.get("daemontools")
-        ours = rate["svtree"]
-        rep.targets.append(("logger throughput", "svtree >= 0.5 x daemontools multilog's rate",
-                            verdict_at_least(ours.value, 0.5 * dt.value, "lines/s")
-                            if dt and dt.ok and ours.ok else "not measured"))
-        rep.targets.append(("logger memory", "svtree multilog peak RSS < 20 MiB",
-                            verdict(peak["svtree"].value, 20, "MiB")
-                            if peak["svtree"].ok else "not measured"))
-
-    if "load-1000" in args.benches:
-        say(f"== {N_LOAD} services in one scan directory")
-        budget_end = time.monotonic() + 110
-        figs, pss, notes = {}, {}, {}
-        for system in systems:
-            left = budget_end - time.monotonic()
-            if left < 15:
-                figs[system] = pss[system] = Stat(error="skipped: out of time")
-                say(f"    {system}: skipped (out of the 2-minute budget)")
-                continue
-            got = guarded(load_once, system, min(40, left - 10))
-            if isinstance(got, BenchError):
-                figs[system] = pss[system] = Stat(error=str(got))
-                notes[system] = str(got)
-                continue
-            ms, pss_kib, nprocs, first = got
-            figs[system] = Stat(ms, 1)
-            pss[system] = Stat(pss_kib / 1024 / N_LOAD, 1)
-            notes[system] = (f"all started after {fmt(ms)} ms (first after {fmt(first)} ms); "
-                             f"{nprocs} scanner/supervise processes, total PSS "
-                             f"{fmt(pss_kib / 1024)} MiB, {fmt(pss_kib / N_LOAD)} KiB per service")
-            say(f"    {system}: {notes[system]}")
-        for peer in peers:
-            rep.add(f"{N_LOAD} services started", "ms", figs["svtree"], peer, figs[peer])
-        for peer in peers:
-            rep.add(f"PSS per service ({N_LOAD} services)", "MiB", pss["svtree"], peer, pss[peer])
-        for s in systems:
-            rep.details.append(f"load-{N_LOAD}, {s}: {notes.get(s, figs[s].error)}")
-
-    if "crash-load" in args.benches:
-        window = 15 if q else 60
-        n_idle = 40 if q else 100
-        crash_systems = [s for s in systems if s in ("svtree", "daemontools")]
-        say(f"== CLI latency with {N_CRASH} services crash-looping for {window} s "
-            f"({', '.join(crash_systems)})")
-        got = {}
-        for system in crash_systems:
-            r = guarded(crash_once, system, window, n_idle)
-            if isinstance(r, BenchError):
-                got[system] = r
-                continue
-            got[system] = r
-            say(f"    {system}: {r['starts']} crash starts, CPU {fmt(r['cpu_ms'])} ms; "
-                + "; ".join(f"{cmd} idle {fmt(statistics.median(r['idle'][cmd]))} / load "
-                            f"{fmt(statistics.median(r['load'][cmd]))} ms" for cmd in r["idle"]))
-        lines = ["| Command | System | Idle median ms | Idle p95 ms | Load median ms | "
-                 "Load p95 ms | Load/idle, median | Load/idle, p95 |",
-                 "|---|---|---:|---:|---:|---:|---:|---:|"]
-        stats = {}
-        for system, r in got.items():
-            if isinstance(r, BenchError):
-                lines.append(f"| - | {system} | error | | | | | |")
-                rep.details.append(f"crash-load, {system}: {r}")
-                continue
-            for cmd in r["idle"]:
-                i_med, i_p95 = statistics.median(r["idle"][cmd]), percentile(r["idle"][cmd], 95)
-                l_med, l_p95 = statistics.median(r["load"][cmd]), percentile(r["load"][cmd], 95)
-                stats[(system, cmd)] = (Stat(l_med, len(r["load"][cmd])),
-                                        Stat(l_p95, len(r["load"][cmd])))
-                lines.append(f"| `{cmd}` | {system} | {fmt(i_med)} | {fmt(i_p95)} | "
-                             f"{fmt(l_med)} | {fmt(l_p95)} | {fmt(load_idle(r, cmd, 50))} | "
-                             f"{fmt(load_idle(r, cmd, 95))} |")
-            rep.details.append(
-                f"crash-load, {system}: {r['starts']} starts of the crashing services in "
-                f"{r['elapsed']:.1f} s ({fmt(r['starts'] / r['elapsed'])}/s); CPU of the "
-                f"scanner and supervise processes, their reaped children included: "
-                f"{fmt(r['cpu_ms'])} ms; samples: idle n={len(r['idle']['svc -u S'])}, "
-                f"load n={len(r['load']['svc -u S'])} per command")
-        rep.extra_tables.append((f"CLI latency, idle and with {N_CRASH} services "
-                                 f"crash-looping for {window} s", "\n".join(lines)))
-        if "daemontools" in got:
-            unit = f"starts / {window} s"
-            def starts(system):
-                r = got.get(system)
-                return (Stat(r["starts"], 1) if isinstance(r, dict) else Stat(error="error"))
-            for cmd in ("svc -u S", "svstat S"):
-                for k, what in ((0, "median"), (1, "p95")):
-                    ours = stats.get(("svtree", cmd), (Stat(error="error"),) * 2)[k]
-                    theirs = stats.get(("daemontools", cmd), (Stat(error="error"),) * 2)[k]
-                    rep.add(f"`{cmd}` under crash load, {what}", "ms", ours, "daemontools",
-                            theirs)
-            rep.add(f"starts of {N_CRASH} crash-looping services", unit, starts("svtree"),
-                    "daemontools", starts("daemontools"))
-
-            def cpu(system):
-                r = got.get(system)
-                return (Stat(r["cpu_ms"], 1) if isinstance(r, dict) else Stat(error="error"))
-            rep.add(f"CPU of the tree, {N_CRASH} services crash-looping",
-                    f"ms CPU / {window} s", cpu("svtree"), "daemontools", cpu("daemontools"))
-        ours = got.get("svtree")
-        if isinstance(ours, dict):
-            rep.targets.append((
-                "CLI under crash load", "none (reported): load/idle median and p95",
-                "svtree: " + "; ".join(
-                    f"`{cmd}` x{fmt(load_idle(ours, cmd, 50))} / x{fmt(load_idle(ours, cmd, 95))}"
-                    for cmd in ours["idle"])))
-
-    if "wait-ready" in args.benches:
-        reps = 5 if q else 15
-        waiting = [s for s in WAIT_SYSTEMS if s in systems]
-        say(f"== waiting for readiness ({reps} rounds: {', '.join(waiting)})")
-        samples, errors = bench_wait_ready(waiting, reps)
-        figs = {s: Stat(error=errors[s]) if s in errors else Stat.of(samples[s])
-                for s in waiting}
-        label = "readiness to the waiter's exit (svtree wait ready / s6-svwait -U)"
-        for peer in peers:
-            rep.add(label, "ms", figs["svtree"], peer,
-                    figs[peer] if peer in figs else Stat(error="n/a: no readiness"))
-        for s in waiting:
-            rep.details.append(f"wait-ready, {s}: "
+def wait_ready(run):
+    """From readiness to the exit of a waiter: svtree wait ready, s6-svwait -U."""
+    reps = 5 if run.quick else 15
+    waiting = [s for s in WAIT_SYSTEMS if s in run.systems]
+    say(f"== waiting for readiness ({reps} rounds: {', '.join(waiting)})")
+    samples, errors = bench_wait_ready(waiting, reps)
+    figs = {s: Figure(error=errors[s]) if s in errors else Figure.of(samples[s])
+            for s in waiting}
+    label = "readiness to the waiter's exit (svtree wait ready / s6-svwait -U)"
+    for peer in run.peers:
+        run.rep.add(label, "ms", figs["svtree"], peer,
+                    figs[peer] if peer in figs else Figure(error="n/a: no readiness"))
+    for s in waiting:
+        run.rep.details.append(f"wait-ready, {s}: "
                                f"{spread(samples[s]) + ' ms' if samples[s] else errors.get(s)}")
-        s6 = figs.get("s6")
-        ours = figs["svtree"]
-        rep.targets.append(("wait for readiness", "none (reported): svtree next to s6-svwait",
+    s6, ours = figs.get("s6"), figs["svtree"]
+    run.rep.targets.append(("wait for readiness", "none (reported): svtree next to s6-svwait",
                             f"svtree {fmt(ours.value)} ms" + (
                                 f", s6 {fmt(s6.value)} ms, x{fmt(ours.value / s6.value)}"
                                 if s6 and s6.ok and ours.ok else "")
                             if ours.ok else "not measured"))
 
 
-def render(rep, info, vers, when, command, took, quick, nofile):
-    peers = ", ".join(f"{p} {v}" for p, v in vers.items()) or "none"
-    extra = "".join(f"{title}:\n\n{table}\n\n" for title, table in rep.extra_tables)
-    return f"""{SECTION}
+BENCHES = {"shutdown-prompt": shutdown_prompt, "shutdown-stubborn": shutdown_stubborn,
+           "logger": logger, "load-1000": load_1000, "crash-load": crash_load,
+           "wait-ready": wait_ready}
 
-Measured by `bench/more.py` (`make bench` runs it after `bench/run.py`), all
-systems in the same run; medians; the ratio is svtree's figure divided by
-the peer's (below 1: svtree is faster or smaller, except for lines/s, where
-above 1 is better). The chart shows every ratio row of this file (log scale;
-green: svtree better, red: worse).
 
-![ratios](bench/ratios.png)
+# --- the section ------------------------------------------------------------------------
 
-- Date: {when.strftime('%Y-%m-%d %H:%M UTC')} (run took {took:.0f} s{', --quick' if quick else ''})
-- Command: `{command}`
-- svtree: {info['revision']}
-- Machine: {info['nproc']} CPUs (nproc){', ' + info['cpu'] if info['cpu'] else ''}, Linux {info['kernel']}, Python {info['python']} (.venv); RLIMIT_NOFILE {nofile}
-- Load: {info['load']}
-- Peers: {peers} (Debian packages)
-
-### Results
-
-{rep.table()}
-
-{extra}### Targets
-
-{rep.target_table()}
-
-### How
-
+HOW = f"""\
 - Trees are bench/run.py's (a temp dir each, the scanner in a session of its
   own, everything killed at the end of each benchmark); each `run` reports
   `NAME PID` on a fifo before it does its work.
-- **shutdown**: {base.N_TREE} services whose `run` ends in `exec sleep 100000` (so
+- **shutdown**: {N_TREE} services whose `run` ends in `exec sleep 100000` (so
   they die at once of TERM), 0.5 s after all have started; from `kill
   -TERM` of the scanner to its exit, seen through a pidfd. svtree's svscan
   and s6-svscan (2.11: SIGTERM = `s6-svscanctl -t`) bring every service down
@@ -1011,11 +755,38 @@ green: svtree better, red: worse).
   (see the starts and CPU rows). The CPU row counts the scanner and every
   supervise over the window, the crashing `run`s they reaped included
   (utime+stime+cutime+cstime). The idle and load samples are taken minutes
-  apart, so other work on the machine can push a load/idle ratio below 1.
+  apart, so other work on the machine can push a load/idle ratio below 1."""
+
+
+def render(run, argv, nofile):
+    extra = "".join(f"{title}:\n\n{table}\n\n" for title, table in run.rep.extra_tables)
+    return f"""{SECTION}
+
+Measured by `bench/more.py` (`make bench` runs it after `bench/run.py`), all
+systems in the same run; medians; the ratio is svtree's figure divided by
+the peer's (below 1: svtree is faster or smaller, except for lines/s, where
+above 1 is better). The chart shows every ratio row of this file (log scale;
+green: svtree better, red: worse).
+
+![ratios](bench/ratios.png)
+
+{run.header("more.py", argv, f"; RLIMIT_NOFILE {nofile[0]} (soft), {nofile[1]} (hard)")}
+
+### Results
+
+{run.rep.table()}
+
+{extra}### Targets
+
+{run.rep.target_table()}
+
+### How
+
+{HOW}
 
 ### Details
 
-{chr(10).join('- ' + d for d in rep.details)}
+{run.rep.detail_list()}
 """
 
 
@@ -1181,12 +952,8 @@ def draw_chart(rows, path):
 
 
 def write_outputs(section_text, output):
-    path = Path(output)
-    old = path.read_text() if path.exists() else ""
-    new = base.replace_section(old, SECTION, section_text)
-    path.write_text(new)
-    say(f"wrote {path}")
-    chart(path)
+    write_section(output, SECTION, section_text)
+    chart(output)
 
 
 def chart(md_path):
@@ -1201,27 +968,13 @@ def chart(md_path):
 # --- main ---------------------------------------------------------------------------------
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    p.add_argument("--quick", action="store_true",
-                   help="fewer repetitions, a 15 s crash window")
-    p.add_argument("--only", action="append", default=[], metavar="NAME",
-                   help=f"benchmarks ({', '.join(BENCHES)}) and/or peers "
-                        f"({', '.join(PEERS)}); comma-separated or repeated")
-    p.add_argument("--output", metavar="FILE",
-                   help="the markdown file whose section to replace (default "
-                        "BENCHMARKS.md; with --only, none unless given)")
+    p = bench_options(__doc__, BENCHES, PEERS, "fewer repetitions, a 15 s crash window",
+                      "the markdown file whose section to replace (default "
+                      "BENCHMARKS.md; with --only, none unless given)")
     p.add_argument("--chart-only", action="store_true",
                    help="only redraw bench/ratios.png from BENCHMARKS.md (or --output)")
     args = p.parse_args(argv)
-    names = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
-    unknown = [n for n in names if n not in BENCHES and n not in SYSTEMS]
-    if unknown:
-        p.error(f"unknown NAME(s): {', '.join(unknown)}; "
-                f"choose from {', '.join(BENCHES + SYSTEMS)}")
-    args.benches = [b for b in BENCHES if b in names] or list(BENCHES)
-    args.peers = [s for s in PEERS if s in names] or list(PEERS)
+    names = choose(p, args, BENCHES, PEERS)
     if args.output is None and (not names or args.chart_only):
         args.output = str(ROOT / "BENCHMARKS.md")
     return args
@@ -1233,35 +986,12 @@ def main(argv=None):
     if args.chart_only:
         chart(args.output)
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    base.become_subreaper()
+    prepare()
     nofile = raise_nofile()
-    started_at = datetime.datetime.now(datetime.timezone.utc)
-    revision = base.svtree_revision()
-    load_before = os.getloadavg()
-    t_begin = time.monotonic()
-    peers = base.installed_peers("more.py", PROGRAMS, args.peers)
-    if peers is None:
+    run = run_benches("more.py", PROGRAMS, BENCHES, args)
+    if run is None:
         return 111
-    systems = ["svtree"] + peers
-    rep = Report()
-    try:
-        run_benches(args, args.quick, peers, systems, rep)
-    finally:
-        base.stop_all(base.LIVE)
-        kill_spawned()
-        for d in list(TEMPS):
-            shutil.rmtree(d, ignore_errors=True)
-        base.reap_orphans()
-    took = time.monotonic() - t_begin
-    command = ".venv/bin/python bench/more.py" + "".join(f" {shlex.quote(a)}" for a in argv)
-    info = base.machine()
-    info["revision"] = revision
-    info["load"] = (f"{load_before[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
-                    f"(1-minute load average; other work on the machine adds noise)")
-    vers = base.versions(peers)
-    text = render(rep, info, vers, started_at, command, took, args.quick,
-                  f"{nofile[0]} (soft), {nofile[1]} (hard)")
+    text = render(run, argv, nofile)
     print()
     print(text)
     if args.output:
@@ -1270,9 +1000,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        base.stop_all(base.LIVE)
-        kill_spawned()
-        sys.exit(130)
+    exit_with(main)
