@@ -327,6 +327,7 @@ def fail(sv, reason):
 
 def run_exited(sv, now, wall, arg):
     sv.last_wstatus = arg
+    sv.last_run = (sv.pid, sv.stamp, wall)        # its pid, start and end (wall)
     count_deaths(sv, now, arg)
     if sv.want == WANT_UP and not sv.signalled:
         if sv.policy.restart == "never" or (sv.policy.restart == "on-failure" and arg == 0):

@@ -54,7 +54,7 @@ class Supervisor:
                  "quick_deaths", "failures", "outside_deaths", "failed", "error", "reason",
                  "last_wstatus", "last_duration", "ready", "ready_since", "ready_at",
                  "check_pid", "check_fails", "finish_deadline", "kill_deadline",
-                 "check_deadline", "next_check", "hold_until", "waiting_for", "blocked_by")
+                 "check_deadline", "next_check", "hold_until", "waiting_for", "blocked_by", "last_run")
 
     def __init__(self, want=WANT_UP, now=0.0, policy=None, **policy_fields):
         self.policy = policy or Policy(**policy_fields)
@@ -80,6 +80,7 @@ class Supervisor:
         self.hold_until = None       # status writes wait until then for ./run's exit
         self.waiting_for = ()        # dependencies not ready yet (names)
         self.blocked_by = ()         # dependencies that cannot be: (name, why) pairs
+        self.last_run = None         # the last run that ended: (pid, start, end), wall times
 
 
 def readiness(policy) -> str:

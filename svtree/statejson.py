@@ -8,7 +8,8 @@ codec. Rewritten whole (tmp + rename) on every change:
      "quick_deaths": N, "backoff": SECONDS, "failed": BOOL, "critical": BOOL,
      "boot": ID|null, "pid_start": TICKS|null, "readiness": "notify"|"check"|"none",
      "error": TEXT|null, "reason": TEXT|null, "next_start": UNIX|null,
-     "waiting_for": [NAME...]|null, "blocked_by": {NAME: WHY...}|null}
+     "waiting_for": [NAME...]|null, "blocked_by": {NAME: WHY...}|null,
+     "last_pid": N|null, "last_start": UNIX|null, "last_end": UNIX|null}
 
 readiness is how the service says it is ready: a notification-fd newline,
 a passing ./check, or none (ready once ./run has stayed up a second).
@@ -20,7 +21,9 @@ exits in a row"); next_start is when ./run will be started again while
 supervise waits out a delay (the backoff), null otherwise. waiting_for
 names the dependencies (the depends file) svscan says are not ready yet,
 blocked_by those that cannot be, each with why ("failed", "no such
-service"); ./run is not started while either is set.
+service"); ./run is not started while either is set. last_pid, last_start
+and last_end are the pid and the start and end times of the last run that
+ended (with last_exit, what a program asks of a job it started).
 
 boot and pid_start name the running ./run for the kernel: this boot's id
 (/proc/sys/kernel/random/boot_id) and its start time in clock ticks since
@@ -69,6 +72,9 @@ def record(sv, path, normally_up, run_start=None, next_start=None) -> dict:
         "readiness": state.readiness(sv.policy), "error": sv.error, "reason": sv.reason,
         "next_start": next_start, "waiting_for": list(sv.waiting_for) or None,
         "blocked_by": dict(sv.blocked_by) or None,
+        "last_pid": sv.last_run and sv.last_run[0],
+        "last_start": sv.last_run and seconds(sv.last_run[1]),
+        "last_end": sv.last_run and seconds(sv.last_run[2]),
     }
 
 

@@ -109,6 +109,9 @@ class Record(TypedDict):
     last_duration: float | None   # seconds the last run lasted
     quick_deaths: int | None      # quick deaths in a row
     backoff: float | None         # the delay before the next start, in seconds
+    last_pid: int | None          # the last run that ended: its pid,
+    last_start: float | None      # its start (Unix time)
+    last_end: float | None        # and its end
     depends: list | None          # what its depends file lists (None: no such file)
     waiting_for: list | None      # dependencies not ready yet (names), held by svscan
     blocked_by: dict | None       # dependencies that cannot be: name -> why
@@ -180,6 +183,9 @@ class Snapshot:
     next_start: float | None = None
     last_duration: float | None = None
     backoff: float | None = None
+    last_pid: int | None = None
+    last_start: float | None = None
+    last_end: float | None = None
     waiting_for: list | None = None     # dependencies not ready yet (names)
     blocked_by: dict | None = None      # dependencies that cannot be: name -> why
     source: str = "status"
@@ -223,6 +229,9 @@ def snapshot(dir_fd: int) -> Snapshot:
     snap.next_start = fields.get("next_start")
     snap.last_duration = fields.get("last_duration")
     snap.backoff = fields.get("backoff")
+    snap.last_pid = fields.get("last_pid")
+    snap.last_start = fields.get("last_start")
+    snap.last_end = fields.get("last_end")
     snap.waiting_for = [cut(n) for n in fields.get("waiting_for") or ()] or None
     snap.blocked_by = {cut(n): cut(w) for n, w in (fields.get("blocked_by") or {}).items()} or None
     snap.source = "state.json"
@@ -319,6 +328,9 @@ RECORD_FIELDS = {
     "next_start": (is_time, "not a time"),
     "last_duration": (is_duration, "not a duration"),
     "backoff": (is_duration, "not a duration"),
+    "last_pid": (is_pid, "not a pid"),
+    "last_start": (is_time, "not a time"),
+    "last_end": (is_time, "not a time"),
     "waiting_for": (is_names, "not a list of names"),
     "blocked_by": (is_blocked_by, "not an object of names and reasons"),
 }
@@ -423,6 +435,7 @@ def blank(entry: Entry) -> Record:
                   starts=None, last_exit=None, supervised=False, source=None, error=None,
                   readiness=None, start_error=None, reason=None, next_start=None,
                   last_duration=None, quick_deaths=None, backoff=None, depends=None,
+                  last_pid=None, last_start=None, last_end=None,
                   waiting_for=None, blocked_by=None)
 
 
@@ -433,7 +446,8 @@ def fill(rec: Record, snap: Snapshot, now: float) -> None:
                readiness=snap.readiness, start_error=snap.start_error, reason=snap.reason,
                next_start=snap.next_start, last_duration=snap.last_duration,
                quick_deaths=snap.quick_deaths, backoff=snap.backoff,
-               waiting_for=snap.waiting_for, blocked_by=snap.blocked_by)
+               waiting_for=snap.waiting_for, blocked_by=snap.blocked_by,
+               last_pid=snap.last_pid, last_start=snap.last_start, last_end=snap.last_end)
     rec["state"] = state_of(snap)
     rec["error"] = snap.record_error
     since = snap.since

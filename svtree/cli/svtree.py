@@ -43,6 +43,7 @@ from .. import events as events_
 from .. import logview, metrics as metrics_, status, table, tree, unix
 from .. import wait as wait_
 from ..errors import describe
+from . import jobs as jobs_
 from .output import (COLOUR, Fatal, Usage, directories, exit_code, for_terminal, json_text,
                      paint, seconds, stdout_fd, terminal_width, warn)
 
@@ -52,6 +53,7 @@ SECTIONS = (
     ("Look at", ("status", "why", "logs", "wait", "events", "metrics")),
     ("Control (each waits, up to -w SECONDS, and prints ok, timeout or fail)",
      ("start", "stop", "restart", "once", "kill")),
+    ("Jobs", ("run", "rm")),
 )
 
 
@@ -425,6 +427,8 @@ def say(outcome, line):
 
 for _verb in VERB_HELP:
     verb_command(_verb)
+for _command in jobs_.COMMANDS:
+    svtree.add_command(_command)
 
 
 @svtree.command("events")
