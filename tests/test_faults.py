@@ -10,7 +10,8 @@ Covered elsewhere and not repeated here: supervise SIGKILLed under svscan
 (test_supervise), multilog SIGKILLed while idle and a full disk
 (test_multilog), a garbage status file mended by `svc -c` and the modes of
 supervise/ as an ordinary user (test_supervise), the status codec's
-Hypothesis properties (test_status), the pattern matcher against a reference
+Hypothesis properties (test_status), the state machine under any control
+bytes (test_machine), the script parser and the pattern matcher
 (test_logscript), setuidgid dropping groups (test_kit).
 
 Not tested: a logger SIGKILLed while multilog runs a processor; svscan
@@ -31,12 +32,11 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from conftest import start_supervise
 from conftest import (peer, pid_alive, program, run, status_bytes, status_pid, wait_until,
                       write_script)
-from svtree import config, logscript, machine as m, status
+from svtree import machine as m
 
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (useradd, chown)")
@@ -551,148 +551,6 @@ def test_a_megabyte_of_random_bytes_on_the_control_fifo(procs, service):
     last = int(lines_of(sv / "starts")[-1])
     assert not pid_alive(last)
     assert b"Traceback" not in proc.stderr.read()
-
-
-# --- Hypothesis: the state machine under any control bytes -----------------------------
-
-EFFECTS = {"spawn", "kill", "killgroup", "killcheck", "announce", "exit"}
-
-
-class Driver:
-    """Plays the supervise loop's part for the pure machine: spawns succeed
-    (with made-up pids) or fail as the test says, and effects are checked."""
-
-    def __init__(self, sv):
-        self.sv = sv
-        self.now = 0.0
-        self.pid = 100
-        self.fail_next = False
-
-    def wall(self):
-        return (int(self.now), int(self.now % 1 * 1e9))
-
-    def feed(self, event, arg=None):
-        self.carry_out(m.step(self.sv, event, self.now, self.wall(), arg))
-
-    def byte(self, b):
-        self.carry_out(m.command(self.sv, b, self.now, self.wall()))
-
-    def carry_out(self, effects):
-        for effect in effects:
-            assert effect[0] in EFFECTS, effect
-            if effect[0] != "spawn":
-                continue
-            check = effect[1] == "check"
-            if self.fail_next:
-                self.fail_next = False
-                self.feed(m.CHECK_START_FAILED if check else m.START_FAILED)
-            else:
-                self.pid += 1
-                self.feed(m.CHECK_STARTED if check else m.STARTED, self.pid)
-
-    def do(self, op, arg):
-        if op == "bytes":
-            for b in arg:
-                self.byte(b)
-        elif op == "tick":
-            self.now += arg
-            self.feed(m.TIMEOUT)
-        elif op == "exit":
-            if self.sv.pid and self.sv.state != m.DOWN:
-                self.feed(m.EXITED, arg)
-        elif op == "check_exit":
-            if self.sv.check_pid:
-                self.feed(m.CHECK_EXITED, arg)
-        elif op == "fail_next":
-            self.fail_next = True
-        else:
-            self.feed(op)                # READY, HANGUP
-
-
-def invariants(sv):
-    assert sv.state in (m.DOWN, m.RUN, m.FINISH)
-    assert sv.want in (m.WANT_UP, m.WANT_DOWN, m.WANT_ONCE)
-    if sv.state == m.DOWN:
-        assert sv.pid == 0
-    else:
-        assert sv.pid > 0
-    if sv.paused:
-        assert sv.state == m.RUN
-    due = m.deadline(sv)
-    assert due is None or isinstance(due, float)
-    want = status.WANT_DOWN if sv.want == m.WANT_ONCE else sv.want
-    packed = status.pack(status.Status(sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, want,
-                                       sv.term, sv.state))
-    assert status.unpack(packed).pid == sv.pid        # what supervise writes is readable
-
-
-policies = st.builds(
-    config.Policy,
-    notify_fd=st.sampled_from([None, 3]), check=st.booleans(),
-    check_interval=st.sampled_from([None, 0.5]),
-    restart=st.sampled_from(["always", "on-failure", "never"]),
-    max_deaths=st.sampled_from([0, 2]), critical=st.sampled_from([0, 2]),
-    timeout_kill=st.sampled_from([None, 0.3]), down_signal=st.sampled_from([15, 1]),
-    backoff_max=st.sampled_from([60.0, 2.0]))
-ops = st.one_of(
-    st.tuples(st.just("bytes"), st.binary(min_size=1, max_size=8)),
-    st.tuples(st.just("bytes"), st.lists(st.sampled_from(sorted(m.COMMANDS)), min_size=1,
-                                         max_size=4).map(bytes)),
-    st.tuples(st.just("tick"), st.sampled_from([0.0, 0.05, 0.3, 1.0, 11.0, 61.0])),
-    st.tuples(st.just("exit"), st.sampled_from([0, 1 << 8, 125 << 8, 9, 15])),
-    st.tuples(st.just("check_exit"), st.sampled_from([0, 1 << 8])),
-    st.tuples(st.sampled_from(["fail_next", m.READY, m.HANGUP]), st.none()))
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from([m.WANT_UP, m.WANT_DOWN]), policies, st.lists(ops, max_size=60))
-def test_machine_survives_any_control_bytes(want, policy, history):
-    """Whatever bytes arrive, between whatever exits and timeouts: no
-    exception, only known effects, and a state supervise can write down."""
-    sv = m.Supervisor(want, 0.0, policy)
-    driver = Driver(sv)
-    driver.feed(m.TIMEOUT)
-    invariants(sv)
-    for op, arg in history:
-        driver.do(op, arg)
-        invariants(sv)
-
-
-# --- Hypothesis: multilog's script parser ----------------------------------------------
-
-HEADS = ["", "t", "T", "+", "-", "e", "=", "s", "n", "!", ".", "./", "/"]
-words = st.one_of(
-    st.text(max_size=12),
-    st.binary(max_size=12).map(os.fsdecode),                # what argv can really hold
-    st.tuples(st.sampled_from(HEADS), st.text(max_size=8)).map("".join),
-    st.tuples(st.sampled_from(["s", "n"]), st.integers(-10, 10**30)).map(lambda t: f"{t[0]}{t[1]}"))
-
-
-def unicode_digit_setting(args):
-    """The known bug below: sN or nN with a digit int() rejects."""
-    return any(a[:1] in ("s", "n") and any(c.isdigit() and not c.isascii() for c in a[1:])
-               for a in args)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(words, max_size=8), st.binary(max_size=40))
-def test_script_parser_never_raises(args, line):
-    """Any argument list parses (multilog ignores what it does not know) into
-    settings within multilog's bounds and patterns that match any line."""
-    assume(not unicode_digit_setting(args))
-    script = logscript.parse(args)
-    for d in script.dirs:
-        assert logscript.MIN_SIZE <= d.size <= logscript.MAX_SIZE
-        assert d.num >= 2
-    for action in script.actions:
-        if action[0] == "select":
-            assert logscript.matches(action[2], line) in (True, False)
-
-
-@pytest.mark.parametrize("arg", ["s²", "n²", "s1²"])
-def test_script_parser_with_a_digit_int_rejects(arg):
-    """Only ASCII digits count, as in daemontools: "s²" is s with no number."""
-    logscript.parse([arg, "./main"])
 
 
 # --- nonsense arguments to every program ------------------------------------------------
