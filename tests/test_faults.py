@@ -20,12 +20,9 @@ ordinary user's supervise (same code path as root's).
 """
 
 import os
-import random
 import re
-import select
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import time
@@ -33,10 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_supervise
-from conftest import (peer, pid_alive, program, run, status_bytes, status_pid, wait_until,
-                      write_script)
-from svtree import machine as m
+from conftest import pid_alive, program, run, status_bytes, status_pid, wait_until, write_script
 
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (useradd, chown)")
@@ -351,37 +345,6 @@ def test_logger_sigkilled_three_times_mid_stream_repeats_nothing(procs, strays, 
     assert len(lost) <= 3 * ((1 << 16) // WIDTH + 2)
 
 
-# --- a truncated status file ------------------------------------------------------------
-
-@pytest.mark.parametrize("size", [18, 0])
-def test_truncated_status_file_is_reported_then_rewritten(procs, service, size):
-    """18 bytes is daemontools' own layout: svstat still reads it, runit's sv
-    (which needs all 20) says bad format; 0 bytes is bad format to both. Any
-    byte on the control fifo, even one that is no command, rewrites the file."""
-    sv_prog = peer("sv")
-    sv = service()
-    start_supervise(procs, sv)
-    pid = wait_until(lambda: status_pid(sv))
-    (sv / "supervise" / "status").write_bytes(status_bytes(sv)[:size])
-    svstat = run("svstat", sv).stdout
-    if size == 18:
-        assert re.fullmatch(rf"{re.escape(str(sv))}: up \(pid {pid}\) \d+ seconds\n", svstat)
-    else:
-        assert svstat == f"{sv}: unable to read supervise/status: bad format\n"
-    theirs = subprocess.run([sv_prog, "status", sv], capture_output=True, text=True, timeout=10)
-    assert theirs.stdout == f"warning: {sv}: unable to read supervise/status: bad format\n"
-    assert theirs.returncode == 1
-    fd = os.open(sv / "supervise" / "control", os.O_WRONLY | os.O_NONBLOCK)
-    os.write(fd, b"\xfe")                              # not a command letter
-    os.close(fd)
-    wait_until(lambda: len(status_bytes(sv)) == 20)
-    assert status_pid(sv) == pid and status_bytes(sv)[17:20] == b"u\0\1"
-    assert re.fullmatch(rf"{re.escape(str(sv))}: up \(pid {pid}\) \d+ seconds\n",
-                        run("svstat", sv).stdout)
-    theirs = subprocess.run([sv_prog, "status", sv], capture_output=True, text=True, timeout=10)
-    assert re.fullmatch(rf"run: {re.escape(str(sv))}: \(pid {pid}\) \d+s\n", theirs.stdout)
-
-
 # --- odd services --------------------------------------------------------------------
 
 def test_service_that_double_forks_and_exits(procs, strays, service, scandir):
@@ -407,33 +370,6 @@ def test_service_that_double_forks_and_exits(procs, strays, service, scandir):
     wait_until(lambda: not children(scanner.pid, "Z"), message="svscan left a zombie")
     assert re.fullmatch(rf"{re.escape(str(forker))}: down \d+ seconds, normally up\n",
                         run("svstat", forker).stdout)
-
-
-def test_run_that_is_a_directory_warns_once_and_is_retried(procs, service, tmp_path):
-    sv = service(run=None)
-    (sv / "run").mkdir()
-    err_path = tmp_path / "stderr"
-    with open(err_path, "wb") as err:
-        proc = start_supervise(procs, sv, stderr=err)
-    warning = f"supervise: warning: unable to start {sv}/run: access denied\n"
-    first = wait_until(lambda: warning in err_path.read_text() and time.monotonic())
-    # Saying nothing new is the point, so let the throttle fire twice (one
-    # retry a second) before looking again.
-    wait_until(lambda: time.monotonic() > first + 2.2, timeout=5)
-    assert err_path.read_text() == warning
-    assert run("svok", sv).returncode == 0
-    assert run("svc", "-d", sv).returncode == 0
-    wait_until(lambda: status_bytes(sv)[17:18] == b"d")
-    assert run("svc", "-u", sv).returncode == 0
-    wait_until(lambda: status_bytes(sv)[17:18] == b"u")
-    (sv / "run").rmdir()
-    write_script(sv / "run", "#!/bin/sh\ntouch ran\nexec sleep 1000\n")
-    wait_until(lambda: (sv / "ran").exists(), timeout=5)
-    pid = wait_until(lambda: status_pid(sv))
-    assert run("svc", "-dx", sv).returncode == 0
-    assert proc.wait(timeout=10) == 0
-    assert not pid_alive(pid)
-    assert err_path.read_text() == warning
 
 
 def test_service_dir_removed_while_running_leaves_nothing(procs, strays, service, scandir):
@@ -488,69 +424,6 @@ def test_service_name_that_is_not_utf8(procs, strays, scandir):
     assert sorted(processes_under(d)) == sorted([pid, *supervisors(d)])   # one ./run
     assert subprocess.run([program("svc"), "-d", raw], timeout=30).returncode == 0
     wait_until(lambda: not pid_alive(pid))
-
-
-# --- bad input on the control fifo -------------------------------------------------------
-
-def pipe_bytes(fd):
-    """Bytes waiting in the pipe behind fd (FIONREAD works on either end)."""
-    import fcntl
-    import termios
-    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
-
-
-def flood(path, data, timeout=60):
-    """Write data to a fifo in non-blocking 4 KiB chunks, waiting while it is full."""
-    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    deadline = time.monotonic() + timeout
-    try:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(fd, view[:4096]):]
-            except BlockingIOError:
-                assert time.monotonic() < deadline, "supervise stopped reading its control fifo"
-                poller.poll(100)
-        wait_until(lambda: pipe_bytes(fd) == 0, timeout=timeout)
-    finally:
-        os.close(fd)
-
-
-def test_a_megabyte_of_random_bytes_on_the_control_fifo(procs, service):
-    """Bytes that are no command do nothing at all; a megabyte of anything
-    (but `x`, which is a valid request to exit) leaves supervise alive, obeying
-    the letters in it at no more than one start a second; then `dx` still
-    brings it down and out cleanly."""
-    sv = service(run="#!/bin/sh\necho $$ >> starts\nexec sleep 1000\n")
-    proc = start_supervise(procs, sv)
-    pid = wait_until(lambda: status_pid(sv))
-    control = sv / "supervise" / "control"
-    rng = random.Random(7)
-    letters = bytes(sorted(m.COMMANDS))
-    noise = rng.randbytes(2 << 20).translate(None, letters)[:1 << 20]
-    assert len(noise) == 1 << 20
-    flood(control, noise)
-    assert run("svc", "-p", sv).returncode == 0      # ordered after the noise
-    wait_until(lambda: status_bytes(sv)[16] == 1)
-    assert status_pid(sv) == pid and status_bytes(sv)[17:20] == b"u\0\1"
-    assert len(lines_of(sv / "starts")) == 1
-    assert run("svc", "-c", sv).returncode == 0
-
-    began = time.monotonic()
-    anything = rng.randbytes(1 << 20).replace(b"x", b"")
-    flood(control, anything)
-    took = time.monotonic() - began
-    assert run("svok", sv).returncode == 0
-    starts = len(lines_of(sv / "starts"))
-    assert starts <= 2 + took + 1, (starts, took)          # the throttle held
-    assert run("svc", "-dx", sv).returncode == 0
-    assert proc.wait(timeout=15) == 0
-    assert status_bytes(sv)[12:20] == b"\0\0\0\0\0d\0\0"   # down, want down
-    last = int(lines_of(sv / "starts")[-1])
-    assert not pid_alive(last)
-    assert b"Traceback" not in proc.stderr.read()
 
 
 # --- nonsense arguments to every program ------------------------------------------------
@@ -674,70 +547,3 @@ def as_user(staged_programs):
     """as_user(user, prog, *args): one of our programs run to completion as
     user, from copies user can read wherever the checkout lives (conftest)."""
     return staged_programs.run
-
-
-def plant(sv, tmp_path):
-    """Symlinks in supervise/ before supervise starts: to files that must stay
-    as they are, and to places where nothing may appear."""
-    sup = sv / "supervise"
-    sup.mkdir(mode=0o700)
-    victims, nowhere = {}, {}
-    for name in ("status.new", "control", "ok", "state.json.new"):
-        victim = tmp_path / f"victim-{name}"
-        victim.write_bytes(b"precious\n")
-        victim.chmod(0o640)
-        (sup / name).symlink_to(victim)
-        victims[victim] = victim.stat()
-    for name in ("status", "state.json", "event"):
-        target = tmp_path / f"nowhere-{name}"
-        (sup / name).symlink_to(target)
-        nowhere[name] = target
-    return victims, nowhere
-
-
-def test_supervise_follows_no_symlink_planted_in_its_directory(procs, service, tmp_path):
-    """Files are opened with O_NOFOLLOW and fifos replaced, not followed: the
-    targets keep their bytes, modes and times, and nothing appears at the
-    dangling ones. The service still starts and obeys svc."""
-    sv = service(run="#!/bin/sh\necho $$ > pid\nexec sleep 1000\n")
-    victims, nowhere = plant(sv, tmp_path)
-    start_supervise(procs, sv)
-    pid = wait_until(lambda: (sv / "pid").exists() and int((sv / "pid").read_text() or 0))
-    for name in ("control", "ok"):
-        assert stat.S_ISFIFO((sv / "supervise" / name).lstat().st_mode)
-    assert run("svc", "-d", sv).returncode == 0
-    wait_until(lambda: not pid_alive(pid))
-    (sv / "pid").unlink()
-    assert run("svc", "-u", sv).returncode == 0
-    wait_until(lambda: (sv / "pid").exists())
-    assert run("svok", sv).returncode == 0
-    for victim, before in victims.items():
-        after = victim.stat()
-        assert victim.read_bytes() == b"precious\n"
-        assert (after.st_mode, after.st_uid, after.st_mtime_ns, after.st_ino) == \
-            (before.st_mode, before.st_uid, before.st_mtime_ns, before.st_ino)
-    assert not any(os.path.lexists(t) for t in nowhere.values())
-
-
-def test_supervise_writes_its_status_despite_a_planted_status_new(procs, service, tmp_path):
-    sv = service(run="#!/bin/sh\necho $$ > pid\nexec sleep 1000\n")
-    plant(sv, tmp_path)
-    start_supervise(procs, sv)
-    pid = wait_until(lambda: (sv / "pid").exists() and int((sv / "pid").read_text() or 0))
-    wait_until(lambda: status_pid(sv) == pid, timeout=3)
-
-
-def test_supervise_refuses_a_planted_lock_symlink(service, tmp_path):
-    """lock is created with O_NOFOLLOW: a symlink there stops supervise with
-    a plain message rather than locking (or creating) whatever it points to."""
-    sv = service()
-    (sv / "supervise").mkdir(mode=0o700)
-    victim = tmp_path / "victim-lock"
-    victim.write_bytes(b"precious\n")
-    (sv / "supervise" / "lock").symlink_to(victim)
-    r = run("supervise", sv, timeout=10)
-    assert r.returncode == 111
-    assert r.stderr == \
-        f"supervise: fatal: unable to acquire {sv}/supervise/lock: symbolic link loop\n"
-    assert victim.read_bytes() == b"precious\n"
-    assert not processes_under(sv)

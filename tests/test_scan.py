@@ -227,7 +227,7 @@ def test_killed_supervise_is_replaced_and_the_service_not_duplicated(procs, serv
     wait_until(lambda: supervise_pids(scanner.pid) not in ([], [sup]), timeout=5)
     wait_until(lambda: run("svok", sv).returncode == 0)
     assert status_pid(sv) == pid and pid_alive(pid)
-    from test_supervise import sleepers_in
+    from conftest import sleepers_in
     assert sleepers_in(sv) == [pid]
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import pty
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import peer, program, run, status_pid, wait_until, write_script
-from svtree import history, metrics, tree
+from svtree import metrics, tree
 from svtree.cli.svtree import svtree
 from svtree.scan import meant_for_this_host
 
@@ -427,40 +426,6 @@ def test_wait_under_daemontools_in_a_directory_svtree_once_ran(procs, service):
     run("svc", "-d", sv)
     wait_until(lambda: waiter.poll() is not None, timeout=15)
     assert waiter.returncode == 0
-
-
-def test_event_readers_find_the_change_in_the_files(procs, service):
-    """supervise tells a change only once status and state.json say it."""
-    sv = service(run="#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.01; done\necho >&3\n"
-                     "exec sleep 1000\n")
-    (sv / "notification-fd").write_text("3\n")
-    (sv / "down").touch()
-    supervise(procs, sv)
-    sub = history.Subscription(str(sv), "reader")
-    try:
-        run("svc", "-u", sv)
-        seen = []
-        deadline = time.monotonic() + 10
-        while "ready" not in seen and time.monotonic() < deadline:
-            select.select([sub.r], [], [], 0.5)
-            try:
-                data = os.read(sub.r, 65536)
-            except BlockingIOError:
-                continue
-            for line in data.splitlines():
-                fields = json.loads(line)
-                snap = json.loads((sv / "supervise" / "state.json").read_text())
-                seen.append(fields["event"])
-                if fields["event"] == "up":
-                    assert snap["state"] == "run" and snap["pid"] == fields["pid"]
-                    assert status_pid(sv) == fields["pid"]
-                    (sv / "go").touch()
-                elif fields["event"] == "ready":
-                    assert snap["ready"] is True
-        assert seen == ["up", "ready"]
-    finally:
-        sub.close()
-    assert not (sv / "supervise" / "event" / "reader").exists()
 
 
 def test_wait_ready_does_not_believe_a_state_json_of_another_run(tmp_path, procs):

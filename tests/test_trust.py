@@ -26,8 +26,9 @@ import pytest
 
 from conftest import pid_alive, program, run, status_pid, wait_until, write_script
 from svtree import status, unix
+from conftest import start_supervise
 from test_faults import (ROOT_ONLY, SLEEPER, as_user, open_tree, processes_under,  # noqa: F401
-                         start_supervise, two_users)
+                         two_users)
 
 pytestmark = ROOT_ONLY
 STUBBORN = "#!/bin/sh\ntrap '' TERM\nexec sleep 1000\n"    # TERM ignored, through exec
