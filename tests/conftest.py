@@ -373,6 +373,26 @@ def lines_of(path):
     return data[:data.rfind(b"\n") + 1].splitlines()
 
 
+def archives(d):
+    return sorted(p.name for p in Path(d).iterdir() if p.name.startswith("@"))
+
+
+def everything(d):
+    """All lines in a log directory, oldest file first (retried if a rotation
+    renames a file between listing and reading)."""
+    d = Path(d)
+    while True:
+        if not d.exists():
+            return []
+        try:
+            data = b"".join((d / name).read_bytes() for name in archives(d))
+            if (d / "current").exists():
+                data += (d / "current").read_bytes()
+            return data.splitlines()
+        except FileNotFoundError:
+            continue
+
+
 def pipe_bytes(fd):
     """Bytes waiting in the pipe behind fd (FIONREAD works on either end)."""
     import fcntl
@@ -551,7 +571,7 @@ def fakes(tmp_path):
 
 # --- our programs run as another user --------------------------------------------------
 
-NOBODY = ("nobody", 65534, 65534)          # (name, uid, gid), as test_faults' two_users
+NOBODY = ("nobody", 65534, 65534)          # (name, uid, gid), as test_trust's two_users
 
 
 class StagedPrograms:

@@ -1,4 +1,4 @@
-"""svtree status, wait, events, metrics, host-conditional services and shell
+"""svtree status, wait, events, metrics and shell
 completion, against real trees (svscan or supervise started by the test).
 
 Not tested here: colour names beyond "some ANSI on a terminal"; IPv6 --listen;
@@ -26,10 +26,8 @@ from click.testing import CliRunner
 from conftest import peer, program, run, status_pid, wait_until, write_script
 from svtree import metrics, tree
 from svtree.cli.svtree import svtree
-from svtree.scan import meant_for_this_host
 
 SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-HOST = os.uname().nodename
 
 
 def svscan(procs, scandir):
@@ -672,42 +670,6 @@ def test_metrics_listen_errors():
         port = taken.getsockname()[1]
         r = run("svtree", "metrics", "--listen", f"127.0.0.1:{port}")
     assert r.returncode == 111 and r.stderr.startswith("svtree: fatal: unable to listen on ")
-
-
-# --- host-conditional services ---------------------------------------------------------
-
-def test_meant_for_this_host():
-    assert meant_for_this_host("web")
-    assert meant_for_this_host("web@db1", host="db1")
-    assert meant_for_this_host("web@db1", host="db1.example.org")
-    assert not meant_for_this_host("web@db2", host="db1")
-    assert not meant_for_this_host("web@db1.example.org", host="db1")
-    assert meant_for_this_host("mail@example.org@db1", host="db1")
-    assert meant_for_this_host("trailing@", host="db1")     # no host named: a plain name
-    assert meant_for_this_host(f"x@{HOST}")
-
-
-def test_svscan_runs_only_the_services_meant_for_this_host(tmp_path, procs, service):
-    scan = tmp_path / "scan"
-    here = service(f"here@{HOST}", parent=scan)
-    there = service(f"there@not-{HOST}", parent=scan)
-    last = service("zzz", parent=scan)            # scanned after `there`
-    scanner = svscan(procs, scan)
-    wait_until(lambda: run("svok", here).returncode == 0 and run("svok", last).returncode == 0)
-    # svscan forks in name order: a supervise for `there` would already exist
-    # (its other child is the zygote, which forks them: zygote.py)
-    comms = sorted(Path(f"/proc/{p}/comm").read_text().strip() for p in children(scanner.pid))
-    assert comms == ["supervise", "supervise", "svscan-zygote"]
-    assert not (there / "supervise").exists()
-    code, records = status_json(scan)
-    assert code == 0
-    assert {r["service"]: r["state"] for r in records} == {
-        str(here): "up", str(there): "skipped", str(last): "up"}
-    r = run("svtree", "status", scan)
-    assert re.search(rf"^{re.escape(str(there))} +skipped .*not for this host$", r.stdout, re.M)
-    # a renamed tree: the same directory now meant for us is started
-    os.rename(there, scan / f"there@{HOST}")
-    wait_until(lambda: run("svok", scan / f"there@{HOST}").returncode == 0)
 
 
 # --- completion, usage, the manual ---------------------------------------------------

@@ -1,4 +1,6 @@
-"""svtree logs: the last lines with local times, and following across rotations."""
+"""svtree logs: the last lines with local times, following across rotations,
+the log directory a logger's script names, and errors that name the argument.
+"""
 
 import os
 import re
@@ -104,3 +106,12 @@ def test_a_symlink_in_someone_elses_log_shows_only_their_directory(tmp_path):
     assert r.returncode == 111 and "not theirs" not in r.stdout
     os.chown(other, 65534, 65534)
     assert run("svtree", "logs", "--raw", sv).stdout == "not theirs\n"
+
+
+def test_a_nul_in_a_loggers_script_costs_no_traceback(tmp_path):
+    sv = tmp_path / "svc"
+    (sv / "log").mkdir(parents=True)
+    (sv / "log" / "multilog").write_bytes(b"t ./ma\0in /x\0y\n")
+    r = run("svtree", "logs", sv)
+    assert r.returncode == 111 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("svtree: fatal: no log directory")
