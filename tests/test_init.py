@@ -8,49 +8,21 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import NOBODY, program, wait_until, write_script
+from conftest import (NOBODY, SLEEPER, children, descendants, proc_stat, program, run,
+                      wait_until, write_script)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
 
-SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-
-
-def proc_stat(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return fields[0], int(fields[1])          # state, ppid
-
-
-def children(pid):
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = proc_stat(name)
-            if st and st[1] == pid:
-                out.append(int(name))
-    return out
-
 
 def first(pids):
     return pids[0] if pids else 0
-
-
-def descendants(pid):
-    todo, seen = [pid], []
-    while todo:
-        for child in children(todo.pop()):
-            seen.append(child)
-            todo.append(child)
-    return seen
 
 
 class Init:
@@ -258,7 +230,6 @@ def test_read_only_tree_with_supervise_symlinked_to_a_writable_place(procs, tmp_
     proc = procs.start("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
     wait_until(lambda: (state / "web" / "status").exists()
                and (state / "web" / "status").read_bytes()[19] == 1)
-    from conftest import run
     assert run("svok", svc).returncode == 0
     assert run("svc", "-d", svc).returncode == 0
     wait_until(lambda: (state / "web" / "status").read_bytes()[19] == 0)
@@ -268,7 +239,6 @@ def test_read_only_tree_with_supervise_symlinked_to_a_writable_place(procs, tmp_
 
 def test_runs_as_a_non_root_user(procs, staged_programs):
     """svscan, supervise and the services, all as nobody, on a tree nobody owns."""
-    import tempfile
     top = Path(tempfile.mkdtemp(prefix="svtree-nobody-"))
     try:
         os.chmod(top, 0o755)
