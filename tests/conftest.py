@@ -52,6 +52,17 @@ def wait_until(predicate, timeout=10.0, interval=0.005, message=None):
         time.sleep(interval)
 
 
+def poll_until(predicate, timeout, interval=0.005):
+    """Poll predicate until it returns something true or timeout seconds have
+    passed, and return its last value without failing: for a test that
+    asserts on what it finds then, where wait_until would fail with words of
+    its own."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
+
+
 def write_script(path: Path, text: str, mode=0o755):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
