@@ -84,8 +84,6 @@ def test_parse_selection_and_actions():
 # --- Hypothesis: any argument list ---------------------------------------------------
 
 HEADS = ["", "t", "T", "+", "-", "e", "=", "s", "n", "!", ".", "./", "/"]
-
-
 words = st.one_of(
     st.text(max_size=12),
     st.binary(max_size=12).map(os.fsdecode),                # what argv can really hold

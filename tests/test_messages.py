@@ -321,8 +321,6 @@ def test_long_options_are_named(tmp_path):
 # --- nonsense arguments to every program ---------------------------------------------
 
 LONG = "x" * 5000
-
-
 BAD = "\udcff\udcfe"             # the bytes ff fe: not UTF-8
 
 

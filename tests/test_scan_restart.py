@@ -69,8 +69,6 @@ def test_no_second_supervise_where_one_runs(procs, service, scandir):
 # --- svscan SIGKILLed and started again ----------------------------------------------
 
 COUNTER = "#!/bin/sh\ni=0\nwhile :; do i=$((i+1)); echo $i; sleep 0.005; done\n"
-
-
 CAT_LOG = "#!/bin/sh\nexec cat >> ../out\n"
 
 
@@ -212,14 +210,8 @@ def test_log_pipe_loses_nothing_when_either_side_restarts(procs, service, scandi
 # --- a logger restarted during a 20 000-line stream ----------------------------------
 
 TOTAL = 20000
-
-
 LINE = b"%06d abcdefghij"                  # 18 bytes with its newline: counts are sizes
-
-
 WIDTH = len(LINE % 0) + 1
-
-
 STREAM = f"""#!/bin/sh
 i=0
 while [ $i -lt {TOTAL} ]; do

@@ -21,8 +21,6 @@ def fake_record(**fields):
 
 
 NOW = 1_800_000_000.0
-
-
 NOTES = [
     ({"error": "supervise not running", "state": "unknown"}, "supervise not running"),
     ({"start_error": "unable to start ./run: run is not executable (chmod +x run)"},
