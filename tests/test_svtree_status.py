@@ -5,10 +5,12 @@ the exit codes (LSB's 0, 3 and 4), arguments that name no service, why a
 service is down (the NOTE, status -v), readiness as shown, and the layouts
 of daemontools and runit.
 
-Not tested here: colours other than the two an operator must see (green up,
-red down-but-wanted-up); the exact words of supervise's start errors
-(test_start_errors: here, only that they reach the table, status -v and
-wait); the note cut to a terminal of a given size (test_table).
+Not tested here: colour names beyond "some ANSI on a terminal", and colours
+other than the two an operator must see (green up, red down-but-wanted-up);
+the width a note is cut to on a real terminal of a given size
+(table.lines(width=) is tested alone, in test_table); the exact words of
+supervise's start errors (test_start_errors: here, only that they reach the
+table, status -v and wait).
 """
 
 import json
