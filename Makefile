@@ -49,9 +49,12 @@ run: compile
 test: compile
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# the fault, abuse, permission and trust-boundary suites alone (make test runs them too)
+# the fault suites (svscan, supervise or a logger killed and started again, a
+# ./run that cannot start) and the abuse, permission and trust-boundary ones
+# alone (make test runs them too)
 check: compile
-	$(BIN)/python -m pytest -q tests/test_faults.py tests/test_trust.py tests/test_hostile.py
+	$(BIN)/python -m pytest -q tests/test_scan_restart.py tests/test_start_errors.py \
+	    tests/test_trust.py tests/test_hostile.py
 
 bench: compile
 	$(BIN)/python bench/run.py

@@ -5,6 +5,7 @@ deadline; every process a test starts is killed by its process group at the
 end; nothing of the OS is mocked.
 """
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -18,6 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
+
+from svtree import status
+
+from svtree import tree
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +52,17 @@ def wait_until(predicate, timeout=10.0, interval=0.005, message=None):
         if time.monotonic() > deadline:
             raise AssertionError(message or f"timed out after {timeout}s waiting for {predicate}")
         time.sleep(interval)
+
+
+def poll_until(predicate, timeout, interval=0.005):
+    """Poll predicate until it returns something true or timeout seconds have
+    passed, and return its last value without failing: for a test that
+    asserts on what it finds then, where wait_until would fail with words of
+    its own."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
 
 
 def write_script(path: Path, text: str, mode=0o755):
@@ -202,8 +218,9 @@ def status_bytes(service_dir):
 
 
 def status_pid(service_dir):
+    """The pid the status file says (0 without one), read as svstat reads it."""
     data = status_bytes(service_dir)
-    return int.from_bytes(data[12:16], "little") if len(data) >= 16 else 0
+    return status.head(data)[2] if len(data) >= status.DAEMONTOOLS_SIZE else 0
 
 
 def pid_alive(pid):
@@ -228,9 +245,347 @@ def peer(name):
     return path
 
 
+# --- processes seen through /proc ------------------------------------------------------
+
+def proc_stat(pid):
+    """(state, ppid) of pid, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0].decode(), int(fields[1])
+
+
+def children(pid, state=None):
+    """The children of pid (those in state, if given: "Z" for zombies), sorted."""
+    return sorted(p for p in all_pids() if (st := proc_stat(p)) and st[1] == pid
+                  and (state is None or st[0] == state))
+
+
+def comm(pid):
+    """The command name of pid, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip().decode(errors="replace")
+    except OSError:
+        return None
+
+
+def all_pids():
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def cwd_of(pid):
+    """The working directory of pid (bytes), without the " (deleted)" mark."""
+    try:
+        cwd = os.readlink(b"/proc/%d/cwd" % pid)
+    except OSError:
+        return None
+    return cwd[:-len(b" (deleted)")] if cwd.endswith(b" (deleted)") else cwd
+
+
+def processes_under(root):
+    """Live processes whose working directory is root or below it."""
+    root = os.fsencode(str(root))
+    found = []
+    for pid in all_pids():
+        cwd = cwd_of(pid)
+        st = proc_stat(pid)
+        if cwd and st and st[0] != "Z" and (cwd == root or cwd.startswith(root + b"/")):
+            found.append(pid)
+    return found
+
+
+def supervisors(service_dir):
+    """The supervise processes working in service_dir: comm and cwd, as ps would show."""
+    target = os.fsencode(str(service_dir))
+    return sorted(p for p in all_pids() if comm(p) == "supervise" and cwd_of(p) == target
+                  and proc_stat(p) and proc_stat(p)[0] != "Z")
+
+
+def supervise_pids(scanner_pid):
+    """Children of svscan that are forked supervise processes."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == scanner_pid and comm == "supervise" and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def sleepers_in(d):
+    """`sleep 1000` processes whose working directory is d (/proc read with care:
+    processes come and go while we look)."""
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if (open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\x001000\x00"
+                    and os.readlink(f"/proc/{p}/cwd") == str(d)):
+                found.append(int(p))
+        except OSError:
+            pass
+    return found
+
+
+def kill_everything(procs, roots):
+    """The tests' own processes first, so no svscan restarts what is being
+    killed; then whatever still works under one of roots."""
+    procs.kill_all()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = [p for root in roots for p in processes_under(root) if p != os.getpid()]
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def strays(procs, tmp_path):
+    """Roots whose processes are killed at the end (tmp_path is one): services
+    whose svscan was SIGKILLed are nobody's descendants any more, and procs
+    alone would leave them running."""
+    roots = [tmp_path]
+    yield roots
+    kill_everything(procs, roots)
+
+
+# --- svscan and supervise at work ---------------------------------------------------------
+
+def start_svscan(procs, scandir, *args, **kw):
+    return procs.start(program("svscan"), *args, scandir, **kw)
+
+
+def probe(scandir, name="probe"):
+    """Add a service and wait for it to run: proof that svscan has scanned
+    everything that happened before (it handles events in order)."""
+    d = scandir / name
+    write_script(d / "run", SLEEPER)
+    wait_until(lambda: status_pid(d), timeout=10)
+    return d
+
+
+def lines_of(path):
+    """The complete lines of a file (a last line without newline is not one yet)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    return data[:data.rfind(b"\n") + 1].splitlines()
+
+
+def archives(d):
+    return sorted(p.name for p in Path(d).iterdir() if p.name.startswith("@"))
+
+
+def everything(d):
+    """All lines in a log directory, oldest file first (retried if a rotation
+    renames a file between listing and reading)."""
+    d = Path(d)
+    while True:
+        if not d.exists():
+            return []
+        try:
+            data = b"".join((d / name).read_bytes() for name in archives(d))
+            if (d / "current").exists():
+                data += (d / "current").read_bytes()
+            return data.splitlines()
+        except FileNotFoundError:
+            continue
+
+
+def pipe_bytes(fd):
+    """Bytes waiting in the pipe behind fd (FIONREAD works on either end)."""
+    import fcntl
+    import termios
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
+
+
+def watch_mask(pid, path):
+    """The mask of process pid's inotify watch on path, or None (/proc/PID/fdinfo)."""
+    ino = os.stat(path).st_ino
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        m = re.search(rf"^inotify wd:\S+ ino:{ino:x} .*?mask:([0-9a-f]+)", text, re.M)
+        if m:
+            return int(m.group(1), 16)
+    return None
+
+
+def watching(pid, path):
+    """Does process pid hold an inotify watch on path?"""
+    return watch_mask(pid, path) is not None
+
+
+# --- what svtree shows of a tree ------------------------------------------------------------
+
+def record(sv):
+    """svtree's record of one service (what status --json shows of it)."""
+    return tree.read(tree.Entry(Path(sv)))
+
+
+def status_json(*args):
+    r = run("svtree", "status", "--json", *args)
+    assert r.stderr == ""
+    return r.returncode, json.loads(r.stdout)
+
+
+def states(*args):
+    return {rec["service"]: rec["state"] for rec in status_json(*args)[1]}
+
+
+@pytest.fixture
+def mixed_tree(tmp_path, procs, service):
+    """ready, up (not ready), down (normally), backing off, failed, and a logger
+    (up: with no way to say it is ready, that is all it is shown as)."""
+    scan = tmp_path / "scan"
+    ready = service("ready", run="#!/bin/sh\necho >&3\nexec sleep 1000\n", parent=scan)
+    (ready / "notification-fd").write_text("3\n")
+    notready = service("notready", parent=scan)
+    (notready / "notification-fd").write_text("3\n")
+    service("down", parent=scan, down=True)
+    crash = service("crash", run="#!/bin/sh\nexit 1\n", parent=scan)
+    (crash / "backoff-max").write_text("30\n")
+    failed = service("failed", run="#!/bin/sh\nexit 2\n", parent=scan)
+    (failed / "max-deaths").write_text("1\n")
+    service("logged", log="#!/bin/sh\nexec cat > /dev/null\n", parent=scan)
+    start_svscan(procs, scan)
+    expected = {f"{scan}/{name}": state for name, state in (
+        ("crash", "backing off"), ("down", "down"), ("failed", "failed"), ("logged", "up"),
+        ("logged/log", "up"), ("notready", "up"), ("ready", "ready"))}
+    wait_until(lambda: states(scan) == expected, timeout=15)
+    return scan
+
+
+class Reader:
+    """The output of a running program, read without blocking."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        os.set_blocking(stream.fileno(), False)
+        self.data = b""
+
+    def text(self):
+        chunk = self.stream.read()
+        if chunk:
+            self.data += chunk
+        return self.data.decode()
+
+    def events(self):
+        return [json.loads(line) for line in self.text().splitlines()]
+
+
+# --- services laid out by hand: supervise/ok a fifo held open, the records written -------
+
+def fake_supervised(tmp_path, name):
+    """A service dir laid out as a supervise leaves it, with no supervise:
+    supervise/ok a real fifo; the test writes the status files itself."""
+    sv = tmp_path / name
+    (sv / "supervise").mkdir(parents=True)
+    write_script(sv / "run", SLEEPER)
+    os.mkfifo(sv / "supervise" / "ok")
+    return sv
+
+
+def open_ok(sv):
+    """Hold supervise/ok open for reading, as a live supervise does."""
+    return os.open(sv / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)
+
+
+PID = 4321
+
+
+def status_record(pid=PID, stamp=None, state=1):
+    """20 status bytes: up (state 1) with pid since stamp, wanting up."""
+    stamp = int(time.time()) if stamp is None else stamp
+    return ((2**62 + 10 + stamp).to_bytes(8, "big") + bytes(4) + pid.to_bytes(4, "little")
+            + b"\0u\0" + bytes([state])), stamp
+
+
+def state_json(stamp, **fields):
+    """A state.json that matches status_record(stamp=stamp): ready unless told."""
+    record = {"service": "x", "state": "run", "want": "up", "pid": PID, "since": float(stamp),
+              "ready": True, "ready_since": float(stamp), "starts": 1, "last_exit": None,
+              "failed": False, "quick_deaths": 0}
+    record.update(fields)
+    return json.dumps(record).encode()
+
+
+class Fake:
+    """A service dir that looks supervised: supervise/ok is a fifo we hold open."""
+
+    def __init__(self, parent: Path, name="svc"):
+        self.path = parent / name
+        (self.path / "supervise").mkdir(parents=True)
+        write_script(self.path / "run", SLEEPER)
+        os.mkfifo(self.path / "supervise" / "ok")
+        self.ok = os.open(self.path / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)
+        self.stamp = None
+
+    def write(self, status=None, record=None):
+        """Write status (default: up, now) and state.json (default: a ready
+        record of that run; b"" removes it; anything else, as is)."""
+        sup = self.path / "supervise"
+        if status is None:
+            status, self.stamp = status_record()
+        replace(sup / "status", status)
+        if record is None:
+            record = state_json(self.stamp)
+        if record == b"":
+            with contextlib.suppress(FileNotFoundError):
+                (sup / "state.json").unlink()
+        else:
+            replace(sup / "state.json", record)
+
+    def close(self):
+        os.close(self.ok)
+
+
+def replace(path: Path, data):
+    """Whatever is at path (a fifo, a symlink, a dir) gives way to data."""
+    if path.is_dir() and not path.is_symlink():
+        path.rmdir()
+    elif os.path.lexists(path):
+        path.unlink()
+    path.write_bytes(data)
+
+
+@pytest.fixture
+def fakes(tmp_path):
+    """Factory of Fake services in tmp_path/scan; their ok fifos closed at the end."""
+    made = []
+
+    def make(name="svc"):
+        made.append(Fake(tmp_path / "scan", name))
+        return made[-1]
+    yield make
+    for fake in made:
+        fake.close()
+
+
 # --- our programs run as another user --------------------------------------------------
 
-NOBODY = ("nobody", 65534, 65534)          # (name, uid, gid), as test_faults' two_users
+NOBODY = ("nobody", 65534, 65534)          # (name, uid, gid), as test_trust's two_users
 
 
 class StagedPrograms:

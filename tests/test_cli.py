@@ -1,7 +1,6 @@
 """svc, svstat and svok: messages, exit codes and svstat's exact words."""
 
 import os
-import time
 
 from conftest import program, run, status_pid, wait_until
 from svtree import status

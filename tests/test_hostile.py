@@ -12,7 +12,7 @@ log directories), in-process so it stays fast.
 
 Not tested here: a fifo planted as `current` while `svtree logs -f` follows
 (reopened() is tested alone); event lines written as another user (the
-fifo's mode is supervise's business, test_faults); the supervise side of
+fifo's mode is supervise's business, test_supervise); the supervise side of
 the non-UTF-8 names beyond what its state.json and event lines say.
 """
 
@@ -30,14 +30,14 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import program, run, status_pid, terminal_output, wait_until, write_script
+from conftest import start_supervise as supervise
+from conftest import (PID, Fake, pipe_bytes, program, run, state_json, status_pid,
+                      status_record, terminal_output, wait_until, watching, write_script)
 from svtree import events, fifodir, logview, metrics, policy, statejson, table, tree, unix
 from svtree import wait as wait_
 from svtree.cli import svstat
 from svtree.cli.svtree import for_terminal, json_text, svtree
 
-SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-PID = 4321
 # a control character on a terminal: C0 but newline, DEL, C1
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 FUZZ = settings(max_examples=100, deadline=None,
@@ -45,75 +45,7 @@ FUZZ = settings(max_examples=100, deadline=None,
                                        HealthCheck.too_slow])
 
 
-# --- fake services: a supervise/ laid out by hand, ok held open ------------------------
-
-def status_record(pid=PID, stamp=None, state=1):
-    """20 status bytes: up (state 1) with pid since stamp, wanting up."""
-    stamp = int(time.time()) if stamp is None else stamp
-    return ((2**62 + 10 + stamp).to_bytes(8, "big") + bytes(4) + pid.to_bytes(4, "little")
-            + b"\0u\0" + bytes([state])), stamp
-
-
-def state_json(stamp, **fields):
-    """A state.json that matches status_record(stamp=stamp): ready unless told."""
-    record = {"service": "x", "state": "run", "want": "up", "pid": PID, "since": float(stamp),
-              "ready": True, "ready_since": float(stamp), "starts": 1, "last_exit": None,
-              "failed": False, "quick_deaths": 0}
-    record.update(fields)
-    return json.dumps(record).encode()
-
-
-class Fake:
-    """A service dir that looks supervised: supervise/ok is a fifo we hold open."""
-
-    def __init__(self, parent: Path, name="svc"):
-        self.path = parent / name
-        (self.path / "supervise").mkdir(parents=True)
-        write_script(self.path / "run", SLEEPER)
-        os.mkfifo(self.path / "supervise" / "ok")
-        self.ok = os.open(self.path / "supervise" / "ok", os.O_RDONLY | os.O_NONBLOCK)
-        self.stamp = None
-
-    def write(self, status=None, record=None):
-        """Write status (default: up, now) and state.json (default: a ready
-        record of that run; b"" removes it; anything else, as is)."""
-        sup = self.path / "supervise"
-        if status is None:
-            status, self.stamp = status_record()
-        replace(sup / "status", status)
-        if record is None:
-            record = state_json(self.stamp)
-        if record == b"":
-            with contextlib.suppress(FileNotFoundError):
-                (sup / "state.json").unlink()
-        else:
-            replace(sup / "state.json", record)
-
-    def close(self):
-        os.close(self.ok)
-
-
-def replace(path: Path, data):
-    """Whatever is at path (a fifo, a symlink, a dir) gives way to data."""
-    if path.is_dir() and not path.is_symlink():
-        path.rmdir()
-    elif os.path.lexists(path):
-        path.unlink()
-    path.write_bytes(data)
-
-
-@pytest.fixture
-def fakes(tmp_path):
-    """Factory of Fake services in tmp_path/scan; their ok fifos closed at the end."""
-    made = []
-
-    def make(name="svc"):
-        made.append(Fake(tmp_path / "scan", name))
-        return made[-1]
-    yield make
-    for fake in made:
-        fake.close()
-
+# --- what the tools print -----------------------------------------------------------
 
 def status_json(*args):
     r = run("svtree", "status", "--json", *args)
@@ -129,12 +61,6 @@ def assert_printable(text):
     """Nothing in text would act on a terminal (newlines end lines)."""
     assert not CONTROL.search(text), repr(text)
     assert not re.search("[\ud800-\udfff]", text), repr(text)
-
-
-def supervise(procs, sv):
-    proc = procs.start(program("supervise"), sv)
-    wait_until(lambda: run("svok", sv).returncode == 0)
-    return proc
 
 
 # --- 1. a fifo (or a symlink, or a directory) where supervise/status belongs -----------
@@ -355,23 +281,6 @@ def test_wait_ready_goes_on_once_the_record_is_mended(fakes, procs):
     assert waiter.returncode == 0, waiter.stderr.read()
 
 
-def watching(pid, path):
-    """Does process pid hold an inotify watch on path? (/proc/PID/fdinfo)"""
-    ino = os.stat(path).st_ino
-    try:
-        fds = os.listdir(f"/proc/{pid}/fdinfo")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        if re.search(rf"^inotify wd:\S+ ino:{ino:x} ", text, re.M):
-            return True
-    return False
-
-
 # --- 4. event lines -----------------------------------------------------------------------
 
 class Output:
@@ -394,13 +303,6 @@ class Output:
 
     def errors(self):
         return self.read(self.proc.stderr).decode().splitlines()
-
-
-def pipe_bytes(fd):
-    """Bytes waiting in the pipe behind fd (FIONREAD works on either end)."""
-    import fcntl
-    import termios
-    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
 
 
 def write_fifo(path, data, timeout=10):

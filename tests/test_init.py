@@ -8,49 +8,21 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import NOBODY, program, wait_until, write_script
+from conftest import (NOBODY, SLEEPER, children, descendants, lines_of, poll_until, proc_stat,
+                      program, read_state, run, wait_until, write_script)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
 
-SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-
-
-def proc_stat(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return fields[0], int(fields[1])          # state, ppid
-
-
-def children(pid):
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = proc_stat(name)
-            if st and st[1] == pid:
-                out.append(int(name))
-    return out
-
 
 def first(pids):
     return pids[0] if pids else 0
-
-
-def descendants(pid):
-    todo, seen = [pid], []
-    while todo:
-        for child in children(todo.pop()):
-            seen.append(child)
-            todo.append(child)
-    return seen
 
 
 class Init:
@@ -89,17 +61,24 @@ def service_started(d):
     return len(data) == 20 and data[19] == 1
 
 
+def zombies(pid):
+    """The zombies among pid's descendants."""
+    return {p for p in descendants(pid) if (proc_stat(p) or ("",))[0] == "Z"}
+
+
 def test_orphans_are_reaped_and_no_zombie_stays(procs, scandir):
     """A service that keeps double-forking leaves nothing behind."""
-    write_service(scandir, "forker", run="#!/bin/sh\nwhile :; do (sh -c 'exit 0' &); "
-                                         "(sleep 0.01 &); sleep 0.02; done\n")
+    forker = write_service(scandir, "forker", run="#!/bin/sh\nwhile :; do (sh -c 'exit 0' &); "
+                                                  "(sleep 0.01 &); echo >> loops; sleep 0.02; "
+                                                  "done\n")
     init = Init(procs, scandir)
     wait_until(lambda: service_started(scandir / "forker"))
-    time.sleep(0.5)                    # let it make a few dozen orphans
-    for _ in range(5):
-        before = {p for p in descendants(init.pid) if (proc_stat(p) or ("",))[0] == "Z"}
-        time.sleep(0.2)
-        after = {p for p in descendants(init.pid) if (proc_stat(p) or ("",))[0] == "Z"}
+    # two orphans a loop: a few dozen before the first look, and more before each next one
+    for loops in (15, 20, 25, 30, 35):
+        wait_until(lambda: len(lines_of(forker / "loops")) >= loops)
+        before = zombies(init.pid)
+        poll_until(lambda: not (before & zombies(init.pid)), timeout=0.2)   # reaped by then?
+        after = zombies(init.pid)
         assert not (before & after), f"zombies not reaped within 200 ms: {before & after}"
     init.signal(signal.SIGTERM)
     assert init.wait() == 0
@@ -135,7 +114,10 @@ def test_shutdown_of_many_services_restarts_none_and_fails_none(procs, scandir):
         write_script(scandir / name / "finish", "#!/bin/sh\necho \"$1 $2\" >> finished\n")
     init = Init(procs, scandir)
     wait_until(lambda: all(service_started(scandir / n) for n in names), timeout=30)
-    time.sleep(1.1)                    # past the restart throttle: a restart would be at once
+    # Past the restart throttle, where a wrong restart would come at once, not
+    # after the tree is down: a service with no readiness mechanism is ready
+    # after the same second up.
+    wait_until(lambda: all(read_state(scandir / n).get("ready") for n in names), timeout=30)
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=30) == 0
     for name in names:
@@ -258,7 +240,6 @@ def test_read_only_tree_with_supervise_symlinked_to_a_writable_place(procs, tmp_
     proc = procs.start("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
     wait_until(lambda: (state / "web" / "status").exists()
                and (state / "web" / "status").read_bytes()[19] == 1)
-    from conftest import run
     assert run("svok", svc).returncode == 0
     assert run("svc", "-d", svc).returncode == 0
     wait_until(lambda: (state / "web" / "status").read_bytes()[19] == 0)
@@ -268,7 +249,6 @@ def test_read_only_tree_with_supervise_symlinked_to_a_writable_place(procs, tmp_
 
 def test_runs_as_a_non_root_user(procs, staged_programs):
     """svscan, supervise and the services, all as nobody, on a tree nobody owns."""
-    import tempfile
     top = Path(tempfile.mkdtemp(prefix="svtree-nobody-"))
     try:
         os.chmod(top, 0o755)

@@ -1,6 +1,12 @@
-"""multilog's script language and patterns (pure)."""
+"""multilog's script language and patterns (pure): the man page's examples, the
+matcher against a transcription of multilog's, how settings and actions
+parse, and a Hypothesis property: any argument list parses into settings
+within multilog's bounds and patterns that match any line."""
 
-from hypothesis import given, strategies as st
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
 
 from svtree import logscript
 from svtree.logscript import Dir
@@ -73,3 +79,37 @@ def test_parse_selection_and_actions():
     assert kinds == ["select", "select", "alert", "status", "dir"]
     assert not s.plain and s.stamp is None
     assert logscript.parse(["s99999999", "./x"]).dirs[0].size == logscript.MAX_SIZE
+
+
+# --- Hypothesis: any argument list ---------------------------------------------------
+
+HEADS = ["", "t", "T", "+", "-", "e", "=", "s", "n", "!", ".", "./", "/"]
+words = st.one_of(
+    st.text(max_size=12),
+    st.binary(max_size=12).map(os.fsdecode),                # what argv can really hold
+    st.tuples(st.sampled_from(HEADS), st.text(max_size=8)).map("".join),
+    st.tuples(st.sampled_from(["s", "n"]), st.integers(-10, 10**30)).map(lambda t: f"{t[0]}{t[1]}"),
+    # digits of any script: str.isdigit() takes them, int() may not ("s²")
+    st.tuples(st.sampled_from(["s", "n"]), st.text(st.characters(categories=["Nd", "No"]),
+                                                   max_size=4)).map("".join))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(words, max_size=8), st.binary(max_size=40))
+def test_script_parser_never_raises(args, line):
+    """Any argument list parses (multilog ignores what it does not know) into
+    settings within multilog's bounds and patterns that match any line."""
+    script = logscript.parse(args)
+    for d in script.dirs:
+        assert logscript.MIN_SIZE <= d.size <= logscript.MAX_SIZE
+        assert d.num >= 2
+    for action in script.actions:
+        if action[0] == "select":
+            assert logscript.matches(action[2], line) in (True, False)
+
+
+@pytest.mark.parametrize("arg", ["s²", "n²", "s1²"])
+def test_script_parser_with_a_digit_int_rejects(arg):
+    """Only ASCII digits count, as in daemontools: "s²" is s with no number."""
+    without = arg.rstrip("²")
+    assert logscript.parse([arg, "./main"]).dirs == logscript.parse([without, "./main"]).dirs

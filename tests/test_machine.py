@@ -1,14 +1,18 @@
 """The supervise state machine, played through histories of events (no processes).
 
 Each history is a list of (event, argument, time, expected effects); after it,
-the named fields of the Supervisor must hold the given values.
+the named fields of the Supervisor must hold the given values. A Hypothesis
+property then plays any control bytes between any exits, check results and
+timeouts: no exception, only known effects, and a state supervise can write
+down.
 """
 
 import signal
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from svtree import machine as m
+from svtree import machine as m, policy, status
 
 RUN = ("spawn", "run", ["./run"])
 TERM, CONT, KILL, STOP = (("kill", s) for s in (signal.SIGTERM, signal.SIGCONT,
@@ -236,7 +240,7 @@ def test_svc_u_on_a_failed_service_starts_it_without_the_old_delay():
 
 EVENTS = (m.UP, m.ONCE, m.DOWN_CMD, m.RESTART, m.PAUSE, m.CONT, m.SIGNAL, m.GROUP, m.EXIT,
           m.HANGUP, m.SHUTDOWN, m.TIMEOUT, m.STARTED, m.START_FAILED, m.ADOPTED, m.EXITED,
-          m.READY, m.CHECK_STARTED, m.CHECK_START_FAILED, m.CHECK_EXITED)
+          m.READY, m.CHECK_STARTED, m.CHECK_START_FAILED, m.CHECK_EXITED, m.DEPS)
 
 
 def test_the_table_names_every_cell():
@@ -318,3 +322,110 @@ def test_a_second_term_holds_again():
     m.step(sv, m.SHUTDOWN, 1.0)
     m.step(sv, m.SHUTDOWN, 1.03)
     assert not m.may_write(sv, 1.0 + m.HOLD) and m.deadline(sv) == 1.03 + m.HOLD
+
+
+# --- Hypothesis: the state machine under any control bytes ---------------------------
+
+EFFECTS = {"spawn", "kill", "killgroup", "killcheck", "announce", "exit"}
+
+
+class Driver:
+    """Plays the supervise loop's part for the pure machine: spawns succeed
+    (with made-up pids) or fail as the test says, and effects are checked."""
+
+    def __init__(self, sv):
+        self.sv = sv
+        self.now = 0.0
+        self.pid = 100
+        self.fail_next = False
+
+    def wall(self):
+        return (int(self.now), int(self.now % 1 * 1e9))
+
+    def feed(self, event, arg=None):
+        self.carry_out(m.step(self.sv, event, self.now, self.wall(), arg))
+
+    def byte(self, b):
+        self.carry_out(m.command(self.sv, b, self.now, self.wall()))
+
+    def carry_out(self, effects):
+        for effect in effects:
+            assert effect[0] in EFFECTS, effect
+            if effect[0] != "spawn":
+                continue
+            check = effect[1] == "check"
+            if self.fail_next:
+                self.fail_next = False
+                self.feed(m.CHECK_START_FAILED if check else m.START_FAILED)
+            else:
+                self.pid += 1
+                self.feed(m.CHECK_STARTED if check else m.STARTED, self.pid)
+
+    def do(self, op, arg):
+        if op == "bytes":
+            for b in arg:
+                self.byte(b)
+        elif op == "tick":
+            self.now += arg
+            self.feed(m.TIMEOUT)
+        elif op == "exit":
+            if self.sv.pid and self.sv.state != m.DOWN:
+                self.feed(m.EXITED, arg)
+        elif op == "check_exit":
+            if self.sv.check_pid:
+                self.feed(m.CHECK_EXITED, arg)
+        elif op == "fail_next":
+            self.fail_next = True
+        else:
+            self.feed(op)                # READY, HANGUP
+
+
+def invariants(sv):
+    assert sv.state in (m.DOWN, m.RUN, m.FINISH)
+    assert sv.want in (m.WANT_UP, m.WANT_DOWN, m.WANT_ONCE)
+    if sv.state == m.DOWN:
+        assert sv.pid == 0
+    else:
+        assert sv.pid > 0
+    if sv.paused:
+        assert sv.state == m.RUN
+    due = m.deadline(sv)
+    assert due is None or isinstance(due, float)
+    want = status.WANT_DOWN if sv.want == m.WANT_ONCE else sv.want
+    packed = status.pack(status.Status(sv.stamp[0], sv.stamp[1], sv.pid, sv.paused, want,
+                                       sv.term, sv.state))
+    assert status.unpack(packed).pid == sv.pid        # what supervise writes is readable
+
+
+policies = st.builds(
+    policy.Policy,
+    notify_fd=st.sampled_from([None, 3]), check=st.booleans(),
+    check_interval=st.sampled_from([None, 0.5]),
+    restart=st.sampled_from(["always", "on-failure", "never"]),
+    max_deaths=st.sampled_from([0, 2]), critical=st.sampled_from([0, 2]),
+    timeout_kill=st.sampled_from([None, 0.3]), down_signal=st.sampled_from([15, 1]),
+    backoff_max=st.sampled_from([60.0, 2.0]))
+
+
+ops = st.one_of(
+    st.tuples(st.just("bytes"), st.binary(min_size=1, max_size=8)),
+    st.tuples(st.just("bytes"), st.lists(st.sampled_from(sorted(m.COMMANDS)), min_size=1,
+                                         max_size=4).map(bytes)),
+    st.tuples(st.just("tick"), st.sampled_from([0.0, 0.05, 0.3, 1.0, 11.0, 61.0])),
+    st.tuples(st.just("exit"), st.sampled_from([0, 1 << 8, 125 << 8, 9, 15])),
+    st.tuples(st.just("check_exit"), st.sampled_from([0, 1 << 8])),
+    st.tuples(st.sampled_from(["fail_next", m.READY, m.HANGUP]), st.none()))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([m.WANT_UP, m.WANT_DOWN]), policies, st.lists(ops, max_size=60))
+def test_machine_survives_any_control_bytes(want, policy, history):
+    """Whatever bytes arrive, between whatever exits and timeouts: no
+    exception, only known effects, and a state supervise can write down."""
+    sv = m.Supervisor(want, 0.0, policy)
+    driver = Driver(sv)
+    driver.feed(m.TIMEOUT)
+    invariants(sv)
+    for op, arg in history:
+        driver.do(op, arg)
+        invariants(sv)

@@ -5,7 +5,7 @@ The server answers every client at once (one selector loop), gives each
 --timeout seconds to ask and read, closes it after that, reads at most
 httpd.MAX_REQUEST bytes of request, and says nothing on stderr when a client
 hangs up or resets. The well-behaved path (200, 404, Content-Type, a fresh
-read at each scrape, SIGTERM) is in test_svtree_cli.
+read at each scrape, SIGTERM) is in test_metrics.
 
 Not tested: more than httpd.MAX_CLIENTS connections at once (the next ones
 wait in the listen backlog); accept failing with EMFILE (the server pauses

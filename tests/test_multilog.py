@@ -2,15 +2,13 @@
 
 import os
 import re
-import shutil
 import signal
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import peer, program, run, wait_until, write_script
+from conftest import archives, everything, peer, program, wait_until
 
 STAMP = re.compile(rb"^@[0-9a-f]{24} ")
 
@@ -18,26 +16,6 @@ STAMP = re.compile(rb"^@[0-9a-f]{24} ")
 def multilog(*script, input=b"", cwd=None, timeout=30):
     return subprocess.run([program("multilog"), *script], input=input, cwd=cwd,
                           capture_output=True, timeout=timeout)
-
-
-def archives(d):
-    return sorted(p.name for p in Path(d).iterdir() if p.name.startswith("@"))
-
-
-def everything(d):
-    """All lines in a log directory, oldest file first (retried if a rotation
-    renames a file between listing and reading)."""
-    d = Path(d)
-    while True:
-        if not d.exists():
-            return []
-        try:
-            data = b"".join((d / name).read_bytes() for name in archives(d))
-            if (d / "current").exists():
-                data += (d / "current").read_bytes()
-            return data.splitlines()
-        except FileNotFoundError:
-            continue
 
 
 def test_plain_directory_layout_and_final_newline(tmp_path):

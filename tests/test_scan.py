@@ -1,42 +1,43 @@
-"""svscan with real directories: discovery, log pipes, restarts, removal."""
+"""svscan with real directories: which directories it starts (dot names,
+symlinks, a run that comes later, names meant for another host, names that
+are odd or not UTF-8), a directory removed or renamed, a ./run that leaves
+daemons behind, the shutdown (a grace period, each service's own down
+signal, the services it had to kill named), the zygote that forks each
+supervise, what ps shows, and where ./check's output goes.
+
+Covered elsewhere: svscan, a supervise or a logger killed and started again
+(test_scan_restart); svscan as PID 1 (test_init, test_container).
+"""
 
 import os
+import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
-from conftest import pid_alive, program, run, status_bytes, status_pid, wait_until, write_script
-
-SLEEPER = "#!/bin/sh\nexec sleep 1000\n"
-
-
-def start_svscan(procs, scandir, *args, **kw):
-    return procs.start(program("svscan"), *args, scandir, **kw)
+from conftest import read_state as state
+from conftest import (SLEEPER, children, comm, lines_of, pid_alive, probe, proc_stat,
+                      processes_under, program, run, start_svscan, status_bytes, status_json,
+                      status_pid, supervise_pids, supervisors, wait_until, write_script)
+from svtree.servicedir import meant_for_this_host
 
 
-def supervise_pids(scanner_pid):
-    """Children of svscan that are forked supervise processes."""
+def zygote_pids(scanner_pid):
+    """Children of svscan named svscan-zygote (see zygote.py)."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             comm = (entry / "comm").read_text().strip()
-        except OSError:
+        except (OSError, IndexError):
             continue
-        if int(fields[1]) == scanner_pid and comm == "supervise" and fields[0] != "Z":
+        if int(fields[1]) == scanner_pid and comm == "svscan-zygote" and fields[0] != "Z":
             pids.append(int(entry.name))
-    return sorted(pids)
+    return pids
 
 
-def probe(scandir, name="probe"):
-    """Add a service and wait for it to run: proof that svscan has scanned
-    everything that happened before (it handles events in order)."""
-    d = scandir / name
-    write_script(d / "run", SLEEPER)
-    wait_until(lambda: status_pid(d), timeout=5)
-
+# --- which directories are services --------------------------------------------------
 
 def test_starts_every_service_and_skips_dot_names(procs, service, scandir):
     a = service("a", parent=scandir)
@@ -70,48 +71,79 @@ def test_directory_without_run_is_started_when_run_appears(procs, scandir):
     wait_until(lambda: (d / "started").exists(), timeout=5)
 
 
-def test_log_pipe_loses_nothing_when_either_side_restarts(procs, service, scandir):
-    """Lines written while the logger is dead wait in the pipe svscan holds.
-
-    The talker writes a batch, then waits for a go-file; the test kills the
-    logger only once it has written the whole batch (it is then blocked in
-    read(), so SIGKILL cannot take a line with it), and lets the next batch
-    go while the logger is down. The talker itself is killed and restarted too.
-    """
-    talker = ("#!/bin/sh\nn=$(cat batch 2>/dev/null || echo 0)\n"
-              "while [ $n -lt 4 ]; do\n"
-              "  i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo batch $n line $i; done\n"
-              "  n=$((n+1)); echo $n > batch\n"
-              "  while [ ! -e go$n ]; do sleep 0.01; done\n"
-              "done\nexec sleep 1000\n")
-    sv = service("talker", run=talker, parent=scandir, log="#!/bin/sh\nexec cat >> ../out\n")
-    start_svscan(procs, scandir)
-    log = sv / "log"
-    lines = lambda: (sv / "out").read_text().splitlines() if (sv / "out").exists() else []
-    for n in range(1, 4):
-        wait_until(lambda: len(lines()) == 100 * n)
-        old = status_pid(log)
-        os.kill(old, signal.SIGKILL)                 # the logger dies ...
-        if n == 2:
-            os.kill(status_pid(sv), signal.SIGKILL)  # ... and once the talker too
-        (sv / f"go{n}").touch()                      # the next batch goes into the pipe
-        wait_until(lambda: status_pid(log) not in (0, old))
-    (sv / "go4").touch()
-    wait_until(lambda: len(lines()) >= 400, timeout=15)
-    assert lines() == [f"batch {n} line {i}" for n in range(4) for i in range(1, 101)]
+HOST = os.uname().nodename
 
 
-def test_dead_supervise_is_restarted(procs, service, scandir):
-    sv = service("a", parent=scandir)
-    scanner = start_svscan(procs, scandir)
-    wait_until(lambda: status_pid(sv))
-    [sup] = wait_until(lambda: supervise_pids(scanner.pid))
-    service_pid = status_pid(sv)
-    os.kill(service_pid, signal.SIGKILL)          # no orphan left for the new supervise
-    os.kill(sup, signal.SIGKILL)
-    wait_until(lambda: supervise_pids(scanner.pid) not in ([], [sup]), timeout=5)
-    wait_until(lambda: status_pid(sv) not in (0, service_pid), timeout=5)
+def test_meant_for_this_host():
+    assert meant_for_this_host("web")
+    assert meant_for_this_host("web@db1", host="db1")
+    assert meant_for_this_host("web@db1", host="db1.example.org")
+    assert not meant_for_this_host("web@db2", host="db1")
+    assert not meant_for_this_host("web@db1.example.org", host="db1")
+    assert meant_for_this_host("mail@example.org@db1", host="db1")
+    assert meant_for_this_host("trailing@", host="db1")     # no host named: a plain name
+    assert meant_for_this_host(f"x@{HOST}")
 
+
+def test_svscan_runs_only_the_services_meant_for_this_host(tmp_path, procs, service):
+    scan = tmp_path / "scan"
+    here = service(f"here@{HOST}", parent=scan)
+    there = service(f"there@not-{HOST}", parent=scan)
+    last = service("zzz", parent=scan)            # scanned after `there`
+    scanner = start_svscan(procs, scan)
+    wait_until(lambda: run("svok", here).returncode == 0 and run("svok", last).returncode == 0)
+    # svscan forks in name order: a supervise for `there` would already exist
+    # (its other child is the zygote, which forks them: zygote.py)
+    comms = sorted(Path(f"/proc/{p}/comm").read_text().strip() for p in children(scanner.pid))
+    assert comms == ["supervise", "supervise", "svscan-zygote"]
+    assert not (there / "supervise").exists()
+    code, records = status_json(scan)
+    assert code == 0
+    assert {r["service"]: r["state"] for r in records} == {
+        str(here): "up", str(there): "skipped", str(last): "up"}
+    r = run("svtree", "status", scan)
+    assert re.search(rf"^{re.escape(str(there))} +skipped .*not for this host$", r.stdout, re.M)
+    # a renamed tree: the same directory now meant for us is started
+    os.rename(there, scan / f"there@{HOST}")
+    wait_until(lambda: run("svok", scan / f"there@{HOST}").returncode == 0)
+
+
+ODD_NAMES = ["with space", "ünïcødé ☃", "new\nline", "-dash"]
+
+
+def test_odd_service_names(procs, strays, service, scandir):
+    """svscan starts them; svc, svok and svstat work; svstat prints the name as is."""
+    dirs = [service(name, parent=scandir) for name in ODD_NAMES]
+    procs.start(program("svscan"), scandir)
+    pids = [wait_until(lambda d=d: status_pid(d)) for d in dirs]
+    up = "".join(re.escape(f"{d}: up (pid {pid}) ") + r"\d+ seconds\n"
+                 for d, pid in zip(dirs, pids))
+    assert re.fullmatch(up, run("svstat", *dirs).stdout)
+    for d in dirs:
+        assert run("svok", d).returncode == 0
+    assert run("svc", "-d", *dirs).returncode == 0
+    for d in dirs:
+        wait_until(lambda d=d: status_pid(d) == 0 and status_bytes(d)[17:20] == b"d\0\0")
+    down = "".join(re.escape(f"{d}: down ") + r"\d+ seconds, normally up\n" for d in dirs)
+    assert re.fullmatch(down, run("svstat", *dirs).stdout)
+    assert not any(map(pid_alive, pids))
+
+
+def test_service_name_that_is_not_utf8(procs, strays, scandir):
+    """A name is bytes: svstat prints them back as they are, and one ./run runs."""
+    raw = os.fsencode(str(scandir)) + b"/caf\xe9 \xff"
+    d = Path(os.fsdecode(raw))
+    write_script(d / "run", SLEEPER)
+    procs.start(program("svscan"), scandir)
+    pid = wait_until(lambda: status_pid(d))
+    out = subprocess.run([program("svstat"), raw], capture_output=True, timeout=30).stdout
+    assert re.fullmatch(re.escape(raw + b": up (pid %d) " % pid) + rb"\d+ seconds\n", out)
+    assert sorted(processes_under(d)) == sorted([pid, *supervisors(d)])   # one ./run
+    assert subprocess.run([program("svc"), "-d", raw], timeout=30).returncode == 0
+    wait_until(lambda: not pid_alive(pid))
+
+
+# --- services that go away, and what they leave --------------------------------------
 
 def test_removed_service_is_brought_down_and_its_logger_drains(procs, service, scandir, tmp_path):
     real = service("real", run="#!/bin/sh\ntrap 'echo bye; exit 0' TERM\necho hello\n"
@@ -129,19 +161,6 @@ def test_removed_service_is_brought_down_and_its_logger_drains(procs, service, s
     assert run("svok", real / "log").returncode == 100
 
 
-def test_no_second_supervise_where_one_runs(procs, service, scandir):
-    sv = service("a", parent=scandir)
-    procs.start(program("supervise"), sv)
-    wait_until(lambda: status_pid(sv))
-    first = status_pid(sv)
-    scanner = start_svscan(procs, scandir)
-    probe(scandir, "first")                        # svscan has scanned once
-    os.kill(scanner.pid, signal.SIGHUP)            # and a rescan for good measure
-    probe(scandir, "second")
-    assert len(supervise_pids(scanner.pid)) == 2   # the probes' only
-    assert status_pid(sv) == first
-
-
 def test_renamed_service_keeps_its_supervise(procs, service, scandir):
     sv = service("a", parent=scandir)
     scanner = start_svscan(procs, scandir)
@@ -153,6 +172,52 @@ def test_renamed_service_keeps_its_supervise(procs, service, scandir):
     assert len(supervise_pids(scanner.pid)) == 2 and set(sups) <= set(supervise_pids(scanner.pid))
     assert status_pid(scandir / "b") == pid
 
+
+def test_service_dir_removed_while_running_leaves_nothing(procs, strays, service, scandir):
+    doomed = service("doomed", parent=scandir, log="#!/bin/sh\nexec cat > /dev/null\n")
+    keep = service("keep", parent=scandir)
+    scanner = procs.start(program("svscan"), scandir)
+    pids = [wait_until(lambda d=d: status_pid(d)) for d in (doomed, doomed / "log", keep)]
+    sups = wait_until(lambda: len(supervisors(doomed) + supervisors(doomed / "log")) == 2
+                      and supervisors(doomed) + supervisors(doomed / "log"))
+    # rm -rf can race supervise re-creating status.new; as a person would, retry
+    wait_until(lambda: subprocess.run(["rm", "-rf", doomed]).returncode == 0
+               and not doomed.exists())
+    wait_until(lambda: not processes_under(doomed), timeout=10,
+               message="something still runs in the removed directory")
+    # a process on its way out has no cwd any more but is not a zombie yet
+    wait_until(lambda: not any(map(pid_alive, [*pids[:2], *sups])))
+    wait_until(lambda: not children(scanner.pid, "Z"), message="svscan left a zombie")
+    assert len(supervisors(keep)) == 1 and status_pid(keep) == pids[2]
+    assert [p for p in children(scanner.pid) if comm(p) == "supervise"] == supervisors(keep)
+
+
+def test_service_that_double_forks_and_exits(procs, strays, service, scandir):
+    """./run leaves a daemon behind and exits: supervise restarts it once a
+    second (no busy loop), the orphans go to svscan, the subreaper, which
+    reaps them (no zombie stays), and the service stays controllable."""
+    forker = service("forker", parent=scandir,
+                     run="#!/bin/sh\ndate +%s.%N >> starts\n"
+                         "sh -c 'sleep 1 & echo $! >> daemons'\nexit 0\n")
+    scanner = procs.start(program("svscan"), scandir)
+    daemon = int(wait_until(lambda: lines_of(forker / "daemons"))[0])
+    # once the middle shell is gone, the daemon (alive for a second) is svscan's
+    wait_until(lambda: (proc_stat(daemon) or ("", 0))[1] == scanner.pid)
+    wait_until(lambda: len(lines_of(forker / "starts")) >= 3, timeout=10)
+    times = [float(t) for t in lines_of(forker / "starts")]
+    # a second apart, give or take how long each start took: no busy loop
+    assert all(b - a >= 0.5 for a, b in zip(times, times[1:])), times
+    assert len(supervisors(forker)) == 1
+    assert run("svc", "-d", forker).returncode == 0
+    wait_until(lambda: status_bytes(forker)[17:18] == b"d" and status_bytes(forker)[19] == 0)
+    daemons = [int(p) for p in lines_of(forker / "daemons")]
+    wait_until(lambda: not any(map(pid_alive, daemons)), timeout=5)
+    wait_until(lambda: not children(scanner.pid, "Z"), message="svscan left a zombie")
+    assert re.fullmatch(rf"{re.escape(str(forker))}: down \d+ seconds, normally up\n",
+                        run("svstat", forker).stdout)
+
+
+# --- shutdown ------------------------------------------------------------------------
 
 def test_sigterm_shuts_the_tree_down_cleanly(procs, service, scandir):
     a = service("a", parent=scandir, log="#!/bin/sh\nexec cat >> ../out\n",
@@ -182,6 +247,22 @@ def test_grace_period_then_kill(procs, service, scandir):
     assert not pid_alive(pid)
 
 
+def test_forced_shutdown_names_what_it_killed(procs, tmp_path):
+    scan = tmp_path / "scan"
+    write_script(scan / "stubborn" / "run", "#!/bin/sh\ntrap '' TERM\n"
+                                           "while :; do sleep 0.1; done\n")
+    write_script(scan / "polite" / "run", SLEEPER)
+    proc = procs.start(program("svscan"), "-g", "1", scan)
+    pid = wait_until(lambda: state(scan / "stubborn").get("pid"))
+    wait_until(lambda: state(scan / "polite").get("pid"))
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 111
+    assert (f"svscan: warning: still running 1s after TERM, killed: stubborn (pid {pid})\n"
+            in err.decode()), err
+    assert b"polite" not in err
+
+
 def test_shutdown_gives_each_service_its_own_down_signal(procs, service, scandir):
     """svscan signals the services itself at shutdown (they end at once, not
     one supervise after another), with the signal each one's supervise would
@@ -209,41 +290,7 @@ def test_shutdown_gives_each_service_its_own_down_signal(procs, service, scandir
         assert status_bytes(sv)[12:20] == b"\0\0\0\0\0d\0\0"   # down, want down
 
 
-def test_usage_errors():
-    assert run("svscan", "-x").returncode == 100
-    assert run("svscan", "a", "b").returncode == 100
-    assert run("svscan", "-g", "soon", ".").returncode == 100
-    r = run("svscan", "/nonexistent/dir")
-    assert r.returncode == 111
-    assert r.stderr == "svscan: fatal: unable to chdir to /nonexistent/dir: file does not exist\n"
-
-
-def test_killed_supervise_is_replaced_and_the_service_not_duplicated(procs, service, scandir):
-    sv = service("a", parent=scandir)
-    scanner = start_svscan(procs, scandir)
-    pid = wait_until(lambda: status_pid(sv))
-    [sup] = wait_until(lambda: supervise_pids(scanner.pid))
-    os.kill(sup, signal.SIGKILL)
-    wait_until(lambda: supervise_pids(scanner.pid) not in ([], [sup]), timeout=5)
-    wait_until(lambda: run("svok", sv).returncode == 0)
-    assert status_pid(sv) == pid and pid_alive(pid)
-    from test_supervise import sleepers_in
-    assert sleepers_in(sv) == [pid]
-
-
-def zygote_pids(scanner_pid):
-    """Children of svscan named svscan-zygote (see zygote.py)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            comm = (entry / "comm").read_text().strip()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == scanner_pid and comm == "svscan-zygote" and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
+# --- the zygote, process titles, ./check's output, usage -----------------------------
 
 def test_the_zygote_forks_each_supervise_as_a_child_of_svscan(procs, service, scandir):
     """One zygote; the supervise processes it forks are svscan's children,
@@ -281,3 +328,50 @@ def test_without_its_zygote_svscan_forks_supervise_itself(procs, service, scandi
     assert scanner.wait(timeout=10) == 0
     told = scanner.stderr.read().decode()
     assert told.count("svscan forks each supervise itself") == 1, told
+
+
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().rstrip(b"\0").replace(b"\0", b" ").decode()
+
+
+def test_ps_shows_what_each_supervise_runs(procs, tmp_path):
+    scan = tmp_path / "scan"
+    write_script(scan / "web" / "run", SLEEPER)
+    write_script(scan / "web" / "log" / "run", "#!/bin/sh\nexec cat >/dev/null\n")
+    proc = procs.start(program("svscan"), scan)
+    wait_until(lambda: state(scan / "web").get("pid") and state(scan / "web" / "log").get("pid"))
+    ps = subprocess.run(["ps", "-o", "args=", "--ppid", str(proc.pid)], capture_output=True,
+                        text=True, timeout=10).stdout.split("\n")
+    assert "supervise web" in ps and "supervise web/log" in ps, ps
+    assert cmdline(proc.pid) == f"svscan {scan}"
+    assert comm(proc.pid) == "svscan"
+    children = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                                               capture_output=True, text=True,
+                                               timeout=10).stdout.split()]
+    # and the zygote that forks them (see zygote.py), named as such
+    assert sorted(comm(p) for p in children) == ["supervise", "supervise", "svscan-zygote"]
+
+
+def test_check_output_goes_to_the_service_log(procs, tmp_path):
+    scan = tmp_path / "scan"
+    sv = scan / "web"
+    write_script(sv / "run", SLEEPER)
+    write_script(sv / "check", "#!/bin/sh\necho check-complaint >&2\n[ -e ok ]\n")
+    write_script(sv / "log" / "run", "#!/bin/sh\nexec cat >> captured\n")
+    proc = procs.start(program("svscan"), scan)
+    wait_until(lambda: b"check-complaint" in (sv / "log" / "captured").read_bytes()
+               if (sv / "log" / "captured").exists() else False)
+    (sv / "ok").touch()
+    wait_until(lambda: state(sv).get("ready"))
+    proc.send_signal(signal.SIGTERM)
+    assert b"check-complaint" not in proc.communicate(timeout=20)[1]
+
+
+def test_usage_errors():
+    assert run("svscan", "-x").returncode == 100
+    assert run("svscan", "a", "b").returncode == 100
+    assert run("svscan", "-g", "soon", ".").returncode == 100
+    r = run("svscan", "/nonexistent/dir")
+    assert r.returncode == 111
+    assert r.stderr == "svscan: fatal: unable to chdir to /nonexistent/dir: file does not exist\n"

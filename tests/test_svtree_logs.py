@@ -1,4 +1,6 @@
-"""svtree logs: the last lines with local times, and following across rotations."""
+"""svtree logs: the last lines with local times, following across rotations,
+the log directory a logger's script names, and errors that name the argument.
+"""
 
 import os
 import re
@@ -6,8 +8,10 @@ import signal
 import subprocess
 
 import pytest
+from click.testing import CliRunner
 
-from conftest import program, run, wait_until
+from conftest import program, run, wait_until, write_script
+from svtree.cli.svtree import svtree
 
 LOCAL = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} ")
 
@@ -104,3 +108,44 @@ def test_a_symlink_in_someone_elses_log_shows_only_their_directory(tmp_path):
     assert r.returncode == 111 and "not theirs" not in r.stdout
     os.chown(other, 65534, 65534)
     assert run("svtree", "logs", "--raw", sv).stdout == "not theirs\n"
+
+
+def test_logs_errors_name_the_argument(tmp_path):
+    r = run("svtree", "logs", tmp_path / "missing")
+    assert (r.returncode, r.stdout) == (100, "")
+    assert r.stderr == f"svtree: fatal: unable to read {tmp_path}/missing: file does not exist\n"
+    (tmp_path / "file").write_text("")
+    r = run("svtree", "logs", tmp_path / "file")
+    assert r.returncode == 100
+    assert r.stderr == f"svtree: fatal: unable to read {tmp_path}/file: not a directory\n"
+    r = run("svtree", "logs", tmp_path)
+    assert r.returncode == 111
+    assert r.stderr == (f"svtree: fatal: no log directory with a current file in {tmp_path}, "
+                        "its log/, or where its logger's script writes; name the log directory "
+                        "itself: svtree logs DIR\n")
+    for name in ("a", "b"):
+        (tmp_path / "svc" / "log" / name).mkdir(parents=True)
+        (tmp_path / "svc" / "log" / name / "current").write_text("x\n")
+    r = run("svtree", "logs", "-f", tmp_path / "svc")
+    assert r.returncode == 100 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(f"svtree: fatal: {tmp_path}/svc has several log directories")
+    result = CliRunner().invoke(svtree, ["logs", str(tmp_path / "missing")])
+    assert result.exit_code == 100 and result.output.startswith("svtree: fatal: unable to read")
+
+
+def test_a_logger_named_itself_shows_its_log(tmp_path):
+    logdir = tmp_path / "svc" / "log" / "main"
+    logdir.mkdir(parents=True)
+    write_script(tmp_path / "svc" / "log" / "run", "#!/bin/sh\nexec multilog t ./main\n")
+    (logdir / "current").write_text("one\n")
+    r = run("svtree", "logs", tmp_path / "svc" / "log")
+    assert (r.returncode, r.stdout) == (0, "one\n")
+
+
+def test_a_nul_in_a_loggers_script_costs_no_traceback(tmp_path):
+    sv = tmp_path / "svc"
+    (sv / "log").mkdir(parents=True)
+    (sv / "log" / "multilog").write_bytes(b"t ./ma\0in /x\0y\n")
+    r = run("svtree", "logs", sv)
+    assert r.returncode == 111 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("svtree: fatal: no log directory")

@@ -11,26 +11,64 @@ why in one line, and that the rest of the tree still runs.
 Covered elsewhere: hostile records read by the tools (state.json, event
 lines, status fifos for svstat, log directories: test_hostile), the metrics
 server (test_metrics_server), symlinks planted in a root supervise/
-(test_faults).
+(test_supervise).
 """
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import pid_alive, program, run, status_pid, wait_until, write_script
+from conftest import (SLEEPER, comm, kill_everything, pid_alive, processes_under, program, run,
+                      start_supervise, status_pid, wait_until, write_script)
 from svtree import procfs, status
-from test_faults import (ROOT_ONLY, SLEEPER, as_user, open_tree, processes_under,  # noqa: F401
-                         start_supervise, two_users)
 
-pytestmark = ROOT_ONLY
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (useradd, chown)")
 STUBBORN = "#!/bin/sh\ntrap '' TERM\nexec sleep 1000\n"    # TERM ignored, through exec
+
+
+@pytest.fixture
+def two_users():
+    """Two throwaway accounts, each with a group of its own: [(name, uid, gid)] * 2."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to add users")
+    import pwd
+    created = []
+    try:
+        for tag in "ab":
+            name = f"svtf{os.getpid() % 100000}{tag}"
+            subprocess.run(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", name],
+                           check=True, capture_output=True)
+            created.append(name)
+        yield [(n, pwd.getpwnam(n).pw_uid, pwd.getpwnam(n).pw_gid) for n in created]
+    finally:
+        for name in created:
+            subprocess.run(["userdel", "-r", name], capture_output=True)
+            subprocess.run(["groupdel", name], capture_output=True)
+
+
+@pytest.fixture
+def open_tree(procs):
+    """A directory every user can reach (tmp_path's parents are root's 0700)."""
+    top = Path(tempfile.mkdtemp(prefix="svtree-trust-"))
+    os.chmod(top, 0o755)
+    yield top
+    kill_everything(procs, [top])       # or supervise writes as rmtree deletes
+    shutil.rmtree(top)
+
+
+@pytest.fixture
+def as_user(staged_programs):
+    """as_user(user, prog, *args): one of our programs run to completion as
+    user, from copies user can read wherever the checkout lives (conftest)."""
+    return staged_programs.run
 
 
 def as_shell(user, script):
@@ -413,15 +451,8 @@ def test_removing_services_under_svscan_leaves_no_run_behind(procs, tmp_path):
         # supervise may be making its files as rm deletes them: again until gone
         wait_until(lambda: subprocess.run(["rm", "-rf", str(sv)], capture_output=True)
                    .returncode == 0)
-    wait_until(lambda: not [p for p in processes_under(scan) if comm_of(p) == "sleep"],
+    wait_until(lambda: not [p for p in processes_under(scan) if comm(p) == "sleep"],
                timeout=15)
-
-
-def comm_of(pid):
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return None
 
 
 # --- 9. limits -------------------------------------------------------------------------------

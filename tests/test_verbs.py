@@ -22,13 +22,9 @@ import time
 from click.testing import CliRunner
 
 from conftest import start_supervise as supervise
-from conftest import (NOTIFY_WHEN_GO, peer, program, run, status_pid, wait_until,
+from conftest import (NOTIFY_WHEN_GO, peer, program, record, run, status_pid, wait_until,
                       write_script)
-from svtree import tree
 from svtree.cli.svtree import svtree
-
-def record(sv):
-    return tree.read(tree.Entry(sv))
 
 
 def line(outcome, body):
