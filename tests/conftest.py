@@ -20,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from svtree import status
-
-from svtree import tree
+from svtree import status, tree
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
