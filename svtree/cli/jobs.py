@@ -10,6 +10,8 @@ from .. import jobs, table
 from .. import wait as wait_
 from .output import Fatal, directories
 
+# a new job run once: it has run, and ./run and ./finish are done
+ENDED = wait_.Goal("ended", lambda s: s.process == "down" and (s.starts or 0) >= 1)
 SUPERVISE_WAIT = 10.0     # seconds for svscan to start the new service's supervise
 DEFAULT_WAIT = 7.0
 CHUNK = 3600.0            # seconds of one settle() round while waiting without a limit
@@ -48,7 +50,9 @@ def run_cmd(once, name, timeout, as_json, scandir, command):
                       SUPERVISE_WAIT):
         raise Fatal(f"{path}: supervise not running after {SUPERVISE_WAIT:g}s "
                     f"(is svscan running on {scandir}?)")
-    goal = wait_.send(path, "once") if once else wait_.BY_NAME["up"]
+    if once:
+        wait_.send(path, "once")
+    goal = ENDED if once else wait_.BY_NAME["up"]
     w = settled(path, goal, timeout if timeout is not None else None if once else DEFAULT_WAIT)
     rec = wait_.record(w)
     if as_json:
