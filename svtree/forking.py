@@ -18,7 +18,7 @@ import resource
 import select
 import signal
 
-from . import logdir, logger, logscript, machine, proctitle, supervise, zygote
+from . import logdir, logger, logscript, machine, proctitle, supervise, unix, zygote
 from .errors import TEMPORARY, tell
 
 # what svscan catches that a forked supervise must not (plain ints: see supervise.py)
@@ -56,10 +56,10 @@ def fork_quietly():
     return pid
 
 
-def fork_supervise(path, fds=()):
+def fork_supervise(path, fds=(), names=()):
     """The pid of a new supervise of path, forked by svscan itself, with
-    each fd of fds, (fd, target) pairs, on its descriptor target. Raises
-    OSError."""
+    each fd of fds, (fd, target) pairs, on its descriptor target (names:
+    its sockets', see sockets.py). Raises OSError."""
     # Frozen objects are skipped by the collector: the child's collections
     # then leave the pages it shares with svscan untouched.
     gc.freeze()
@@ -69,32 +69,31 @@ def fork_supervise(path, fds=()):
         gc.unfreeze()
         raise
     if pid == 0:
-        become_supervise(path, fds)
+        become_supervise(path, fds, names)
     gc.unfreeze()              # svscan's own garbage stays collectable
     return pid
 
 
-def become_supervise(path, fds=()):
+def become_supervise(path, fds=(), names=()):
     """In a forked child (of svscan, or of the zygote's middle process):
     drop svscan's fds and signals, then supervise path. fds: (fd, target)
     pairs: the log pipe's end on 0 or 1 (the service's stdout, the logger's
-    stdin), the dependencies' pipe on DEPS_FD (close-on-exec: ./run never
-    sees it). Never returns."""
+    stdin), the dependencies' pipe on DEPS_FD, the service's listening
+    sockets on SOCKETS_FD and after (all close-on-exec: ./run gets the
+    sockets from supervise as fds 3, 4...); names: the sockets'. Never
+    returns."""
     code = TEMPORARY
     try:
         _signal.set_wakeup_fd(-1)
         for signum in CHILD_DEFAULTS:
             _signal.signal(signum, _signal.SIG_DFL)
         deps_r = -1
-        for fd, target in sorted(fds, key=lambda pair: pair[1]):   # DEPS_FD last
-            if fd == target:           # dup3() refuses that; the flag alone changes
-                os.set_inheritable(fd, target < 3)
-            else:
-                os.dup2(fd, target, inheritable=target < 3)
+        for fd, target in unix.copied_above(fds):
+            os.dup2(fd, target, inheritable=target < 3)
             deps_r = target if target == DEPS_FD else deps_r
-        os.closerange(3 if deps_r < 0 else DEPS_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        os.closerange(max((t for _, t in fds), default=2) + 1, os.sysconf("SC_OPEN_MAX"))
         resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
-        code = supervise.run(path, under_svscan=True, deps_r=deps_r)
+        code = supervise.run(path, under_svscan=True, deps_r=deps_r, sockets=names)
     except BaseException as e:     # never return into svscan's loop
         try:
             warn(f"supervise {path} failed", e)

@@ -26,7 +26,8 @@ import signal
 import stat
 import time
 
-from . import depends, forking, inherited, inotify, policy, servicedir, unix, wstatus, zygote
+from . import (depends, forking, inherited, inotify, policy, servicedir, sockets, unix, wstatus,
+               zygote)
 from .errors import tell
 
 PROG = "svscan"
@@ -61,7 +62,7 @@ class Proc:
 class Service:
     """A service directory and what svscan holds for it."""
 
-    __slots__ = ("name", "main", "log", "pipe", "active", "joined", "deps_w")
+    __slots__ = ("name", "main", "log", "pipe", "active", "joined", "deps_w", "sockets")
 
     def __init__(self, name, has_log):
         self.name = name
@@ -71,6 +72,7 @@ class Service:
         self.active = True
         self.joined = False   # looked for the pipe of an earlier svscan's supervise
         self.deps_w = -1      # svscan's end of the pipe telling its supervise what holds it
+        self.sockets = None   # [(listening socket, name)] of its socket file, once opened
 
     def procs(self):
         return (self.main, self.log) if self.log else (self.main,)
@@ -224,6 +226,9 @@ class Scanner:
         if service.deps_w >= 0:
             os.close(service.deps_w)
             service.deps_w = -1
+        for sock, _ in service.sockets or ():
+            sock.close()
+        service.sockets = None
         for key, known in list(self.services.items()):
             if known is service:
                 del self.services[key]
@@ -249,9 +254,15 @@ class Scanner:
         deps_r = self.deps_pipe(service) if proc is service.main else -1
         if deps_r >= 0:
             fds.append((deps_r, forking.DEPS_FD))
+        names = ()
+        if proc is service.main:
+            if service.sockets is None:
+                service.sockets = sockets.open_for(service.name, policy.is_ours, warn)
+            fds += [(s.fileno(), sockets.SOCKETS_FD + i) for i, (s, _) in enumerate(service.sockets)]
+            names = tuple(name for _, name in service.sockets)
         forked_ns = time.time_ns()
         try:
-            pid = self.fork_child(proc.path, fds)
+            pid = self.fork_child(proc.path, fds, names)
         except OSError as e:
             warn(f"unable to start supervise {proc.path}", e)
             proc.restart_at = self.clock() + proc.delay
@@ -283,17 +294,18 @@ class Scanner:
         service.deps_w = w
         return r
 
-    def fork_child(self, path, fds):
+    def fork_child(self, path, fds, names=()):
         """The pid of a new supervise of path, with each fd of fds, (fd,
-        target) pairs, on its descriptor target: forked by the zygote (see
-        zygote.py), or by svscan itself if there is none. Raises OSError."""
+        target) pairs, on its descriptor target, and names, its sockets':
+        forked by the zygote (see zygote.py), or by svscan itself if there
+        is none. Raises OSError."""
         if self.zygote is not None:
             try:
-                return self.zygote.fork(path, fds)
+                return self.zygote.fork(path, fds, names)
             except zygote.Gone as e:
                 warn(f"unable to use the zygote: {e}; svscan forks each supervise itself")
                 self.drop_zygote()
-        return forking.fork_supervise(path, fds)
+        return forking.fork_supervise(path, fds, names)
 
     def drop_zygote(self):
         if self.zygote is not None:

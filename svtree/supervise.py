@@ -41,6 +41,7 @@ SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGKILL = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL))
 MAX_POLL = 2**31 - 1   # milliseconds
 BOOT_ID = procfs.boot_id()
+SOCKETS_FD = 4            # svscan's listening sockets for the service (sockets.py)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -132,6 +133,48 @@ def open_ok(sdir):
                    dir_fd=sdir)
 
 
+def spawn_listening(argv, notify, names):
+    """Start ./run with the service's sockets (supervise's fds SOCKETS_FD
+    on) as fds 3, 4, ..., LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID set,
+    as sd_listen_fds() wants them: LISTEN_PID is the pid ./run will have,
+    which only a fork knows before the exec. Otherwise as spawn(). Raises
+    OSError (the exec's own error, told by the child on a pipe)."""
+    env = dict(os.environ._data)
+    env[b"LISTEN_FDS"] = str(len(names)).encode()
+    env[b"LISTEN_FDNAMES"] = ":".join(names).encode()
+    moves = [(SOCKETS_FD + i, 3 + i) for i in range(len(names))]
+    if notify:
+        moves.append(notify)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:                                # the child: nothing here returns
+        try:
+            os.close(r)
+            os.setsid()
+            for signum in unix.CATCHABLE:
+                _signal.signal(signum, _signal.SIG_DFL)
+            _signal.set_wakeup_fd(-1)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+            for fd, target in unix.copied_above(moves):
+                os.dup2(fd, target)
+            env[b"LISTEN_PID"] = str(os.getpid()).encode()
+            os.execve(argv[0], argv, env)
+        except OSError as e:
+            os.write(w, e.errno.to_bytes(4, "little"))
+        finally:
+            os._exit(127)
+    os.close(w)
+    try:
+        told = os.read(r, 4)
+    finally:
+        os.close(r)
+    if told:
+        os.waitpid(pid, 0)
+        code = int.from_bytes(told, "little")
+        raise OSError(code, os.strerror(code))
+    return pid
+
+
 def spawn(argv, notify=None, stderr_to_stdout=False):
     """Start argv[0] from the service directory in a session of its own.
 
@@ -159,7 +202,7 @@ class StartFailed(Exception):
 class Loop:
     """One supervise: the machine, its fds and what it last wrote."""
 
-    def __init__(self, path, sdir, ctl_r, clock=time.monotonic, deps_r=-1):
+    def __init__(self, path, sdir, ctl_r, clock=time.monotonic, deps_r=-1, sockets=()):
         self.path = path
         self.sdir = sdir
         self.ctl_r = ctl_r
@@ -183,6 +226,7 @@ class Loop:
         self.write_error = None      # the last warning about writing status, said once
         self.deps_r = deps_r         # svscan's word on the dependencies (DEPS_FD), if any
         self.deps_partial = b""
+        self.sockets = sockets       # the names of the listening sockets on SOCKETS_FD..
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -316,6 +360,8 @@ class Loop:
         except OSError as e:                 # out of descriptors, say
             raise StartFailed(e, "unable to make the notification-fd pipe") from None
         try:
+            if what == "run" and self.sockets:
+                return spawn_listening(argv, notify, self.sockets)
             return spawn(argv, notify, stderr_to_stdout=what == "check")
         except OSError as e:
             raise StartFailed(e) from None
@@ -585,18 +631,20 @@ def install_signals(ignore_int=False):
     return r
 
 
-def run(path, *, under_svscan=False, deps_r=-1):
+def run(path, *, under_svscan=False, deps_r=-1, sockets=()):
     """Supervise the service at path until told to exit; returns the exit code.
 
     Under svscan, SIGINT is ignored: svscan sees the terminal's Ctrl-C and
     brings the tree down in order, loggers last; deps_r is the pipe on
-    which svscan says which dependencies hold ./run (depends.py).
+    which svscan says which dependencies hold ./run (depends.py); sockets,
+    the names of the listening sockets svscan holds for the service, on
+    SOCKETS_FD and after (sockets.py).
     """
     wakeup_r = install_signals(ignore_int=under_svscan)
     name_process(f"supervise {path}", "supervise")
     try:
         sdir, _lock, ctl_r, _ctl_w, gid = setup(path)
-        loop = Loop(path, sdir, ctl_r, deps_r=deps_r)
+        loop = Loop(path, sdir, ctl_r, deps_r=deps_r, sockets=sockets)
         return loop.run(wakeup_r, gid)
     except Fatal as e:
         tell(PROG, "fatal", str(e))

@@ -184,6 +184,15 @@ def kill(pid: int, signum: int) -> None:
         pass
 
 
+def copied_above(pairs):
+    """pairs, (fd, target) to dup2() in a new process, with each fd first
+    copied (close-on-exec) above every target: a source may be another
+    pair's target, which its dup2() would clobber."""
+    import fcntl
+    top = max((target for _, target in pairs), default=2) + 1
+    return [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top), target) for fd, target in pairs]
+
+
 def _note(signum, frame):
     """Handlers do nothing: the wakeup pipe carries the signal to the loop."""
 

@@ -21,7 +21,9 @@ The protocol, on a SOCK_SEQPACKET socket pair, one message each way per fork:
                                  (0 to MAX_FDS), then N bytes: the
                                  descriptor the supervise gets each on, then
                                  the service's path (relative to the scan
-                                 directory); the N descriptors as SCM_RIGHTS
+                                 directory), a NUL and its sockets' names
+                                 joined by ":"; the N descriptors as
+                                 SCM_RIGHTS
     reply (middle -> svscan)     4 bytes, native order: the supervise's pid,
                                  or -errno if it could not be forked
 
@@ -44,8 +46,8 @@ import sys
 
 from .errors import TEMPORARY, tell
 
-MAX_FDS = 2                     # the log pipe's end, the dependencies' pipe
-REQUEST_MAX = 1 + MAX_FDS + 4096   # a path is at most PATH_MAX (4096) bytes
+MAX_FDS = 2 + 16                # the log pipe's end, the dependencies' pipe, sockets
+REQUEST_MAX = 1 + MAX_FDS + 4096 + 1 + 16 * 256   # a path is at most PATH_MAX bytes
 ANSWER_WITHIN = 5.0             # seconds; a fork takes milliseconds
 PID_BYTES = 4
 
@@ -70,11 +72,12 @@ class Zygote:
         self.sock = sock
         sock.settimeout(ANSWER_WITHIN)
 
-    def fork(self, path, fds=()):
+    def fork(self, path, fds=(), names=()):
         """The pid of a new supervise of path, with each fd of fds, (fd,
         target) pairs, on its descriptor target. Raises OSError if it could
         not be forked, Gone if the zygote cannot be used any more."""
-        request = bytes((len(fds), *(target for _, target in fds))) + os.fsencode(path)
+        request = (bytes((len(fds), *(target for _, target in fds))) + os.fsencode(path)
+                   + b"\0" + ":".join(names).encode())
         rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                    b"".join(fd.to_bytes(4, sys.byteorder) for fd, _ in fds))] if fds else []
         try:
@@ -96,7 +99,7 @@ class Zygote:
 
 def serve(sock, become):
     """The zygote's life: fork a supervise for each request until svscan
-    closes its end. become(path, fds) is the supervise's; it never
+    closes its end. become(path, fds, names) is the supervise's; it never
     returns. Never returns."""
     code = 0
     try:
@@ -114,9 +117,10 @@ def serve(sock, become):
                     received += [int.from_bytes(raw[i:i + 4], sys.byteorder)
                                  for i in range(0, len(raw) - 3, 4)]
             count = data[0]
+            path, _, names = data[1 + count:].partition(b"\0")
             try:
-                spawn(sock, become, os.fsdecode(data[1 + count:]),
-                      tuple(zip(received, data[1:1 + count])))
+                spawn(sock, become, os.fsdecode(path), tuple(zip(received, data[1:1 + count])),
+                      tuple(names.decode().split(":")) if names else ())
             finally:
                 for fd in received:
                     os.close(fd)
@@ -130,7 +134,7 @@ def serve(sock, become):
         os._exit(code)
 
 
-def spawn(sock, become, path, fds):
+def spawn(sock, become, path, fds, names):
     """Fork the middle process, which forks the supervise, sends its pid
     and exits; wait for it (the zygote's only child, ever)."""
     gc.freeze()              # the collector of each supervise skips what is ours
@@ -146,7 +150,7 @@ def spawn(sock, become, path, fds):
             except OSError as e:
                 pid = -e.errno
             if pid == 0:
-                become(path, fds)
+                become(path, fds, names)
             sock.send(pid.to_bytes(PID_BYTES, sys.byteorder, signed=True))
         finally:
             os._exit(0)
