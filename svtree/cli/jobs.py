@@ -17,7 +17,7 @@ DEFAULT_WAIT = 7.0
 CHUNK = 3600.0            # seconds of one settle() round while waiting without a limit
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.command("run")
 @click.option("--once", is_flag=True,
               help="Run it once, never restarted, and wait until it has ended; "
                    "exit with its code (128 + signal if killed).")
