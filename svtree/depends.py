@@ -62,6 +62,7 @@ class Dependencies:
         self.scanner = scanner
         self.inotify = None
         self.edges = {}           # name -> [(word, target)]: a name of the tree, or a path
+        self.owners = {}          # name -> uid of its directory's owner
         self.cyclic = set()       # names in a cycle: they start as if they had no depends
         self.said = {}            # name -> the line last written on its pipe
         self.told = set()         # warnings said, not said again while they hold
@@ -75,8 +76,12 @@ class Dependencies:
         are no service (each said once, in one line), watch what is needed."""
         services = self.scanner.by_name()
         by_key = {key: s.name for key, s in self.scanner.services.items() if s.active}
-        edges, told = {}, set()
+        edges, told, owners = {}, set(), {}
         for name in services:
+            try:
+                owners[name] = os.stat(name).st_uid
+            except OSError:
+                continue
             try:
                 words = servicedir.read_depends(name)
             except (OSError, servicedir.BadDepends) as e:
@@ -85,7 +90,7 @@ class Dependencies:
                 continue
             if words:
                 edges[name] = [(word, self.target(word, by_key)) for word in words]
-        self.edges = edges
+        self.edges, self.owners = edges, owners
         self.cyclic = set()
         for cycle in cycles({n: [t for _, t in e if t in services] for n, e in edges.items()}):
             self.cyclic.update(cycle)
@@ -113,9 +118,14 @@ class Dependencies:
         return by_key.get((st.st_dev, st.st_ino), word)
 
     def dependents(self, name) -> list[str]:
-        """The services of the tree whose start waits for name."""
+        """The services of the tree that name's shutdown waits for: those
+        whose start waits for it, if their owner may hold it back (root,
+        or name's own owner: another user's depends file must not keep
+        root's database up until the grace period ends)."""
+        owner = self.owners.get(name)
         return [n for n, e in self.edges.items()
-                if n not in self.cyclic and any(t == name for _, t in e)]
+                if n not in self.cyclic and any(t == name for _, t in e)
+                and self.owners.get(n) in (0, owner)]
 
     # --- what holds each service --------------------------------------------------
 

@@ -500,9 +500,14 @@ class Loop:
             self.on_signals(bytes([SIGCHLD]))           # more children ended meanwhile
 
     def on_control(self):
+        want = self.sv.want
         for byte in unix.drain(self.ctl_r):
             for effect in machine.command(self.sv, byte, self.clock(), unix_now()):
                 self.carry_out(effect)
+        if self.sv.want != want and not self.events:
+            # a want changed and nothing else (svc -d of a service already down):
+            # a reader waiting for that (svtree stop) hears of it too
+            self.events.append(statejson.event_fields(self.sv, self.path, "want", unix_now()))
         self.written = self.written_state = None   # rewrite: mends a damaged status file
 
     def on_deps(self):

@@ -112,7 +112,7 @@ def why(rec, now=None) -> str | None:
         return rec["start_error"]
     if rec["failed"]:
         return f"failed: {rec['reason']}" if rec["reason"] else "failed"
-    if rec["process"] == "down" and rec["want"] == "up":
+    if rec["process"] == "down" and rec["want"] in ("up", "once"):
         if rec["blocked_by"]:
             return "blocked by " + ", ".join(f"{n} ({w})" for n, w in rec["blocked_by"].items())
         if rec["waiting_for"]:

@@ -392,7 +392,7 @@ def read(entry: Entry, now: float | None = None) -> Record:
         return rec
     try:
         rec["normally_up"] = not os.access("down", os.F_OK, dir_fd=fd, follow_symlinks=False)
-        rec["depends"] = depends_of(fd)
+        rec["depends"] = None if entry.logger_of is not None else depends_of(fd)
         try:
             rec["supervised"] = is_supervised(fd)
         except OSError as e:

@@ -162,9 +162,9 @@ def after(verb: str, before: tree.Snapshot | None) -> Goal:
     was_up = before is not None and before.process == "run"
 
     def hopeless(snap):                # a failure of a run after the command
-        if snap.failed and another_run(before, snap):
-            return failed_for_good(snap)
-        return held_for_good(snap) if snap.want == "up" else None
+        # (blocked is no failure here: the dependencies a start brings up
+        # may mend it, which svscan says a moment later; a timeout says why)
+        return failed_for_good(snap) if snap.failed and another_run(before, snap) else None
     if verb == "start":
         return Goal(verb, lambda s: up_enough(s) and s.want == "up", supervised=True,
                     ready=True, hopeless=hopeless)
@@ -194,6 +194,7 @@ def dependencies(path: Path) -> list[Path]:
     """The services path's depends file lists, and theirs, dependencies
     first, each once, found as svscan finds them (relative to path's scan
     directory); those that cannot be read are left out."""
+    path = Path(os.path.abspath(path))
     found, seen = [], {path}
 
     def visit(service):
