@@ -159,7 +159,9 @@ class Dependencies:
         try:
             if service is None and not servicedir.is_service(dir_fd=fd):
                 return NO_SERVICE
-            return readiness(fd, service)
+            if service is None or service.instances() is None:
+                return readiness(fd, service and service.main)
+            return any_ready([instance_readiness(fd, proc) for proc in service.runs()])
         finally:
             os.close(fd)
 
@@ -167,26 +169,29 @@ class Dependencies:
         """Tell each service whose verdict changed (or whose pipe is new)."""
         looks, services = {}, self.scanner.by_name()
         for service in services.values():
-            if service.deps_w >= 0:
-                self.tell(service, self.verdict(service.name, services, looks))
+            verdict = None
+            for proc in service.runs():          # each instance is held alike
+                if proc.deps_w >= 0:
+                    verdict = verdict or self.verdict(service.name, services, looks)
+                    self.tell(proc, verdict)
 
-    def tell(self, service, verdict):
+    def tell(self, proc, verdict):
         line = encode(verdict)
-        if self.said.get(service.name) == line:
+        if self.said.get(proc.path) == line:
             return
         try:
-            os.write(service.deps_w, line)
-            self.said[service.name] = line
+            os.write(proc.deps_w, line)
+            self.said[proc.path] = line
         except BlockingIOError:
-            self.said.pop(service.name, None)      # full: said again at the next change
+            self.said.pop(proc.path, None)         # full: said again at the next change
         except OSError:
             pass                                   # its supervise is gone
 
-    def first_word(self, service):
-        """The line a new supervise of service finds on its pipe: what holds
-        it right now (nothing is written when nothing does)."""
+    def first_word(self, service, proc):
+        """The line proc, a new supervise of service, finds on its pipe:
+        what holds it right now (nothing is written when nothing does)."""
         line = encode(self.verdict(service.name, self.scanner.by_name()))
-        self.said[service.name] = line
+        self.said[proc.path] = line
         return line if line != encode(READY) else b""
 
     # --- watching -----------------------------------------------------------------------
@@ -206,8 +211,10 @@ class Dependencies:
         wanted = {name: None for name in services}
         for e in self.edges.values():
             for _, target in e:
-                wanted[target] = None
-                wanted[os.path.join(target, "supervise")] = "supervise"
+                service = services.get(target)
+                for where in instance_dirs(target, service):
+                    wanted[where] = None
+                    wanted[os.path.join(where, "supervise")] = "supervise"
         for path in set(self.watched) - set(wanted):
             self.unwatch(path)
         for path, what in wanted.items():
@@ -253,6 +260,9 @@ class Dependencies:
                 if self.watched.get(path) == event.wd:
                     del self.watched[path]
                 continue
+            if what is None and event.name == servicedir.INSTANCES:
+                self.scanner.scan()         # scaled: new instances, fewer; reloads too
+                return
             if what is None and event.name in ("depends", "run"):
                 reload = True
             elif what is None and event.name == "supervise":
@@ -267,15 +277,46 @@ class Dependencies:
         self.inotify = None
 
 
-def readiness(fd, service):
+def instance_dirs(target, service):
+    """Where a dependency's supervise/ directories are: its own, or its
+    instances' (instance/K/)."""
+    if service is None or service.instances() is None:
+        return [target]
+    return [servicedir.instance_path(target, proc.instance) for proc in service.runs()]
+
+
+def instance_readiness(fd, proc):
+    """readiness() of one instance of the service open as fd."""
+    try:
+        inner = os.open(f"instance/{proc.instance}", os.O_RDONLY | os.O_DIRECTORY
+                        | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except OSError:
+        return None                 # not made yet: its supervise is starting
+    try:
+        return readiness(inner, proc)
+    finally:
+        os.close(inner)
+
+
+def any_ready(answers):
+    """A service of N instances is ready when one is (it can serve); it
+    cannot be when none can; otherwise not yet."""
+    if True in answers:
+        return True
+    blocked = [a for a in answers if a is not None]
+    return blocked[0] if blocked and len(blocked) == len(answers) else None
+
+
+def readiness(fd, proc):
     """True if the service open as fd is ready, None if not yet, or why it
-    cannot be. service: the scanner's Service when it is one of the tree."""
-    if service is not None and not supervised(service):
+    cannot be. proc: the scanner's Proc of its supervise when it is one of
+    the tree (None for a service elsewhere)."""
+    if proc is not None and not supervised(proc):
         return None
     try:
         snap = tree.snapshot(fd)
-        live = tree.is_supervised(fd) if service is None else True
-        if service is not None and service.main.pid and not fresh(fd, service.main.forked_ns):
+        live = tree.is_supervised(fd) if proc is None else True
+        if proc is not None and proc.pid and not fresh(fd, proc.forked_ns):
             return None             # a status of the supervise before it: no word yet
     except FileNotFoundError:
         return None
@@ -287,12 +328,19 @@ def readiness(fd, service):
         return "blocked by " + ", ".join(snap.blocked_by)
     ready = (snap.process == "run" and snap.ready is not False and not snap.record_error
              and not snap.stale_record)
-    return True if ready and live else None
+    # one of ours writes state.json right after status: until then it has said nothing
+    told = proc is None or snap.source == "state.json"
+    return True if ready and live and told else None
 
 
-def supervised(service) -> bool:
-    """Has svscan a supervise for service (its own, or one it inherited)?"""
-    return bool(service.main.pid or service.main.control >= 0)
+def supervised(proc) -> bool:
+    """Has svscan this supervise (its own, or one it inherited) running?"""
+    return bool(proc.pid or proc.control >= 0)
+
+
+def running(service) -> bool:
+    """Has svscan a supervise of the service (of any instance) running?"""
+    return any(supervised(proc) for proc in service.runs())
 
 
 def fresh(fd, since_ns) -> bool:

@@ -4,8 +4,9 @@ A reader creates a fifo in it (any name not starting with a dot), opens it
 for reading, and gets one JSON line per state change: {"service", "event",
 "time", "pid", "state", "want", "ready"} with event one of up, ready,
 exited, down, failed, unhealthy, waiting (with "waiting_for": the
-dependencies not ready), blocked (with "blocked_by": those that cannot be,
-and why), and want (what supervise wants changed, nothing else did).
+dependencies not ready) and blocked (with "blocked_by": those that cannot
+be, and why). down, waiting and blocked are said again when a command
+changes only what supervise wants of a service that is down.
 supervise opens each fifo without blocking: a fifo with no reader is
 removed, a reader whose pipe is full misses the line; nothing waits. The
 lines of a change are written after status and state.json, so a reader who

@@ -56,7 +56,7 @@ def fork_quietly():
     return pid
 
 
-def fork_supervise(path, fds=(), names=()):
+def fork_supervise(path, fds=(), names=(), instance=None):
     """The pid of a new supervise of path, forked by svscan itself, with
     each fd of fds, (fd, target) pairs, on its descriptor target (names:
     its sockets', see sockets.py). Raises OSError."""
@@ -69,12 +69,12 @@ def fork_supervise(path, fds=(), names=()):
         gc.unfreeze()
         raise
     if pid == 0:
-        become_supervise(path, fds, names)
+        become_supervise(path, fds, names, instance)
     gc.unfreeze()              # svscan's own garbage stays collectable
     return pid
 
 
-def become_supervise(path, fds=(), names=()):
+def become_supervise(path, fds=(), names=(), instance=None):
     """In a forked child (of svscan, or of the zygote's middle process):
     drop svscan's fds and signals, then supervise path. fds: (fd, target)
     pairs: the log pipe's end on 0 or 1 (the service's stdout, the logger's
@@ -91,9 +91,11 @@ def become_supervise(path, fds=(), names=()):
         for fd, target in unix.copied_above(fds):
             os.dup2(fd, target, inheritable=target < 3)
             deps_r = target if target == DEPS_FD else deps_r
-        os.closerange(max((t for _, t in fds), default=2) + 1, os.sysconf("SC_OPEN_MAX"))
+        # 0, 1, 2 stay: the logger's supervise gets only its stdin from us
+        os.closerange(max([2, *(t for _, t in fds)]) + 1, os.sysconf("SC_OPEN_MAX"))
         resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
-        code = supervise.run(path, under_svscan=True, deps_r=deps_r, sockets=names)
+        code = supervise.run(path, under_svscan=True, deps_r=deps_r, sockets=names,
+                             instance=instance)
     except BaseException as e:     # never return into svscan's loop
         try:
             warn(f"supervise {path} failed", e)

@@ -74,15 +74,21 @@ class Inherited:
             self.told.remove(proc)
 
     def tell(self, service):
-        """Bring the service down: the main supervise gets d and x, the
-        logger's x, so it exits once its logger has drained the pipe."""
-        for proc, letters in ((service.main, b"dx"), (service.log, b"x")):
-            if proc is not None and proc.control >= 0:
-                try:
-                    os.write(proc.control, letters)
-                    self.told.append(proc)
-                except OSError:
-                    self.forget(proc)
+        """Bring the service down: each of its supervise processes gets d
+        and x, the logger's x, so it exits once its logger has drained the
+        pipe."""
+        for proc in service.runs():
+            self.tell_one(proc, b"dx")
+        if service.log is not None:
+            self.tell_one(service.log, b"x")
+
+    def tell_one(self, proc, letters):
+        if proc.control >= 0:
+            try:
+                os.write(proc.control, letters)
+                self.told.append(proc)
+            except OSError:
+                self.forget(proc)
 
     def probe(self):
         """Forget the supervise processes told to go that are gone: a byte

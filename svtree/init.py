@@ -114,14 +114,14 @@ class Init:
         if not self.pending:
             return
         sc = self.scanner
-        alive = {s.name for s in sc.services.values() if depends.supervised(s)}
+        alive = {s.name for s in sc.services.values() if depends.running(s)}
         going = [s for s in self.pending
                  if not any(d in alive for d in sc.deps.dependents(s.name))]
         if not going:
             return
         self.pending = [s for s in self.pending if s not in going]
         # read first, while the supervise processes still sleep
-        hurry = [running_service(service.main) for service in going]
+        hurry = [{proc: running_service(proc) for proc in service.runs()} for service in going]
         for service, pid_signal in zip(going, hurry):
             sc.retire(service, pid_signal)
 
@@ -145,9 +145,10 @@ class Init:
             kill(-self.command_pid, SIGKILL)
             killed.append(f"the main command (pid {self.command_pid})")
         for service in list(self.scanner.services.values()):
-            pid = status_pid(service.main)
-            if pid and kill_child(service.main.pid, pid):
-                killed.append(f"{service.name} (pid {pid})")
+            for proc in service.runs():
+                pid = status_pid(proc)
+                if pid and kill_child(proc.pid, pid):
+                    killed.append(f"{proc.path} (pid {pid})")
         killed += [f"{path} (through its supervise)" for path in self.scanner.inherited.kill()]
         if killed:
             warn(f"still running {self.grace:g}s after TERM, killed: {', '.join(killed)}")

@@ -44,12 +44,16 @@ def warn(what, e=None):
 
 
 class Proc:
-    """One supervise process svscan started: the main one or the logger's."""
+    """One supervise process svscan started: the service's (or one of its
+    instances'), or the logger's."""
 
-    __slots__ = ("path", "pid", "started", "forked_ns", "restart_at", "delay", "control", "ok")
+    __slots__ = ("path", "instance", "pid", "started", "forked_ns", "restart_at", "delay",
+                 "control", "ok", "deps_w")
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, instance=None):
+        self.path = path          # the directory its supervise/ is in
+        self.instance = instance  # its number, for an instance (SERVICE/instance/K)
+        self.deps_w = -1          # svscan's end of the pipe telling it what holds it
         self.pid = 0
         self.started = 0.0
         self.forked_ns = 0    # wall clock at the fork: its status is news only after
@@ -62,26 +66,46 @@ class Proc:
 class Service:
     """A service directory and what svscan holds for it."""
 
-    __slots__ = ("name", "main", "log", "pipe", "active", "joined", "deps_w", "sockets")
+    __slots__ = ("name", "main", "extra", "leaving", "log", "pipe", "active", "joined",
+                 "sockets")
 
-    def __init__(self, name, has_log):
+    def __init__(self, name, has_log, instances=None):
         self.name = name
-        self.main = Proc(name)
+        self.main = Proc(name) if instances is None else instance(name, 1)
+        self.extra = [instance(name, k) for k in range(2, (instances or 1) + 1)]
+        self.leaving = []     # instances scaled away, until their supervise exits
         self.log = Proc(os.path.join(name, "log")) if has_log else None
         self.pipe = os.pipe() if has_log else None
         self.active = True
         self.joined = False   # looked for the pipe of an earlier svscan's supervise
-        self.deps_w = -1      # svscan's end of the pipe telling its supervise what holds it
         self.sockets = None   # [(listening socket, name)] of its socket file, once opened
 
+    def runs(self):
+        """The supervise processes of the service itself (of each instance)."""
+        return (self.main, *self.extra)
+
     def procs(self):
-        return (self.main, self.log) if self.log else (self.main,)
+        return (*self.runs(), *self.leaving, *((self.log,) if self.log else ()))
+
+    def instances(self):
+        return None if self.main.instance is None else len(self.extra) + 1
 
     def rename(self, name):
         """The directory was renamed: its supervise processes keep running."""
-        self.name = self.main.path = name
+        self.name = name
+        for proc in self.runs():
+            proc.path = name if proc.instance is None else servicedir.instance_path(name, proc.instance)
         if self.log:
             self.log.path = os.path.join(name, "log")
+
+
+def running(service) -> bool:
+    """Has the service (not its logger) a supervise of ours still running?"""
+    return any(p.pid for p in (*service.runs(), *service.leaving))
+
+
+def instance(name, number):
+    return Proc(servicedir.instance_path(name, number), number)
 
 
 
@@ -102,6 +126,7 @@ class Scanner:
         self.inherited = inherited.Inherited()
         self.zygote = None         # what forks each supervise (zygote.py), if any
         self.deps = depends.Dependencies(self)
+        self.told = set()          # warnings about files read at each scan, said once
     # --- scanning -----------------------------------------------------------
 
     def scan(self):
@@ -133,7 +158,7 @@ class Scanner:
                     warn(f"unable to start {name}: running too many services")
                     continue
                 try:
-                    service = Service(name, self.has_log(name))
+                    service = Service(name, self.has_log(name), self.instances(name))
                 except OSError as e:           # out of fds: the next scan tries again
                     warn(f"unable to create pipe for {name}", e)
                     continue
@@ -142,6 +167,12 @@ class Scanner:
                 continue          # still draining its logger; a fresh one comes next scan
             if service.name != name:
                 service.rename(name)
+            count = self.instances(name)
+            if (count is None) != (service.instances() is None):
+                self.retire(service)   # one copy to N, or N to one: started afresh once down
+                continue
+            if count is not None and count != service.instances():
+                self.scale(service, count)
             seen.add(key)
             found.append(service)
         for key, service in list(self.services.items()):
@@ -151,6 +182,32 @@ class Scanner:
         for service in found:
             self.start_dead(service)
         self.deps.update()
+
+    def instances(self, name):
+        return servicedir.instances(name, self.warn_once)
+
+    def warn_once(self, message):
+        """A mistake in a file read at every scan is said once, not a
+        minute apart (said again if mended and made again)."""
+        if message not in self.told:
+            self.told.add(message)
+            warn(message)
+
+    def scale(self, service, count):
+        """An instances file changed: start the instances it adds, bring
+        the highest ones down cleanly (as svc -dx) if it asks for fewer.
+        The others are left alone."""
+        runs = service.runs()
+        for number in range(len(runs) + 1, count + 1):
+            service.extra.append(instance(service.name, number))
+        for proc in runs[count:]:
+            service.extra.remove(proc)
+            self.close_deps(proc)
+            if proc.pid:
+                unix.kill(proc.pid, signal.SIGTERM)
+                service.leaving.append(proc)
+            elif proc.control >= 0:
+                self.inherited.tell_one(proc, b"dx")
 
     def by_name(self):
         """The services of the tree (not those going away), by name."""
@@ -181,10 +238,11 @@ class Scanner:
         self.watches[wd] = name
 
     def retire(self, service, hurry=None):
-        """Bring the service down, then its logger (its directory is gone, or
-        the tree is shutting down).
+        """Bring the service down (each of its instances), then its logger
+        (its directory is gone, or the tree is shutting down).
 
-        hurry: (pidfd, signal) of the running ./run, which then gets its down
+        hurry: {Proc: (pidfd, signal)} of the running ./run of each of its
+        supervise processes, which then gets its down
         signal (and CONT) from us right after its supervise got TERM. The
         supervise has its TERM pending before the service can die, so it
         still sees "down, then exited", as if it had sent the signal itself;
@@ -193,21 +251,24 @@ class Scanner:
         """
         service.active = False
         self.inherited.tell(service)
-        if service.main.pid:
-            unix.kill(service.main.pid, signal.SIGTERM)
-            if hurry:
-                pidfd, signum = hurry
+        hurry = hurry or {}
+        for proc in service.runs():
+            if proc.pid:
+                unix.kill(proc.pid, signal.SIGTERM)
+            pidfd, signum = hurry.get(proc) or (-1, 0)
+            if pidfd >= 0:
                 for sig in (signum, signal.SIGCONT):
                     try:
                         signal.pidfd_send_signal(pidfd, sig)
                     except OSError:
                         break         # it has ended already
                 os.close(pidfd)
-        else:
+        if not running(service):
             self.main_gone(service)
 
     def main_gone(self, service):
-        """The main supervise is down for good: let the logger drain and go."""
+        """The service's supervise (each instance's) is down for good: let
+        the logger drain and go."""
         if service.pipe and service.pipe[1] >= 0:
             os.close(service.pipe[1])
             service.pipe = (service.pipe[0], -1)
@@ -223,9 +284,8 @@ class Scanner:
                 if fd >= 0:
                     os.close(fd)
             service.pipe = None
-        if service.deps_w >= 0:
-            os.close(service.deps_w)
-            service.deps_w = -1
+        for proc in service.runs():
+            self.close_deps(proc)
         for sock, _ in service.sockets or ():
             sock.close()
         service.sockets = None
@@ -236,6 +296,11 @@ class Scanner:
                 # number (rm -rf, then mkdir): the scan that saw it skipped it as
                 # the one still draining. Look again now, not in a minute.
                 self.next_scan = min(self.next_scan, self.clock())
+
+    def close_deps(self, proc):
+        if proc.deps_w >= 0:
+            os.close(proc.deps_w)
+            proc.deps_w = -1
 
     # --- processes ----------------------------------------------------------
 
@@ -248,21 +313,22 @@ class Scanner:
             return
         if proc.control >= 0:      # the inherited one is gone; ours takes over
             self.inherited.forget(proc)
-        fds = []
-        if service.pipe:           # the service writes the pipe, its logger reads it
-            fds.append((service.pipe[1], 1) if proc is service.main else (service.pipe[0], 0))
-        deps_r = self.deps_pipe(service) if proc is service.main else -1
+        fds, ours = [], proc is not service.log
+        if service.pipe:           # the service (each instance) writes the pipe, its logger reads
+            fds.append((service.pipe[1], 1) if ours else (service.pipe[0], 0))
+        deps_r = self.deps_pipe(service, proc) if ours else -1
         if deps_r >= 0:
             fds.append((deps_r, forking.DEPS_FD))
         names = ()
-        if proc is service.main:
+        if ours:
             if service.sockets is None:
                 service.sockets = sockets.open_for(service.name, policy.is_ours, warn)
             fds += [(s.fileno(), sockets.SOCKETS_FD + i) for i, (s, _) in enumerate(service.sockets)]
             names = tuple(name for _, name in service.sockets)
         forked_ns = time.time_ns()
         try:
-            pid = self.fork_child(proc.path, fds, names)
+            pid = self.fork_child(proc.path if proc.instance is None else service.name, fds,
+                                  names, proc.instance)
         except OSError as e:
             warn(f"unable to start supervise {proc.path}", e)
             proc.restart_at = self.clock() + proc.delay
@@ -275,37 +341,35 @@ class Scanner:
         proc.started = self.clock()
         self.by_pid[pid] = (service, proc)
 
-    def deps_pipe(self, service):
-        """The read end of a new pipe for service's supervise, holding
-        what its dependencies hold it on (depends.py); svscan keeps the
-        write end. -1 if none can be made: it then starts unheld."""
-        if service.deps_w >= 0:
-            os.close(service.deps_w)
-            service.deps_w = -1
+    def deps_pipe(self, service, proc):
+        """The read end of a new pipe for proc, a supervise of service,
+        holding what its dependencies hold it on (depends.py); svscan keeps
+        the write end. -1 if none can be made: it then starts unheld."""
+        self.close_deps(proc)
         try:
             r, w = os.pipe2(os.O_CLOEXEC)
         except OSError as e:
             warn(f"unable to create pipe for {service.name}", e)
             return -1
-        first = self.deps.first_word(service)
+        first = self.deps.first_word(service, proc)
         if first:
             os.write(w, first)          # read by supervise before its first start
         os.set_blocking(w, False)
-        service.deps_w = w
+        proc.deps_w = w
         return r
 
-    def fork_child(self, path, fds, names=()):
-        """The pid of a new supervise of path, with each fd of fds, (fd,
-        target) pairs, on its descriptor target, and names, its sockets':
-        forked by the zygote (see zygote.py), or by svscan itself if there
-        is none. Raises OSError."""
+    def fork_child(self, path, fds, names=(), number=None):
+        """The pid of a new supervise of path (of its instance number, if
+        given), with each fd of fds, (fd, target) pairs, on its descriptor
+        target, and names, its sockets': forked by the zygote (see
+        zygote.py), or by svscan itself if there is none. Raises OSError."""
         if self.zygote is not None:
             try:
-                return self.zygote.fork(path, fds, names)
+                return self.zygote.fork(path, fds, names, number)
             except zygote.Gone as e:
                 warn(f"unable to use the zygote: {e}; svscan forks each supervise itself")
                 self.drop_zygote()
-        return forking.fork_supervise(path, fds, names)
+        return forking.fork_supervise(path, fds, names, number)
 
     def drop_zygote(self):
         if self.zygote is not None:
@@ -333,11 +397,16 @@ class Scanner:
     def supervise_ended(self, service, proc, status_=0):
         now = self.clock()
         code = wstatus.code_of(status_)
-        if (proc is service.main and code and not self.stopping and service.active
+        ours = proc is not service.log
+        if proc in service.leaving:                  # scaled away: gone for good
+            service.leaving.remove(proc)
+            if service.active and not self.stopping:
+                return
+        if (ours and code and not self.stopping and service.active
                 and policy.is_ours(os.path.join(service.name, "critical"))):
             self.critical = (service.name, code)     # init.py takes the tree down
         if not service.active or self.stopping:
-            if proc is service.main:
+            if ours and not running(service):
                 self.main_gone(service)
             else:
                 self.forget_if_done(service)

@@ -42,9 +42,22 @@ def candidate(name: str) -> bool:
 def is_service(path=".", dir_fd: int | None = None) -> bool:
     """A service directory named as such (the directory open as dir_fd, if
     given): it has a run, or it is a built-in logger (a log/ with a
-    multilog script and no run, which its supervise runs itself)."""
+    multilog script and no run, which its supervise runs itself), or it is
+    one instance of a service (SERVICE/instance/K, see instances())."""
     return any(os.access(os.path.join(path, name), os.F_OK, dir_fd=dir_fd,
-                         follow_symlinks=False) for name in SERVICE_FILES)
+                         follow_symlinks=False) for name in SERVICE_FILES) \
+        or is_instance(path, dir_fd)
+
+
+def is_instance(path=".", dir_fd: int | None = None) -> bool:
+    """Is this SERVICE/instance/K, with a supervise/ and K a number?"""
+    where = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else path
+    where = os.path.abspath(os.path.join(where, path)) if dir_fd is not None else \
+        os.path.abspath(where)
+    parent, number = os.path.split(where)
+    return (number.isdigit() and os.path.basename(parent) == "instance"
+            and os.path.isdir(os.path.join(where, "supervise"))
+            and os.path.lexists(os.path.join(os.path.dirname(parent), "run")))
 
 
 def names(scandir, listing: list[str] | None = None) -> list[str]:
@@ -121,3 +134,36 @@ def dependency_path(scandir, word: str) -> str:
     """Where a dependency of a service in scandir is: a name is in scandir,
     a path is taken as it is (relative to scandir if relative)."""
     return os.path.join(scandir, word)
+
+
+INSTANCES = "instances"
+INSTANCES_MAX = 64
+
+
+def instances(service, warn=None) -> int | None:
+    """How many copies an instances file asks for (1 to INSTANCES_MAX);
+    None without one, or if it cannot be used (said with warn)."""
+    name = os.path.join(service, INSTANCES)
+    if not os.access(name, os.F_OK, follow_symlinks=False):
+        return None
+    try:
+        text = read_regular(name, None, 64).decode("ascii", "replace").strip()
+    except (OSError, NotRegular) as e:
+        text = f"<{e}>"
+    if text.isdigit() and 1 <= int(text) <= INSTANCES_MAX:
+        return int(text)
+    if warn:
+        warn(f"unable to use {name}: not a number from 1 to {INSTANCES_MAX}; "
+             "one copy, as without the file")
+    return None
+
+
+def instance_path(service, number: int) -> str:
+    """Where instance NUMBER of service keeps its supervise/."""
+    return os.path.join(service, "instance", str(number))
+
+
+def instance_paths(service) -> list[str] | None:
+    """The directories of the copies an instances file asks for, or None."""
+    count = instances(service)
+    return None if count is None else [instance_path(service, k) for k in range(1, count + 1)]

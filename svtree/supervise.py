@@ -53,8 +53,10 @@ class Fatal(Exception):
     """A setup failure: supervise exits 111 with this message."""
 
 
-def setup(path):
-    """Enter the service directory and claim its supervise/ files.
+def setup(path, instance=None):
+    """Enter the service directory and claim its supervise/ files (those of
+    instance/INSTANCE/ for an instance: the service's files are shared,
+    its supervise/ is its own).
 
     Returns (supervise dir fd, lock fd, control read fd, control write fd,
     the group that may control the service too, from trust.read_access).
@@ -65,8 +67,17 @@ def setup(path):
         raise Fatal(f"unable to chdir to {path}: {describe(e)}") from None
     here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sdir = claim_supervise_dir(path, here)
         gid = trust.read_access(here, lambda m: warn(f"unable to use {path}/{m}"))
+        if instance is not None:
+            at = f"{path}/{trust.INSTANCE_DIR}/{instance}"
+            try:
+                above = trust.open_instance(here, instance)
+            except (OSError, trust.Untrusted) as e:
+                raise Fatal(f"unable to use {at}: "
+                            f"{e if isinstance(e, trust.Untrusted) else describe(e)}") from None
+            os.close(here)
+            here, path = above, at
+        sdir = claim_supervise_dir(path, here)
     finally:
         os.close(here)
     try:
@@ -504,10 +515,15 @@ class Loop:
         for byte in unix.drain(self.ctl_r):
             for effect in machine.command(self.sv, byte, self.clock(), unix_now()):
                 self.carry_out(effect)
-        if self.sv.want != want and not self.events:
-            # a want changed and nothing else (svc -d of a service already down):
-            # a reader waiting for that (svtree stop) hears of it too
-            self.events.append(statejson.event_fields(self.sv, self.path, "want", unix_now()))
+        sv = self.sv
+        if sv.want != want and not self.events and sv.state == machine.DOWN:
+            # what it wants changed and nothing else did (svc -d of a service
+            # already down, svc -u of one held): a reader waiting for that
+            # (svtree stop, start) hears of it too
+            name = ("down" if sv.want == machine.WANT_DOWN else "blocked" if sv.blocked_by
+                    else "waiting" if sv.waiting_for else None)
+            if name:
+                self.events.append(statejson.event_fields(sv, self.path, name, unix_now()))
         self.written = self.written_state = None   # rewrite: mends a damaged status file
 
     def on_deps(self):
@@ -636,20 +652,25 @@ def install_signals(ignore_int=False):
     return r
 
 
-def run(path, *, under_svscan=False, deps_r=-1, sockets=()):
+def run(path, *, under_svscan=False, deps_r=-1, sockets=(), instance=None):
     """Supervise the service at path until told to exit; returns the exit code.
 
     Under svscan, SIGINT is ignored: svscan sees the terminal's Ctrl-C and
     brings the tree down in order, loggers last; deps_r is the pipe on
     which svscan says which dependencies hold ./run (depends.py); sockets,
     the names of the listening sockets svscan holds for the service, on
-    SOCKETS_FD and after (sockets.py).
+    SOCKETS_FD and after (sockets.py); instance: its number, for one of
+    the N copies an instances file asks for (INSTANCE in ./run's
+    environment, supervise/ in instance/N/).
     """
     wakeup_r = install_signals(ignore_int=under_svscan)
-    name_process(f"supervise {path}", "supervise")
+    shown = path if instance is None else f"{path}/{trust.INSTANCE_DIR}/{instance}"
+    name_process(f"supervise {shown}", "supervise")
+    if instance is not None:
+        os.environ["INSTANCE"] = str(instance)       # ./run's, ./finish's, ./check's
     try:
-        sdir, _lock, ctl_r, _ctl_w, gid = setup(path)
-        loop = Loop(path, sdir, ctl_r, deps_r=deps_r, sockets=sockets)
+        sdir, _lock, ctl_r, _ctl_w, gid = setup(path, instance)
+        loop = Loop(shown, sdir, ctl_r, deps_r=deps_r, sockets=sockets)
         return loop.run(wakeup_r, gid)
     except Fatal as e:
         tell(PROG, "fatal", str(e))

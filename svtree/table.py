@@ -153,7 +153,7 @@ def shorten(text: str, width: int) -> str:
 
 def row(rec, now=None) -> tuple[str, ...]:
     name = rec["service"]
-    if rec["logger_of"] is not None:
+    if rec["logger_of"] is not None or rec.get("instance_of") is not None:
         name = "  " + name
     known = rec["process"] is not None
     cells = (name, rec["state"],

@@ -87,6 +87,7 @@ class Record(TypedDict):
     """One service as `svtree status --json` prints it (None: not known)."""
     service: str                  # its directory, as svc would be given it
     logger_of: str | None         # the service whose output this logger reads
+    instance_of: str | None       # the service this is one instance of (its instances file)
     state: str                    # one of STATES
     process: Literal["down", "run", "finish"] | None
     pid: int | None               # ./run's (or ./finish's) pid, 0 when down
@@ -122,6 +123,7 @@ class Entry:
     """A service directory found from the arguments."""
     path: Path
     logger_of: Path | None = None
+    instance_of: Path | None = None   # SERVICE/instance/K: one of SERVICE's copies
 
 
 def find(args) -> list[Entry]:
@@ -159,8 +161,11 @@ def search(args, keep_missing=False) -> tuple[list[Entry], list[str]]:
 
 
 def with_logger(path: Path) -> list[Entry]:
+    """The service (or each of its instances) and its logger."""
     log = path / "log"
-    return [Entry(path), Entry(log, path)] if log.is_dir() else [Entry(path)]
+    copies = servicedir.instance_paths(path)
+    own = [Entry(path)] if copies is None else [Entry(Path(p), None, path) for p in copies]
+    return own + [Entry(log, path)] if log.is_dir() else own
 
 
 @dataclass
@@ -430,6 +435,7 @@ def depends_of(dir_fd: int) -> list[str] | None:
 def blank(entry: Entry) -> Record:
     return Record(service=str(entry.path),
                   logger_of=None if entry.logger_of is None else str(entry.logger_of),
+                  instance_of=None if entry.instance_of is None else str(entry.instance_of),
                   state="unknown", process=None, pid=None, since=None, seconds=None,
                   want=None, normally_up=None, ready=None, paused=None, failed=None,
                   starts=None, last_exit=None, supervised=False, source=None, error=None,

@@ -42,6 +42,7 @@ SUPERVISE = "supervise"
 ENTRIES = ("lock", "control", "ok", "status", "status.new", "state.json",
            "state.json.new")
 EVENT_DIR = "event"
+INSTANCE_DIR = "instance"       # SERVICE/instance/K/supervise/: an instance's (scan.py)
 
 
 class Untrusted(Exception):
@@ -113,6 +114,29 @@ def open_supervise(dir_fd: int, *, create: bool = False) -> int:
     except BaseException:
         os.close(fd)
         raise
+    return fd
+
+
+def open_instance(dir_fd: int, number: int) -> int:
+    """An fd of instance/NUMBER of the service open as dir_fd, made if
+    missing: directories of ours (0755: svc and svstat of other users
+    reach their supervise/ below), never a symlink or one someone else made.
+    Raises Untrusted or OSError."""
+    fd = dir_fd
+    for name in (INSTANCE_DIR, str(number)):
+        if not os.access(name, os.F_OK, dir_fd=fd, follow_symlinks=False):
+            os.mkdir(name, 0o755, dir_fd=fd)
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode) or not safe_dir(st):
+            if fd != dir_fd:
+                os.close(fd)
+            raise Untrusted(f"{name}: not a directory only uid {os.geteuid()} can write"
+                            if stat.S_ISDIR(st.st_mode) else f"{name}: not a directory")
+        inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=fd)
+        if fd != dir_fd:
+            os.close(fd)
+        fd = inner
     return fd
 
 

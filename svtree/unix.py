@@ -189,7 +189,7 @@ def copied_above(pairs):
     copied (close-on-exec) above every target: a source may be another
     pair's target, which its dup2() would clobber."""
     import fcntl
-    top = max((target for _, target in pairs), default=2) + 1
+    top = max([2, *(target for _, target in pairs)]) + 1
     return [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top), target) for fd, target in pairs]
 
 

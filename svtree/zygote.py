@@ -22,8 +22,9 @@ The protocol, on a SOCK_SEQPACKET socket pair, one message each way per fork:
                                  descriptor the supervise gets each on, then
                                  the service's path (relative to the scan
                                  directory), a NUL and its sockets' names
-                                 joined by ":"; the N descriptors as
-                                 SCM_RIGHTS
+                                 joined by ":", a NUL and its instance
+                                 number (empty: none); the N descriptors
+                                 as SCM_RIGHTS
     reply (middle -> svscan)     4 bytes, native order: the supervise's pid,
                                  or -errno if it could not be forked
 
@@ -47,7 +48,7 @@ import sys
 from .errors import TEMPORARY, tell
 
 MAX_FDS = 2 + 16                # the log pipe's end, the dependencies' pipe, sockets
-REQUEST_MAX = 1 + MAX_FDS + 4096 + 1 + 16 * 256   # a path is at most PATH_MAX bytes
+REQUEST_MAX = 1 + MAX_FDS + 4096 + 1 + 16 * 256 + 1 + 10   # a path: PATH_MAX bytes at most
 ANSWER_WITHIN = 5.0             # seconds; a fork takes milliseconds
 PID_BYTES = 4
 
@@ -72,12 +73,13 @@ class Zygote:
         self.sock = sock
         sock.settimeout(ANSWER_WITHIN)
 
-    def fork(self, path, fds=(), names=()):
+    def fork(self, path, fds=(), names=(), instance=None):
         """The pid of a new supervise of path, with each fd of fds, (fd,
         target) pairs, on its descriptor target. Raises OSError if it could
         not be forked, Gone if the zygote cannot be used any more."""
         request = (bytes((len(fds), *(target for _, target in fds))) + os.fsencode(path)
-                   + b"\0" + ":".join(names).encode())
+                   + b"\0" + ":".join(names).encode()
+                   + b"\0" + (b"" if instance is None else b"%d" % instance))
         rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                    b"".join(fd.to_bytes(4, sys.byteorder) for fd, _ in fds))] if fds else []
         try:
@@ -99,7 +101,7 @@ class Zygote:
 
 def serve(sock, become):
     """The zygote's life: fork a supervise for each request until svscan
-    closes its end. become(path, fds, names) is the supervise's; it never
+    closes its end. become(path, fds, names, instance) is the supervise's; it never
     returns. Never returns."""
     code = 0
     try:
@@ -117,10 +119,12 @@ def serve(sock, become):
                     received += [int.from_bytes(raw[i:i + 4], sys.byteorder)
                                  for i in range(0, len(raw) - 3, 4)]
             count = data[0]
-            path, _, names = data[1 + count:].partition(b"\0")
+            path, _, rest = data[1 + count:].partition(b"\0")
+            names, _, instance = rest.partition(b"\0")
             try:
                 spawn(sock, become, os.fsdecode(path), tuple(zip(received, data[1:1 + count])),
-                      tuple(names.decode().split(":")) if names else ())
+                      tuple(names.decode().split(":")) if names else (),
+                      int(instance) if instance else None)
             finally:
                 for fd in received:
                     os.close(fd)
@@ -134,7 +138,7 @@ def serve(sock, become):
         os._exit(code)
 
 
-def spawn(sock, become, path, fds, names):
+def spawn(sock, become, path, fds, names, instance):
     """Fork the middle process, which forks the supervise, sends its pid
     and exits; wait for it (the zygote's only child, ever)."""
     gc.freeze()              # the collector of each supervise skips what is ours
@@ -150,7 +154,7 @@ def spawn(sock, become, path, fds, names):
             except OSError as e:
                 pid = -e.errno
             if pid == 0:
-                become(path, fds, names)
+                become(path, fds, names, instance)
             sock.send(pid.to_bytes(PID_BYTES, sys.byteorder, signed=True))
         finally:
             os._exit(0)

@@ -82,7 +82,7 @@ def test_each_service_starts_once_its_dependencies_are_ready(procs, scandir):
     svscan(procs, scandir)
     wait_until(lambda: state(scandir / "api").get("waiting_for") == ["db"])
     wait_until(lambda: state(scandir / "web").get("waiting_for") == ["api"])
-    assert ("db", "start") in journal(scandir)
+    wait_until(lambda: ("db", "start") in journal(scandir))
     assert not [e for e in journal(scandir) if e[0] in ("api", "web")]
     assert state(scandir / "api")["starts"] == 0          # held, not failing
     (scandir / "go").touch()
@@ -90,7 +90,8 @@ def test_each_service_starts_once_its_dependencies_are_ready(procs, scandir):
     order = [e for e in journal(scandir) if e[1] in ("ready", "start")]
     assert order.index(("db", "ready")) < order.index(("api", "start")) \
         < order.index(("web", "start")), order
-    assert state(scandir / "web")["waiting_for"] is None
+    wait_until(lambda: state(scandir / "web").get("pid") and state(scandir / "web")
+               .get("waiting_for") is None)            # what it said once it wrote again
 
 
 def test_a_waiting_service_says_what_it_waits_for(procs, scandir):
@@ -121,7 +122,8 @@ def test_a_failed_dependency_blocks_its_dependents_without_restarts(procs, scand
     write_script(scandir / "db" / "run", sleeper("db"))
     assert run("svc", "-u", scandir / "db").returncode == 0
     wait_until(lambda: ("api", "start") in journal(scandir))
-    assert state(scandir / "api")["blocked_by"] is None
+    wait_until(lambda: state(scandir / "api").get("pid")
+               and state(scandir / "api").get("blocked_by") is None)
     assert [e for e in journal(scandir) if e == ("api", "start")] == [("api", "start")]
 
 
@@ -210,3 +212,15 @@ def ppid(pid):
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def test_stopping_a_waiting_service_is_done_at_once(procs, scandir):
+    """svc -d to a service held down changes only what supervise wants:
+    the stop is told all the same, not waited out to its timeout."""
+    chain(scandir)
+    svscan(procs, scandir)
+    wait_until(lambda: state(scandir / "api").get("waiting_for") == ["db"])
+    started = time.monotonic()
+    r = run("svtree", "stop", "-w", "5", scandir / "api")
+    assert r.returncode == 0 and r.stdout.startswith("ok: down:"), r.stdout + r.stderr
+    assert time.monotonic() - started < 4

@@ -40,7 +40,7 @@ from pathlib import Path
 import click
 
 from .. import events as events_
-from .. import logview, metrics as metrics_, status, table, tree, unix
+from .. import logview, metrics as metrics_, servicedir, status, table, tree, unix
 from .. import wait as wait_
 from ..errors import describe
 from . import jobs as jobs_
@@ -295,7 +295,7 @@ def wait_cmd(ctx, goal, services, timeout):
     """
     directories(services, "watch")
     try:
-        left = wait_.wait(services, goal, timeout)
+        left = wait_.wait(instances_of(services), goal, timeout)
     except wait_.WaitError as e:
         raise Fatal(str(e)) from None
     except KeyboardInterrupt:
@@ -372,6 +372,7 @@ def control(verb, services, timeout) -> int:
     """Send verb to each service, then say how each ended up; the exit code."""
     bad = 0
     targets = []
+    services = instances_of(services)
     for path in pulled(verb, services) + list(services):
         try:
             targets.append((path, wait_.send(path, verb if path in services else "start")))
@@ -390,6 +391,15 @@ def control(verb, services, timeout) -> int:
     except KeyboardInterrupt:
         return 130
     return min(bad, 99)
+
+
+def instances_of(services) -> list[Path]:
+    """The services, each with an instances file as its instances."""
+    found = []
+    for path in services:
+        copies = servicedir.instance_paths(path)
+        found += [path] if copies is None else [Path(p) for p in copies]
+    return found
 
 
 def pulled(verb, services) -> list[Path]:
