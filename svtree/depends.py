@@ -39,7 +39,7 @@ go down at the same moment, as they do without depends files.
 import json
 import os
 
-from . import inotify, servicedir, status, tree, unix
+from . import inotify, servicedir, status, unix
 from .errors import describe, tell
 
 SERVICE_MASK = (inotify.CREATE | inotify.MOVED_TO | inotify.CLOSE_WRITE | inotify.DELETE
@@ -311,6 +311,10 @@ def readiness(fd, proc):
     """True if the service open as fd is ready, None if not yet, or why it
     cannot be. proc: the scanner's Proc of its supervise when it is one of
     the tree (None for a service elsewhere)."""
+    # imported here: only a tree with depends files needs svtree's reader
+    # (and dataclasses, pathlib...), which svscan and every supervise would
+    # otherwise carry
+    from . import tree
     if proc is not None and not supervised(proc):
         return None
     try:

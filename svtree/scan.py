@@ -26,8 +26,7 @@ import signal
 import stat
 import time
 
-from . import (depends, forking, inherited, inotify, policy, servicedir, sockets, unix, wstatus,
-               zygote)
+from . import depends, forking, inherited, inotify, policy, servicedir, unix, wstatus, zygote
 from .errors import tell
 
 PROG = "svscan"
@@ -35,6 +34,7 @@ RESCAN = 60.0          # seconds between two fallback scans
 RESTART = 1.0          # first delay before a dead supervise is restarted
 RESTART_MAX = 60.0
 MAX_SERVICES = 1000
+SOCKETS_FD = 4         # where a supervise gets the service's sockets (sockets.py)
 WATCH = inotify.CREATE | inotify.MOVED_TO | inotify.DELETE | inotify.MOVED_FROM | inotify.ATTRIB
 AWAIT_RUN = inotify.CREATE | inotify.MOVED_TO | inotify.ATTRIB | inotify.ONESHOT
 
@@ -97,6 +97,16 @@ class Service:
             proc.path = name if proc.instance is None else servicedir.instance_path(name, proc.instance)
         if self.log:
             self.log.path = os.path.join(name, "log")
+
+
+def open_sockets(name):
+    """The listening sockets of name's socket file (sockets.py, imported
+    only then: the socket module is no small thing to carry in svscan and
+    every supervise)."""
+    if not os.path.lexists(os.path.join(name, "socket")):
+        return []
+    from . import sockets
+    return sockets.open_for(name, policy.is_ours, warn)
 
 
 def running(service) -> bool:
@@ -322,8 +332,8 @@ class Scanner:
         names = ()
         if ours:
             if service.sockets is None:
-                service.sockets = sockets.open_for(service.name, policy.is_ours, warn)
-            fds += [(s.fileno(), sockets.SOCKETS_FD + i) for i, (s, _) in enumerate(service.sockets)]
+                service.sockets = open_sockets(service.name)
+            fds += [(s.fileno(), SOCKETS_FD + i) for i, (s, _) in enumerate(service.sockets)]
             names = tuple(name for _, name in service.sockets)
         forked_ns = time.time_ns()
         try:
