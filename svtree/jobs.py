@@ -77,7 +77,7 @@ def make(scandir: Path, argv: list[str], name: str | None = None, once: bool = F
     try:
         (aside / "log").mkdir(parents=True)
         cwd = os.getcwd() if cwd is None else cwd
-        write(aside / "run", f"#!/bin/sh\ncd {shlex.quote(cwd)} || exit 111\n"
+        write(aside / "run", f"#!/bin/sh\nexec 2>&1\ncd {shlex.quote(cwd)} || exit 111\n"
                              f"exec {shlex.join(argv)}\n", 0o755)
         logdir.parent.mkdir(exist_ok=True)
         write(aside / "log" / "multilog", f"t {shlex.quote(str(logdir))}\n")

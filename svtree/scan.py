@@ -331,7 +331,7 @@ class Scanner:
             fds.append((deps_r, forking.DEPS_FD))
         names = ()
         if ours:
-            if service.sockets is None:
+            if not service.sockets:        # none yet: a socket file made since counts
                 service.sockets = open_sockets(service.name)
             fds += [(s.fileno(), SOCKETS_FD + i) for i, (s, _) in enumerate(service.sockets)]
             names = tuple(name for _, name in service.sockets)

@@ -26,6 +26,8 @@ import pwd
 import socket
 import stat
 
+from .errors import describe
+
 SOCKETS_MAX = 16
 SOCKETS_FD = 4            # where supervise holds them (after DEPS_FD, 3)
 BACKLOG = 128
@@ -88,9 +90,12 @@ def option(spec: Spec, word: str):
         spec.mode = int(value, 8) & 0o777
     elif key == "owner" and spec.family == socket.AF_UNIX and value:
         user, _, group = value.partition(":")
-        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
-        gid = pw.pw_gid if not group else (int(group) if group.isdigit()
-                                          else grp.getgrnam(group).gr_gid)
+        try:
+            pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+            gid = pw.pw_gid if not group else (int(group) if group.isdigit()
+                                              else grp.getgrnam(group).gr_gid)
+        except KeyError:
+            raise ValueError(f"no such account: {value!r}") from None
         spec.owner = (pw.pw_uid, gid)
     else:
         raise ValueError(f"not an option: {word!r}")
@@ -151,6 +156,5 @@ def open_for(service: str, is_ours, warn) -> list[tuple[socket.socket, str]]:
             name = spec.name or os.path.basename(service).replace(":", "_") or "socket"
             held.append((listen(spec), name))
         except OSError as e:
-            warn(f"unable to listen on {spec.text} for {service}: {os.strerror(e.errno)}"
-                 if e.errno else f"unable to listen on {spec.text} for {service}: {e}")
+            warn(f"unable to listen on {spec.text} for {service}: {describe(e)}")
     return held

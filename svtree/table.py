@@ -117,6 +117,7 @@ def why(rec, now=None) -> str | None:
             return "blocked by " + ", ".join(f"{n} ({w})" for n, w in rec["blocked_by"].items())
         if rec["waiting_for"]:
             return "waiting for " + ", ".join(rec["waiting_for"])
+    if rec["process"] == "down" and rec["want"] == "up":
         if rec["next_start"] is not None and rec["next_start"] > now:
             wait = f"next start in {duration(math.ceil(rec['next_start'] - now))}"
             # no quick deaths: the second between two starts, no backoff

@@ -55,6 +55,7 @@ def run_cmd(once, name, timeout, as_json, scandir, command):
     goal = ENDED if once else wait_.BY_NAME["up"]
     w = settled(path, goal, timeout if timeout is not None else None if once else DEFAULT_WAIT)
     rec = wait_.record(w)
+    rec["normally_up"] = not (path / "down").exists()
     if as_json:
         click.echo(json.dumps(rec))
     else:
