@@ -202,10 +202,17 @@ def rehearse(path):
     setup, the first start and status write, ./run's exit, then the control
     letters d u d x, each followed by what supervise does after it."""
     sdir, lock, ctl_r, ctl_w, gid = supervise.setup(path)
-    loop = supervise.Loop(path, sdir, ctl_r)
+    deps_r, deps_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    for fd, _ in unix.copied_above([(deps_r, DEPS_FD)]):     # as become_supervise moves them
+        os.close(fd)
+    loop = supervise.Loop(path, sdir, ctl_r, deps_r=deps_r)
     ok = -1
     try:
         loop.poller.register(ctl_r, select.POLLIN)
+        loop.poller.register(deps_r, select.POLLIN)
+        loop.on_deps()                   # nothing said: a service without dependencies
+        os.write(deps_w, b'{"waiting_for":["a"],"blocked_by":{}}\n{"waiting_for":[],"blocked_by":{}}\n')
+        loop.on_deps()                   # what a held service hears
         supervise.open_up(sdir, gid, path)
         supervise.make_ok(sdir, path, gid)
         loop.adopt_leftover()
@@ -223,7 +230,7 @@ def rehearse(path):
                 loop.write_status()
         loop.poller.poll(0)
     finally:
-        for fd in (ok, sdir, lock, ctl_r, ctl_w):
+        for fd in (ok, sdir, lock, ctl_r, ctl_w, loop.deps_r, deps_w):
             if fd >= 0:
                 os.close(fd)
 
