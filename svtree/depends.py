@@ -48,6 +48,9 @@ SUPERVISE_MASK = inotify.MOVED_TO | inotify.CLOSE_WRITE | inotify.DELETE_SELF
 WORTH_A_LOOK = {None: ("depends", "supervise", "run"), "supervise": ("status", "state.json")}
 READY = ((), ())          # nothing holds the service
 NO_SERVICE = "no such service"
+LINE_MAX = 4000           # under PIPE_BUF: a line on the pipe is written whole or not at all
+NAMES_MAX = 16
+WORD_MAX = 100
 TICK_NS = 10_000_000      # a file's time may lag the clock by a tick of the kernel's
 
 
@@ -180,7 +183,7 @@ class Dependencies:
         if self.said.get(proc.path) == line:
             return
         try:
-            os.write(proc.deps_w, line)
+            os.write(proc.deps_w, line)            # <= PIPE_BUF: whole or not at all
             self.said[proc.path] = line
         except BlockingIOError:
             self.said.pop(proc.path, None)         # full: said again at the next change
@@ -212,6 +215,8 @@ class Dependencies:
         for e in self.edges.values():
             for _, target in e:
                 service = services.get(target)
+                if service is not None and service.instances() is not None:
+                    wanted[os.path.join(target, "instance")] = None   # K/ made: watched then
                 for where in instance_dirs(target, service):
                     wanted[where] = None
                     wanted[os.path.join(where, "supervise")] = "supervise"
@@ -244,7 +249,7 @@ class Dependencies:
     def on_inotify(self):
         """Act on what changed: depends files read again, new supervise/
         directories watched, and every verdict looked at once."""
-        reload = False
+        reload = rewatch = False
         events = self.inotify.read(timeout=0)
         if self.scanner.stopping:
             return                  # nothing starts any more
@@ -267,8 +272,12 @@ class Dependencies:
                 reload = True
             elif what is None and event.name == "supervise":
                 self.watch(os.path.join(path, "supervise"), "supervise")
+            elif what is None and (event.name == "instance" or event.name.isdigit()):
+                rewatch = True              # an instance's directory made: watch in it
         if reload:
             self.reload()
+        elif rewatch:
+            self.watch_all(self.scanner.by_name())
         self.update()
 
     def close(self):
@@ -324,8 +333,8 @@ def readiness(fd, proc):
             return None             # a status of the supervise before it: no word yet
     except FileNotFoundError:
         return None
-    except (OSError, status.BadStatus):
-        return None
+    except (OSError, status.BadStatus, ValueError, ArithmeticError, RecursionError):
+        return None                 # their files: never more than "not ready"
     if snap.failed:
         return f"failed: {snap.reason}" if snap.reason else "failed"
     if snap.blocked_by:
@@ -343,8 +352,9 @@ def supervised(proc) -> bool:
 
 
 def running(service) -> bool:
-    """Has svscan a supervise of the service (of any instance) running?"""
-    return any(supervised(proc) for proc in service.runs())
+    """Has svscan a supervise of the service (of any instance, those scaled
+    away included) running?"""
+    return any(supervised(proc) for proc in (*service.runs(), *service.leaving))
 
 
 def fresh(fd, since_ns) -> bool:
@@ -356,10 +366,22 @@ def fresh(fd, since_ns) -> bool:
 
 
 def encode(verdict) -> bytes:
-    """The line for supervise: {"waiting_for": [...], "blocked_by": {...}}."""
+    """The line for supervise: {"waiting_for": [...], "blocked_by": {...}},
+    at most LINE_MAX bytes, so that each is one atomic write: names and
+    reasons (a reason may come from another user's state.json) cut short,
+    and no more than NAMES_MAX of each."""
     waiting, blocked = verdict
-    return (json.dumps({"waiting_for": list(waiting), "blocked_by": dict(blocked)},
-                       separators=(",", ":")) + "\n").encode()
+    line = json.dumps({"waiting_for": [short(n) for n in waiting[:NAMES_MAX]],
+                       "blocked_by": {short(n): short(w) for n, w in blocked[:NAMES_MAX]}},
+                      separators=(",", ":"))
+    if len(line) >= LINE_MAX:       # still too long: say only that something holds it
+        line = json.dumps({"waiting_for": [short(n) for n in waiting[:1]],
+                           "blocked_by": {short(n): "" for n, _ in blocked[:1]}})
+    return (line + "\n").encode()
+
+
+def short(text):
+    return text if len(text) <= WORD_MAX else text[:WORD_MAX - 3] + "..."
 
 
 def cycles(graph) -> list[list[str]]:

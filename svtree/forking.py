@@ -91,8 +91,17 @@ def become_supervise(path, fds=(), names=(), instance=None):
         for fd, target in unix.copied_above(fds):
             os.dup2(fd, target, inheritable=target < 3)
             deps_r = target if target == DEPS_FD else deps_r
-        # 0, 1, 2 stay: the logger's supervise gets only its stdin from us
-        os.closerange(max([2, *(t for _, t in fds)]) + 1, os.sysconf("SC_OPEN_MAX"))
+        # 0, 1, 2 stay (the logger's supervise gets only its stdin from us);
+        # every other fd but the targets goes
+        targets = {t for _, t in fds}
+        top = max([2, *targets])
+        for fd in range(3, top):
+            if fd not in targets:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        os.closerange(top + 1, os.sysconf("SC_OPEN_MAX"))
         resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
         code = supervise.run(path, under_svscan=True, deps_r=deps_r, sockets=names,
                              instance=instance)

@@ -121,7 +121,8 @@ class Init:
             return
         self.pending = [s for s in self.pending if s not in going]
         # read first, while the supervise processes still sleep
-        hurry = [{proc: running_service(proc) for proc in service.runs()} for service in going]
+        hurry = [{proc: running_service(proc, service.name) for proc in service.runs()}
+                 for service in going]
         for service, pid_signal in zip(going, hurry):
             sc.retire(service, pid_signal)
 
@@ -145,7 +146,7 @@ class Init:
             kill(-self.command_pid, SIGKILL)
             killed.append(f"the main command (pid {self.command_pid})")
         for service in list(self.scanner.services.values()):
-            for proc in service.runs():
+            for proc in (*service.runs(), *service.leaving):
                 pid = status_pid(proc)
                 if pid and kill_child(proc.pid, pid):
                     killed.append(f"{proc.path} (pid {pid})")
@@ -358,14 +359,15 @@ def status_pid(proc):
     return s.pid if s.state == status.RUN else 0
 
 
-def running_service(proc):
+def running_service(proc, service_dir=None):
     """(pidfd, down signal) of the ./run that proc, a supervise we started,
     runs: the child of that supervise leading its own session whose pid the
     status file names (a pidfd, so that no other process can be signalled in
     its place later). None if there is none, or if its down signal is unclear.
+    service_dir: where its down-signal file is (an instance's is its service's).
     """
     pid = status_pid(proc)
-    signum = down_signal(proc.path) if pid else None
+    signum = down_signal(service_dir or proc.path) if pid else None
     if not signum:
         return None
     pidfd = procfs.leader_pidfd(pid, parent=proc.pid)

@@ -28,6 +28,7 @@ someone wrote by hand is refused.
 import os
 import shlex
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from . import control, inotify, servicedir, unix
 
 MARK = ".svtree-run"
 LOGS = ".log"                   # SCANDIR/.log/NAME: the jobs' log directories
-NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+# no @: svscan reads NAME@HOST as a service for host HOST only
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 class JobError(Exception):
@@ -44,7 +46,7 @@ class JobError(Exception):
 
 def check_name(name: str) -> str:
     if not name or name[0] in ".-" or not set(name) <= NAME_CHARS or len(name) > 200:
-        raise JobError(f"not a usable service name: {name!r} (letters, digits, . _ - @;"
+        raise JobError(f"not a usable service name: {name!r} (letters, digits, . _ -;"
                        " not starting with . or -)")
     return name
 
@@ -71,11 +73,11 @@ def make(scandir: Path, argv: list[str], name: str | None = None, once: bool = F
     final = scandir / name
     if os.path.lexists(final):
         raise JobError(f"{final} exists already")
-    aside = scandir / f".{name}.new"
-    shutil.rmtree(aside, ignore_errors=True)          # a leftover of a run that died
+    aside = Path(tempfile.mkdtemp(prefix=f".{name}.new.", dir=scandir))   # skipped by svscan
     logdir = (scandir / LOGS / name).absolute()
     try:
-        (aside / "log").mkdir(parents=True)
+        os.chmod(aside, 0o755)
+        (aside / "log").mkdir()
         cwd = os.getcwd() if cwd is None else cwd
         write(aside / "run", f"#!/bin/sh\nexec 2>&1\ncd {shlex.quote(cwd)} || exit 111\n"
                              f"exec {shlex.join(argv)}\n", 0o755)
@@ -100,10 +102,21 @@ def write(path: Path, text: str, mode: int = 0o644):
 
 
 def supervised(path: Path) -> bool:
+    """Does a supervise hold path's ok fifo? One we cannot tell of counts."""
     try:
         return control.is_up(None, str(path))
     except OSError:
-        return False
+        return True
+
+
+def any_supervised(path: Path) -> bool:
+    """Does a supervise of path, its logger or one of its instances run?"""
+    places = [path, path / "log"]
+    try:
+        places += [path / "instance" / k for k in os.listdir(path / "instance")]
+    except OSError:
+        pass
+    return any(supervised(p) for p in places)
 
 
 def until(predicate, watches, timeout: float) -> bool:
@@ -147,15 +160,20 @@ def remove(path: Path, timeout: float) -> Path | None:
             raise JobError(f"{path} is not a service directory")
         raise JobError(f"{path} was not made by svtree run: not removing it "
                        "(svc -dx, then rm -r, do it by hand)")
-    aside = path.parent / f".{path.name}.rm"
-    shutil.rmtree(aside, ignore_errors=True)
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.rm.", dir=path.parent)) / path.name
     os.rename(path, aside)
-    gone = until(lambda: not supervised(aside) and not supervised(aside / "log"),
-                 supervise_watches(aside) + supervise_watches(aside / "log"), timeout)
+    try:
+        gone = until(lambda: not any_supervised(aside),
+                     supervise_watches(aside) + supervise_watches(aside / "log"), timeout)
+    except BaseException:
+        os.rename(aside, path)              # interrupted: put back as it was
+        os.rmdir(aside.parent)
+        raise
     if not gone:
         os.rename(aside, path)
+        os.rmdir(aside.parent)
         raise JobError(f"its supervise is still running after {timeout:g}s "
-                       "(is svscan running on its scan directory?); left in place")
-    shutil.rmtree(aside)
+                       "(is svscan running on its scan directory?); put back")
+    shutil.rmtree(aside.parent)
     logdir = path.parent / LOGS / path.name
     return logdir if logdir.is_dir() else None

@@ -311,6 +311,7 @@ class Scanner:
         if proc.deps_w >= 0:
             os.close(proc.deps_w)
             proc.deps_w = -1
+        self.deps.said.pop(proc.path, None)
 
     # --- processes ----------------------------------------------------------
 
@@ -361,10 +362,10 @@ class Scanner:
         except OSError as e:
             warn(f"unable to create pipe for {service.name}", e)
             return -1
+        os.set_blocking(w, False)       # svscan never waits on it
         first = self.deps.first_word(service, proc)
         if first:
             os.write(w, first)          # read by supervise before its first start
-        os.set_blocking(w, False)
         proc.deps_w = w
         return r
 

@@ -29,6 +29,7 @@ import stat
 from .errors import describe
 
 SOCKETS_MAX = 16
+NAME_MAX = 255
 SOCKETS_FD = 4            # where supervise holds them (after DEPS_FD, 3)
 BACKLOG = 128
 FILE = "socket"
@@ -82,7 +83,8 @@ def address(word: str) -> Spec:
 
 def option(spec: Spec, word: str):
     key, _, value = word.partition("=")
-    if key == "name" and value and ":" not in value and value.isprintable():
+    if (key == "name" and value and ":" not in value and value.isprintable()
+            and value.isascii() and len(value) <= NAME_MAX):
         spec.name = value
     elif key == "backlog" and value.isdigit() and int(value) > 0:
         spec.backlog = int(value)
@@ -111,12 +113,18 @@ def listen(spec: Spec) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if spec.family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(spec.address)
-        if spec.family == socket.AF_UNIX:
-            if spec.mode is not None:
-                os.chmod(spec.address, spec.mode)
-            if spec.owner is not None:
-                os.chown(spec.address, *spec.owner)
+        if spec.family == socket.AF_UNIX and spec.mode is not None:
+            # the mode as the file is made, not by name afterwards: a user who
+            # may write its directory could have put a symlink there meanwhile
+            old = os.umask(~spec.mode & 0o777)
+            try:
+                sock.bind(spec.address)
+            finally:
+                os.umask(old)
+        else:
+            sock.bind(spec.address)
+        if spec.family == socket.AF_UNIX and spec.owner is not None:
+            os.chown(spec.address, *spec.owner, follow_symlinks=False)
         sock.listen(spec.backlog)
         return sock
     except BaseException:
@@ -132,6 +140,13 @@ def remove_stale(path):
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def default_name(service: str) -> str:
+    """The service's directory name, as ASCII without ":" (LISTEN_FDNAMES'
+    separator); a name that is not UTF-8 comes out with ?s."""
+    name = os.path.basename(service).encode("ascii", "replace").decode()
+    return name.replace(":", "_")[:NAME_MAX] or "socket"
 
 
 def open_for(service: str, is_ours, warn) -> list[tuple[socket.socket, str]]:
@@ -153,7 +168,7 @@ def open_for(service: str, is_ours, warn) -> list[tuple[socket.socket, str]]:
     held = []
     for spec in specs:
         try:
-            name = spec.name or os.path.basename(service).replace(":", "_") or "socket"
+            name = spec.name or default_name(service)
             held.append((listen(spec), name))
         except OSError as e:
             warn(f"unable to listen on {spec.text} for {service}: {describe(e)}")

@@ -23,6 +23,7 @@ it", which svscan uses to let a logger drain its pipe before it goes.
 
 import _signal      # the C module: signal's enum wrappers cost a forked child memory
 import errno
+import fcntl
 import json         # loaded by statejson's encoder already
 import os
 import select
@@ -157,10 +158,16 @@ def spawn_listening(argv, notify, names):
     if notify:
         moves.append(notify)
     r, w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        raise
     if pid == 0:                                # the child: nothing here returns
         try:
             os.close(r)
+            w = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, max(t for _, t in moves) + 1)  # off them
             os.setsid()
             for signum in unix.CATCHABLE:
                 _signal.signal(signum, _signal.SIG_DFL)
@@ -544,10 +551,17 @@ class Loop:
             self.feed(machine.DEPS, ((), ()))
             return
         *lines, self.deps_partial = (self.deps_partial + data).split(b"\n")
+        if len(self.deps_partial) > 65536:
+            self.deps_partial = b""          # no line of svscan's is that long
         if lines:
-            word = json.loads(lines[-1])
-            self.feed(machine.DEPS, (tuple(word.get("waiting_for") or ()),
-                                     tuple((word.get("blocked_by") or {}).items())))
+            try:
+                word = json.loads(lines[-1])
+                held = (tuple(word.get("waiting_for") or ()),
+                        tuple((word.get("blocked_by") or {}).items()))
+            except (ValueError, AttributeError, TypeError):
+                warn(f"{self.path}: a line from svscan that is no word on dependencies: ignored")
+                return
+            self.feed(machine.DEPS, held)
 
     def run(self, wakeup_r, gid=None):
         self.wakeup_r = wakeup_r

@@ -267,7 +267,9 @@ class BadRecord(ValueError):
 
 
 def is_time(v) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)     # type(): a bool is no time
+    # type(): a bool is no time; an int past 2**53 is none either (and
+    # isfinite() of a 400-digit one raises)
+    return (type(v) is float and math.isfinite(v)) or (type(v) is int and abs(v) < 2**53)
 
 
 def is_count(v) -> bool:

@@ -137,6 +137,10 @@ def open_instance(dir_fd: int, number: int) -> int:
         if fd != dir_fd:
             os.close(fd)
         fd = inner
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):     # swapped since the stat
+            os.close(fd)
+            raise Untrusted(f"{name}: replaced while it was opened")
     return fd
 
 
