@@ -62,6 +62,7 @@ bench: compile
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/init.py
 	$(BIN)/python bench/container.py --output BENCHMARKS.md
+	$(BIN)/python bench/sockets.py --output BENCHMARKS.md
 
 man:
 	@for page in man/*.[1-8]; do \
