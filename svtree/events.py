@@ -154,6 +154,16 @@ class Follower:
                 self.add(path)
 
     def add(self, path, logger_of=None, new=False):
+        copies = servicedir.instance_paths(path) if logger_of is None else None
+        if copies is not None:                 # a service with instances: each of them
+            lines = []
+            for copy in copies:
+                lines += self.add_one(Path(copy), None, new)
+            log = path / "log"
+            return lines + (self.add_one(log, path, new) if log.is_dir() else [])
+        return self.add_one(path, logger_of, new)
+
+    def add_one(self, path, logger_of=None, new=False):
         if path in self.followed:
             return []
         f = self.followed[path] = Followed(path, logger_of, new)
@@ -165,8 +175,8 @@ class Follower:
             return []
         self.by_wd[f.service_wd] = f
         lines = self.watch_supervise(f)
-        if logger_of is None and (path / "log").is_dir():
-            lines += self.add(path / "log", path, new)
+        if logger_of is None and (path / "log").is_dir() and not servicedir.is_instance(path):
+            lines += self.add_one(path / "log", path, new)
         return lines
 
     def drop(self, f):

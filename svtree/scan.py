@@ -178,6 +178,9 @@ class Scanner:
             if service.name != name:
                 service.rename(name)
             count = self.instances(name)
+            if count is None and service.instances() is not None and os.path.lexists(
+                    os.path.join(name, servicedir.INSTANCES)):
+                count = service.instances()     # being written, or a typo: left as it is
             if (count is None) != (service.instances() is None):
                 self.retire(service)   # one copy to N, or N to one: started afresh once down
                 continue
@@ -197,8 +200,8 @@ class Scanner:
         return servicedir.instances(name, self.warn_once)
 
     def warn_once(self, message):
-        """A mistake in a file read at every scan is said once, not a
-        minute apart (said again if mended and made again)."""
+        """A mistake in a file read at every scan is said once for as long
+        as svscan runs, not a minute apart."""
         if message not in self.told:
             self.told.add(message)
             warn(message)

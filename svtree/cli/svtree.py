@@ -139,6 +139,8 @@ def logs(service, count, follow, raw):
     directory, 111 if it has no log (yet).
     """
     directories([service], "read")
+    if servicedir.is_instance(service):         # its service's log: one for all instances
+        service = Path(os.path.abspath(service)).parent.parent
     try:
         dirs = logview.logdirs(service)
     except OSError as e:
@@ -249,7 +251,7 @@ def explain(records):
 def log_report(rec) -> list[str]:
     """The log lines of a status -v block: the last LOG_LINES of the log."""
     label = f"  {'log':<12} "
-    service = Path(rec["logger_of"] or rec["service"])
+    service = Path(rec["logger_of"] or rec.get("instance_of") or rec["service"])
     try:
         dirs = logview.logdirs(service)
     except OSError as e:
