@@ -18,7 +18,8 @@ import resource
 import select
 import signal
 
-from . import logdir, logger, logscript, machine, proctitle, supervise, unix, zygote
+from . import (logdir, logger, logscript, machine, proctitle, supervise, supervisedir, unix,
+               zygote)
 from .errors import TEMPORARY, tell
 
 # what svscan catches that a forked supervise must not (plain ints: see supervise.py)
@@ -210,7 +211,7 @@ def rehearse(path):
     """One supervise's life on path, without its signals or its poll:
     setup, the first start and status write, ./run's exit, then the control
     letters d u d x, each followed by what supervise does after it."""
-    sdir, lock, ctl_r, ctl_w, gid = supervise.setup(path)
+    sdir, lock, ctl_r, ctl_w, gid = supervisedir.setup(path)
     deps_r, deps_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     for fd, _ in unix.copied_above([(deps_r, DEPS_FD)]):     # as become_supervise moves them
         os.close(fd)
@@ -222,12 +223,12 @@ def rehearse(path):
         loop.on_deps()                   # nothing said: a service without dependencies
         os.write(deps_w, b'{"waiting_for":["a"],"blocked_by":{}}\n{"waiting_for":[],"blocked_by":{}}\n')
         loop.on_deps()                   # what a held service hears
-        supervise.open_up(sdir, gid, path)
-        supervise.make_ok(sdir, path, gid)
+        supervisedir.open_up(sdir, gid, path)
+        supervisedir.make_ok(sdir, path, gid)
         loop.adopt_leftover()
         loop.feed(machine.TIMEOUT)
         loop.write_status()
-        ok = supervise.open_ok(sdir)
+        ok = supervisedir.open_ok(sdir)
         for letter in b" dudx":
             if letter != 32:
                 os.write(ctl_w, bytes([letter]))

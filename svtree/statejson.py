@@ -28,7 +28,7 @@ ended (with last_exit, what a program asks of a job it started).
 boot and pid_start name the running ./run for the kernel: this boot's id
 (/proc/sys/kernel/random/boot_id) and its start time in clock ticks since
 boot (field 22 of /proc/PID/stat). A supervise that finds them adopts the
-process only if the kernel agrees (see supervise.leftover).
+process only if the kernel agrees (see supervisedir.leftover).
 
 Event lines (fifodir.py) are packed here too: event_fields is what one says.
 

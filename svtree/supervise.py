@@ -23,14 +23,14 @@ it", which svscan uses to let a logger drain its pipe before it goes.
 
 import _signal      # the C module: signal's enum wrappers cost a forked child memory
 import errno
-import fcntl
 import json         # loaded by statejson's encoder already
 import os
 import select
 import signal
 import time
 
-from . import builtinlog, diagnose, fifodir, machine, policy, procfs, statejson, status, trust, unix
+from . import (builtinlog, diagnose, fifodir, machine, policy, procfs, spawn, statejson, status,
+               supervisedir, trust, unix)
 from .errors import TEMPORARY, describe, tell
 from .proctitle import name_process
 
@@ -41,171 +41,11 @@ PROG = "supervise"
 SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGKILL = (int(s) for s in (
     signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL))
 MAX_POLL = 2**31 - 1   # milliseconds
-BOOT_ID = procfs.boot_id()
-SOCKETS_FD = 4            # svscan's listening sockets for the service (sockets.py)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+BOOT_ID = supervisedir.BOOT_ID
 
 
 def warn(what, e=None):
     tell(PROG, "warning", what, e)
-
-
-class Fatal(Exception):
-    """A setup failure: supervise exits 111 with this message."""
-
-
-def setup(path, instance=None):
-    """Enter the service directory and claim its supervise/ files (those of
-    instance/INSTANCE/ for an instance: the service's files are shared,
-    its supervise/ is its own).
-
-    Returns (supervise dir fd, lock fd, control read fd, control write fd,
-    the group that may control the service too, from trust.read_access).
-    """
-    try:
-        os.chdir(path)
-    except OSError as e:
-        raise Fatal(f"unable to chdir to {path}: {describe(e)}") from None
-    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        gid = trust.read_access(here, lambda m: warn(f"unable to use {path}/{m}"))
-        if instance is not None:
-            at = f"{path}/{trust.INSTANCE_DIR}/{instance}"
-            try:
-                above = trust.open_instance(here, instance)
-            except (OSError, trust.Untrusted) as e:
-                raise Fatal(f"unable to use {at}: "
-                            f"{e if isinstance(e, trust.Untrusted) else describe(e)}") from None
-            os.close(here)
-            here, path = above, at
-        sdir = claim_supervise_dir(path, here)
-    finally:
-        os.close(here)
-    try:
-        lock = unix.lock_nb("lock", sdir)
-    except OSError as e:
-        raise Fatal(f"unable to acquire {path}/supervise/lock: {describe(e)}") from None
-    try:
-        unix.make_fifo("control", sdir, *fifo_mode(gid), fresh=True)
-        ctl_r, ctl_w = unix.open_fifo_reader("control", sdir)
-    except OSError as e:
-        raise Fatal(f"unable to open {path}/supervise/control: {describe(e)}") from None
-    return sdir, lock, ctl_r, ctl_w, gid
-
-
-def claim_supervise_dir(path, here):
-    """supervise/, made ours and safe (see trust.py): a directory someone
-    else made is taken back, a symlink someone else made is refused."""
-    try:
-        sdir = trust.open_supervise(here, create=True)
-    except trust.Untrusted as e:
-        raise Fatal(f"unable to use {path}/supervise: {e}") from None
-    except OSError as e:
-        raise Fatal(f"unable to mkdir {path}/supervise: {describe(e)}") from None
-    try:
-        if trust.claim(sdir):
-            warn(f"{path}/supervise was not ours: taken back, and what others made there removed")
-    except (trust.Untrusted, OSError) as e:
-        os.close(sdir)
-        raise Fatal(f"unable to use {path}/supervise: "
-                    f"{e if isinstance(e, trust.Untrusted) else describe(e)}") from None
-    return sdir
-
-
-def fifo_mode(gid):
-    """(mode, group) of the control and ok fifos: ours alone (0600), or
-    writable by the group the service's access file names (0620): never
-    readable by them, so nobody else can take a command or pose as us."""
-    return (0o600, os.getegid()) if gid is None else (0o620, gid)
-
-
-def open_up(sdir, gid, path):
-    """Let the group the access file names (root alone by default) reach
-    supervise/ (0750) and listen in supervise/event."""
-    try:
-        os.fchown(sdir, -1, os.getegid() if gid is None else gid)
-        os.fchmod(sdir, 0o700 if gid is None else 0o750)
-        fifodir.make_event_dir(sdir, os.getegid() if gid is None else gid)
-    except OSError as e:
-        warn(f"unable to set the permissions of {path}/supervise", e)
-
-
-def make_ok(sdir, path, gid):
-    """The ok fifo, made before anything is started: the step that can fail."""
-    try:
-        unix.make_fifo("ok", sdir, *fifo_mode(gid), fresh=True)
-    except OSError as e:
-        raise Fatal(f"unable to open {path}/supervise/ok: {describe(e)}") from None
-
-
-def open_ok(sdir):
-    """The ok fifo, opened for reading and never read: the liveness probe.
-    Raises OSError."""
-    return os.open("ok", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
-                   dir_fd=sdir)
-
-
-def spawn_listening(argv, notify, names):
-    """Start ./run with the service's sockets (supervise's fds SOCKETS_FD
-    on) as fds 3, 4, ..., LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID set,
-    as sd_listen_fds() wants them: LISTEN_PID is the pid ./run will have,
-    which only a fork knows before the exec. Otherwise as spawn(). Raises
-    OSError (the exec's own error, told by the child on a pipe)."""
-    env = dict(os.environ._data)
-    env[b"LISTEN_FDS"] = str(len(names)).encode()
-    env[b"LISTEN_FDNAMES"] = ":".join(names).encode()
-    moves = [(SOCKETS_FD + i, 3 + i) for i in range(len(names))]
-    if notify:
-        moves.append(notify)
-    r, w = os.pipe2(os.O_CLOEXEC)
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
-        raise
-    if pid == 0:                                # the child: nothing here returns
-        try:
-            os.close(r)
-            w = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, max(t for _, t in moves) + 1)  # off them
-            os.setsid()
-            for signum in unix.CATCHABLE:
-                _signal.signal(signum, _signal.SIG_DFL)
-            _signal.set_wakeup_fd(-1)
-            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
-            for fd, target in unix.copied_above(moves):
-                os.dup2(fd, target)
-            env[b"LISTEN_PID"] = str(os.getpid()).encode()
-            os.execve(argv[0], argv, env)
-        except OSError as e:
-            os.write(w, e.errno.to_bytes(4, "little"))
-        finally:
-            os._exit(127)
-    os.close(w)
-    try:
-        told = os.read(r, 4)
-    finally:
-        os.close(r)
-    if told:
-        os.waitpid(pid, 0)
-        code = int.from_bytes(told, "little")
-        raise OSError(code, os.strerror(code))
-    return pid
-
-
-def spawn(argv, notify=None, stderr_to_stdout=False):
-    """Start argv[0] from the service directory in a session of its own.
-
-    notify: (fd to give, number it gets in the child) for notification-fd.
-    stderr_to_stdout: for ./check, whose complaints (curl's "Failed to
-    connect" while the service starts) belong in the service's log, which
-    is where supervise's stdout goes, not on svscan's stderr.
-    """
-    actions = [(os.POSIX_SPAWN_DUP2, notify[0], notify[1])] if notify else []
-    if stderr_to_stdout:
-        actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
-    return os.posix_spawn(argv[0], argv, os.environ._data, setsid=True,
-                          setsigdef=unix.CATCHABLE, setsigmask=(), file_actions=actions)
 
 
 class StartFailed(Exception):
@@ -244,7 +84,7 @@ class Loop:
         self.write_error = None      # the last warning about writing status, said once
         self.deps_r = deps_r         # svscan's word on the dependencies (DEPS_FD), if any
         self.deps_partial = b""
-        self.sockets = sockets       # the names of the listening sockets on SOCKETS_FD..
+        self.sockets = sockets       # the names of the listening sockets (spawn.SOCKETS_FD..)
 
     def warn_once(self, message):
         """A bad policy file is said once, not at every restart."""
@@ -379,8 +219,8 @@ class Loop:
             raise StartFailed(e, "unable to make the notification-fd pipe") from None
         try:
             if what == "run" and self.sockets:
-                return spawn_listening(argv, notify, self.sockets)
-            return spawn(argv, notify, stderr_to_stdout=what == "check")
+                return spawn.listening(argv, notify, self.sockets)
+            return spawn.spawn(argv, notify, stderr_to_stdout=what == "check")
         except OSError as e:
             raise StartFailed(e) from None
         finally:
@@ -442,7 +282,7 @@ class Loop:
         """Adopt the process the status file names, if it is the ./run that
         the previous supervise of this directory started (then killed with
         SIGKILL, say): one instance, never two."""
-        pid, ticks, past = leftover(self.sdir)
+        pid, ticks, past = supervisedir.leftover(self.sdir)
         if not pid:
             return
         pidfd = procfs.leader_pidfd(pid, ticks=ticks)    # the kernel's word
@@ -451,7 +291,7 @@ class Loop:
         self.pidfd = pidfd
         self.poller.register(self.pidfd, select.POLLIN)
         self.run_start = (BOOT_ID, ticks)
-        stamp = started_at(ticks)
+        stamp = supervisedir.started_at(ticks)
         recorded = past.since
         if recorded and abs(recorded[0] - stamp[0] + (recorded[1] - stamp[1]) / 1e9) < 1:
             stamp = recorded     # ours, and the kernel agrees: to the nanosecond svstat saw
@@ -572,18 +412,18 @@ class Loop:
             os.set_blocking(self.deps_r, False)
             poller.register(self.deps_r, select.POLLIN)
             self.on_deps()
-        open_up(self.sdir, gid, self.path)
-        make_ok(self.sdir, self.path, gid)       # before any start (Fatal: none made)
+        supervisedir.open_up(self.sdir, gid, self.path)
+        supervisedir.make_ok(self.sdir, self.path, gid)       # before any start (Fatal: none made)
         self.adopt_leftover()
         self.feed(machine.TIMEOUT)           # the first start, unless down or adopted
         self.policy_fresh = False            # later starts read the files again
         events, self.events = self.events, []
         self.write_status()                  # the first record, then ok is opened
         try:
-            ok = open_ok(self.sdir)
+            ok = supervisedir.open_ok(self.sdir)
         except OSError as e:
             self.abandon()
-            raise Fatal(f"unable to open {self.path}/supervise/ok: {describe(e)}") from None
+            raise supervisedir.Fatal(f"unable to open {self.path}/supervise/ok: {describe(e)}") from None
         self.events = events                 # told once ok is open: supervise is up
         self.tell_events()
         while self.exit_code is None:
@@ -609,39 +449,6 @@ class Loop:
             self.write_status()
         os.close(ok)
         return self.exit_code
-
-
-def leftover(sdir):
-    """(pid, start ticks, machine.Past) of the ./run the previous supervise
-    of this directory recorded as running in this boot; (0, None, None) if
-    none.
-
-    Believed only from files of ours (trust.read_ours; supervise/ is ours by
-    now); the caller then asks the kernel (adopt_leftover): a live session
-    leader that started at that very clock tick. The tick count is
-    boot-relative, so a step of the wall clock changes nothing.
-    """
-    none = 0, None, None
-    if not os.access("status", os.F_OK, dir_fd=sdir):
-        return none                  # a new service: no exception raised (trust.py)
-    try:
-        s = status.unpack(trust.read_ours("status", sdir, status.SIZE + 1))
-        fields = json.loads(trust.read_ours("state.json", sdir, 65536))
-    except (OSError, trust.Untrusted, status.BadStatus, ValueError, RecursionError):
-        return none
-    if not s.pid or s.state != status.RUN or not isinstance(fields, dict):
-        return none
-    ticks = fields.get("pid_start")
-    if fields.get("pid") != s.pid or fields.get("boot") != BOOT_ID or type(ticks) is not int:
-        return none
-    return s.pid, ticks, statejson.past(fields)
-
-
-def started_at(ticks):
-    """The wall time (seconds, nanoseconds) of a start ticks after boot,
-    worked out from how long ago that was: right after a clock step too."""
-    lived = max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / CLK_TCK)
-    return divmod(time.time_ns() - int(lived * 1e9), 1_000_000_000)
 
 
 def signal_pid(pid, signum):
@@ -683,9 +490,9 @@ def run(path, *, under_svscan=False, deps_r=-1, sockets=(), instance=None):
     if instance is not None:
         os.environ["INSTANCE"] = str(instance)       # ./run's, ./finish's, ./check's
     try:
-        sdir, _lock, ctl_r, _ctl_w, gid = setup(path, instance)
+        sdir, _lock, ctl_r, _ctl_w, gid = supervisedir.setup(path, instance)
         loop = Loop(shown, sdir, ctl_r, deps_r=deps_r, sockets=sockets)
         return loop.run(wakeup_r, gid)
-    except Fatal as e:
+    except supervisedir.Fatal as e:
         tell(PROG, "fatal", str(e))
         return TEMPORARY

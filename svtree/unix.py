@@ -188,7 +188,7 @@ def copied_above(pairs):
     """pairs, (fd, target) to dup2() in a new process, with each fd first
     copied (close-on-exec) above every target: a source may be another
     pair's target, which its dup2() would clobber."""
-    import fcntl        # svscan has it already (supervise.setup locks)
+    import fcntl        # svscan has it already (supervisedir.setup locks)
     top = max([2, *(target for _, target in pairs)]) + 1
     return [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top), target) for fd, target in pairs]
 

@@ -129,5 +129,5 @@ def test_a_socket_file_another_user_wrote_is_refused(procs, scandir):
     assert "bound" in (d / "out").read_text()
     proc.terminate()
     err = proc.communicate(timeout=20)[1].decode()
-    assert f"svscan: warning: unable to use srv/socket: not a file of uid 0 in a " \
+    assert "svscan: warning: unable to use srv/socket: not a file of uid 0 in a " \
            "directory only it can write (root binds what it says); no sockets" in err, err

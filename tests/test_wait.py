@@ -19,7 +19,7 @@ from conftest import start_supervise as supervise
 from conftest import (fake_supervised, open_ok, peer, program, run, state_json, status_pid,
                       status_record, wait_until, watch_mask)
 from svtree import tree
-from svtree import wait as wait_
+from svtree import verbs
 from svtree.cli.svtree import svtree
 
 
@@ -270,13 +270,13 @@ GOALS = [
 
 @pytest.mark.parametrize(("verb", "before", "now", "reached"), GOALS)
 def test_what_a_verb_waits_for(verb, before, now, reached):
-    assert wait_.after(verb, before).reached(now) is reached
+    assert verbs.after(verb, before).reached(now) is reached
 
 
 def test_a_failure_is_hopeless_only_after_the_command():
     failed_before = snap(process="down", pid=0, want="down", failed=True)
-    goal = wait_.after("start", failed_before)
+    goal = verbs.after("start", failed_before)
     assert goal.hopeless(failed_before) is None                  # the u not yet taken
     again = snap(process="down", pid=0, want="down", failed=True, since=200.0)
     assert "failed for good" in goal.hopeless(again)
-    assert wait_.after("stop", failed_before).hopeless(again) is None
+    assert verbs.after("stop", failed_before).hopeless(again) is None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .. import jobs, table
+from .. import jobs, table, verbs
 from .. import wait as wait_
 from .output import Fatal, directories
 
@@ -51,7 +51,7 @@ def run_cmd(once, name, timeout, as_json, scandir, command):
         raise Fatal(f"{path}: supervise not running after {SUPERVISE_WAIT:g}s "
                     f"(is svscan running on {scandir}?)")
     if once:
-        wait_.send(path, "once")
+        verbs.send(path, "once")
     goal = ENDED if once else wait_.BY_NAME["up"]
     w = settled(path, goal, timeout if timeout is not None else None if once else DEFAULT_WAIT)
     rec = wait_.record(w)

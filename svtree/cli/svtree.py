@@ -41,6 +41,7 @@ import click
 
 from .. import events as events_
 from .. import logview, metrics as metrics_, servicedir, status, table, tree, unix
+from .. import verbs
 from .. import wait as wait_
 from ..errors import describe
 from . import jobs as jobs_
@@ -377,7 +378,7 @@ def control(verb, services, timeout) -> int:
     services = instances_of(services)
     for path in pulled(verb, services) + list(services):
         try:
-            targets.append((path, wait_.send(path, verb if path in services else "start")))
+            targets.append((path, verbs.send(path, verb if path in services else "start")))
         except wait_.WaitError as e:
             say("fail", f"{path}: {e}")
             bad += 1
@@ -413,7 +414,7 @@ def pulled(verb, services) -> list[Path]:
         return []
     found = []
     for path in services:
-        for dep in wait_.dependencies(path):
+        for dep in verbs.dependencies(path):
             if dep not in services and dep not in found and not wanted_up(dep):
                 found.append(dep)
     return found
