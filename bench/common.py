@@ -641,9 +641,10 @@ class Figure:
         return self.error is None and self.value is not None
 
     def cell(self):
-        """Its cell in a table: `value (n=N)`, the n/a text, or "error"."""
+        """Its cell in a table: `value (n=N)` (the bare value for one of no
+        samples: a bound worked out, not measured), the n/a text, or "error"."""
         if self.ok:
-            return f"{fmt(self.value)} (n={self.n})"
+            return f"{fmt(self.value)}{f' (n={self.n})' if self.n else ''}"
         return self.error if self.error and self.error.startswith("n/a") else "error"
 
     def summary(self):

@@ -22,6 +22,12 @@ Benchmarks (NAME for --only):
                      s6-svscan has no grace period of its own: s6-supervise
                      waits for the service for ever, unless the service dir
                      holds a `timeout-kill` file (measured with 1000 ms).
+  shutdown-ordered   10 chains db <- api <- web (api depends on db, web on
+                     api) whose services each take 0.1 s to stop after TERM;
+                     time from SIGTERM to the scanner's exit: svtree's svscan
+                     with depends files (dependents first, level by level),
+                     without them, and s6-svscan (no order), next to the
+                     ideal 3 x 0.1 s; the order is checked in every round.
   logger             1,000,000 87-byte lines fed by cat through a pipe to
                      multilog (ours and daemontools'), svlogd and s6-log, each
                      timestamping and rotating at 16 MiB, 10 files kept; wall
@@ -71,7 +77,7 @@ from common import (  # noqa: E402  (bench/common.py, shared by the benchmark sc
     CLK_TCK, N_TREE, ROOT, VENV_BIN, BenchError, Figure, Tree, alive, bench_options, choose,
     cpu_ticks_with_children, end_group, exit_with, finish, fmt, guarded, kill_group,
     per_process, percentile, pidfd_wait, prepare, rounds, run_benches, say, spawn, spread,
-    started, timed_ms, total_pss, verdict, verdict_at_least, write_section)
+    started, timed_ms, total_pss, verdict, verdict_at_least, write_script, write_section)
 
 SECTION = "## Shutdown, logging and load"
 PEERS = ("daemontools", "runit", "s6")
@@ -242,7 +248,178 @@ def shutdown_stubborn(run):
                             else "not measured"))
 
 
-# --- 3. logger throughput ----------------------------------------------------------
+# --- 3. shutdown, dependency chains ---------------------------------------------
+
+N_CHAINS = 10
+CHAIN = ("db", "api", "web")       # each depends on the one before it
+STOP = 0.1                         # seconds each service takes to stop after TERM
+IDEAL_MS = len(CHAIN) * STOP * 1000     # the stop times along a chain, one after another
+# variant: (system, with depends files)
+CHAIN_VARIANTS = {"ordered": ("svtree", True), "svtree": ("svtree", False), "s6": ("s6", False)}
+CHAIN_LABELS = {"ordered": "svtree, depends (ordered)", "svtree": "svtree, no depends (unordered)",
+                "s6": "s6-svscan (unordered)"}
+# NAME LOG: sleeps until TERM, then takes STOP s to stop; its first and last
+# lines after TERM go to LOG with the wall clock (bash's, no fork), a second
+# TERM (svscan's and its supervise's) ignored
+SLOW_STOP = f"""#!/bin/bash
+name=$1 log=$2
+sleep 100000 & child=$!
+trap 'trap "" TERM; echo "$name term $EPOCHREALTIME" >>"$log"; kill $child
+      sleep {STOP:g}; echo "$name stop $EPOCHREALTIME" >>"$log"; exit 0' TERM
+wait $child
+"""
+
+
+def chain_tree(variant):
+    """N_CHAINS chains of CHAIN, each service a SLOW_STOP; (the tree, its
+    stop log). The ordered variant has the depends files."""
+    system, ordered = CHAIN_VARIANTS[variant]
+    tree = Tree(system)
+    stopper = shlex.quote(str(write_script(tree.dir / "slow-stop", SLOW_STOP)))
+    log = tree.dir / "stops.log"
+    for i in range(N_CHAINS):
+        below = None
+        for role in CHAIN:
+            name = f"{role}{i}"
+            files = {"depends": f"{below}\n"} if ordered and below else None
+            tree.add(name, f"exec {stopper} {name} {shlex.quote(str(log))}", files)
+            below = name
+    return tree, log
+
+
+def read_stops(log):
+    """The stop log's lines in the order written: [(name, term or stop, wall s)]."""
+    try:
+        text = log.read_text()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        name, what, when = line.split()
+        out.append((name, what, float(when)))
+    return out
+
+
+def chain_once(variant):
+    """One shutdown of a fresh tree of chains: (ms from SIGTERM to the
+    scanner's exit, the stop log, services alive at its exit)."""
+    tree, log = chain_tree(variant)
+    try:
+        ms, at_exit, _ = shutdown_once(tree, 15, 30)   # the ordered tree starts level by level
+        stops = read_stops(log)
+    finally:
+        tree.stop()
+    if ms is None:
+        raise BenchError("the scanner did not exit")
+    return ms, stops, at_exit
+
+
+def order_faults(stops):
+    """What broke the order in one shutdown: a dependency's TERM before its
+    dependent's last line, a service without its two lines; [] if none."""
+    at = {}                                  # (name, what) -> its first line's index
+    for i, (name, what, _) in enumerate(stops):
+        at.setdefault((name, what), i)
+    faults = []
+    for i in range(N_CHAINS):
+        names = [f"{role}{i}" for role in CHAIN]
+        faults += [f"{name}: no {what} line" for name in names for what in ("term", "stop")
+                   if (name, what) not in at]
+        for dep, user in zip(names, names[1:]):
+            if at.get((dep, "term"), len(stops)) < at.get((user, "stop"), -1):
+                faults.append(f"{dep} got TERM before {user}'s last line")
+    return faults
+
+
+def level_gaps(stops):
+    """ms from each dependent's last line to its dependency's TERM line."""
+    when = {(name, what): t for name, what, t in reversed(stops)}     # the first of each
+    gaps = []
+    for i in range(N_CHAINS):
+        names = [f"{role}{i}" for role in CHAIN]
+        gaps += [(when[(dep, "term")] - when[(user, "stop")]) * 1000
+                 for dep, user in zip(names, names[1:])
+                 if (dep, "term") in when and (user, "stop") in when]
+    return gaps
+
+
+def chain_figure(variant, got, error):
+    """The figure of one variant; the ordered one is an error if the order
+    was wrong in any round."""
+    if error:
+        return Figure(error=error)
+    wrong = [order_faults(stops) for _, stops, _ in got]
+    wrong = [faults for faults in wrong if faults]
+    if variant == "ordered" and wrong:
+        return Figure(error=f"order wrong in {len(wrong)} of {len(got)} rounds: {wrong[0][0]}")
+    return Figure.of([ms for ms, _, _ in got])
+
+
+def chain_detail(variant, got, error):
+    """The details line of one variant: its spread, how often the order
+    held (it should not without depends: the check is not vacuous), the
+    services alive at the scanner's exit, and for the ordered one the gap
+    from a dependent's last line to its dependency's TERM."""
+    if not got:
+        return f"shutdown-ordered, {CHAIN_LABELS[variant]}: {error}"
+    samples = [ms for ms, _, _ in got]
+    held = sum(1 for _, stops, _ in got if not order_faults(stops))
+    gaps = [g for _, stops, _ in got for g in level_gaps(stops)]
+    faults = [f for _, stops, _ in got for f in order_faults(stops)]
+    return (f"shutdown-ordered, {CHAIN_LABELS[variant]}: {spread(samples)} ms; order "
+            f"dependents first held in {held} of {len(got)} rounds"
+            + (f" (first fault: {faults[0]})" if variant == "ordered" and faults else "")
+            + f"; services alive at the scanner's exit: {max(a for _, _, a in got)} at most"
+            + (f"; a dependent's last line to its dependency's TERM: {spread(gaps)} ms"
+               if variant == "ordered" and gaps else ""))
+
+
+def chain_targets(run, figs, got):
+    """The order, and the issue's bound: ordered <= 1.2 x (unordered + the
+    stop times along a chain); and the stricter one, with only the levels
+    the unordered run does not hold already."""
+    ordered, unordered = figs["ordered"], figs["svtree"]
+    what = f"shutdown, {N_CHAINS} chains of {len(CHAIN)} with depends"
+    n = len(got["ordered"])
+    run.rep.targets.append((what, "each dependent's last line before its dependency's TERM, "
+                                  "every round",
+                            f"met ({n} of {n} rounds)" if ordered.ok
+                            else f"FAILED: {ordered.error}"))
+    for prefix, levels in (("", len(CHAIN)), ("stricter: ", len(CHAIN) - 1)):
+        limit = 1.2 * (unordered.value + levels * STOP * 1000) if unordered.ok else None
+        run.rep.targets.append((what, f"{prefix}svtree ordered <= 1.2 x (svtree unordered + "
+                                      f"{levels} x {STOP * 1000:.0f} ms)",
+                                verdict(ordered.value, limit, "ms")
+                                if ordered.ok and limit else "not measured"))
+
+
+def shutdown_ordered(run):
+    """SIGTERM to the scanner of N_CHAINS chains db <- api <- web whose
+    services take STOP s to stop: svtree with depends files (dependents
+    first), without them, and s6-svscan (no order)."""
+    reps = 3 if run.quick else 7
+    variants = [v for v, (system, _) in CHAIN_VARIANTS.items() if system in run.systems]
+    say(f"== shutdown, {N_CHAINS} chains of {len(CHAIN)} services stopping in {STOP:g} s "
+        f"({reps} rounds over {', '.join(variants)})")
+    got, errors = rounds(variants, reps, chain_once, 0.2)
+    figs = {v: chain_figure(v, got[v], errors.get(v)) for v in variants}
+    for v in variants:
+        say(f"    {CHAIN_LABELS[v]}: {figs[v].summary()}")
+    label = f"shutdown, {N_CHAINS} chains {' <- '.join(CHAIN)}, {STOP * 1000:.0f} ms stop each"
+    if "s6" in figs:
+        run.rep.add(f"{label}, no depends", "ms", figs["svtree"], "s6-svscan", figs["s6"])
+        run.rep.add(f"{label}, depends (ordered)", "ms", figs["ordered"],
+                    "s6-svscan, unordered", figs["s6"])
+    run.rep.add(f"{label}, depends (ordered)", "ms", figs["ordered"],
+                "svtree, no depends (unordered)", figs["svtree"])
+    run.rep.add(f"{label}, depends (ordered)", "ms", figs["ordered"],
+                f"ideal: {len(CHAIN)} x {STOP * 1000:.0f} ms stop", Figure(IDEAL_MS))
+    for v in variants:
+        run.rep.details.append(chain_detail(v, got[v], errors.get(v)))
+    chain_targets(run, figs, got)
+
+
+# --- 4. logger throughput ----------------------------------------------------------
 
 def make_lines(path):
     """N_LINES lines of exactly LINE_BYTES bytes (newline included)."""
@@ -398,7 +575,7 @@ def logger(run):
                             if peak["svtree"].ok else "not measured"))
 
 
-# --- 4. 1000 services -----------------------------------------------------------------
+# --- 5. 1000 services -----------------------------------------------------------------
 
 def load_once(system, timeout):
     """(ms to all started, PSS KiB of the scanner and its supervise processes,
@@ -446,7 +623,7 @@ def load_1000(run):
         run.rep.details.append(f"load-{N_LOAD}, {s}: {notes.get(s, figs[s].error)}")
 
 
-# --- 5. CLI under a crash loop ------------------------------------------------------------
+# --- 6. CLI under a crash loop ------------------------------------------------------------
 
 def supervised(service):
     """Does a supervise read service/supervise/control? (svok's test)"""
@@ -610,7 +787,7 @@ def crash_load(run):
                 for cmd in ours["idle"])))
 
 
-# --- 6. waiting for readiness ----------------------------------------------------------
+# --- 7. waiting for readiness ----------------------------------------------------------
 
 WAIT_SYSTEMS = ("svtree", "s6")
 
@@ -697,8 +874,8 @@ def wait_ready(run):
 
 
 BENCHES = {"shutdown-prompt": shutdown_prompt, "shutdown-stubborn": shutdown_stubborn,
-           "logger": logger, "load-1000": load_1000, "crash-load": crash_load,
-           "wait-ready": wait_ready}
+           "shutdown-ordered": shutdown_ordered, "logger": logger, "load-1000": load_1000,
+           "crash-load": crash_load, "wait-ready": wait_ready}
 
 
 # --- the section ------------------------------------------------------------------------
@@ -722,6 +899,24 @@ HOW = f"""\
   s6-supervise waits for the service for ever unless its directory holds
   `timeout-kill` (milliseconds from TERM to KILL), measured here with
   {S6_TIMEOUT_KILL_MS}. daemontools and runit exit at once (see above).
+- **dependency chains**: {N_CHAINS} chains of {len(CHAIN)} services, {" <- ".join(CHAIN)} (each
+  depends on the one before it); every service is a bash script that
+  sleeps until TERM, then writes `NAME term` with the wall clock to a log
+  file, sleeps {STOP:g} s, writes `NAME stop` and exits 0 (a second TERM
+  ignored). One shutdown as above (all started, 0.5 s, `kill -TERM` of the
+  scanner, its exit through a pidfd) of a fresh tree per round: svtree's
+  svscan with a `depends` file in each api and web (naming the service
+  below it; that tree starts a level a second, as a service that cannot
+  say it is ready counts as ready after a second up), svtree's svscan
+  without them, s6-svscan on the same services (it has no order). Rounds
+  interleaved. The order is read from the log file (appended by every
+  service, so its lines are in the order written): in every chain each
+  dependent's `stop` line must come before its dependency's `term` line,
+  else the ordered figure is an error. The ideal is the stop times along
+  a chain, {len(CHAIN)} x {STOP * 1000:.0f} ms; the issue's bound is ordered <= 1.2 x
+  (unordered + {len(CHAIN)} x {STOP * 1000:.0f} ms). The unordered figure holds one stop
+  time already, so the stricter bound counts only the {len(CHAIN) - 1} levels ordering
+  adds.
 - **logger**: {N_LINES:,} lines of {LINE_BYTES} bytes, written once to a temp file, fed
   by `cat` through a pipe; from the logger's spawn to its exit after end of
   input: `multilog t s{LOG_SIZE} n10 DIR` (svtree's and daemontools'),
