@@ -70,6 +70,8 @@ class Dependencies:
         self.said = {}            # name -> the line last written on its pipe
         self.told = set()         # warnings said, not said again while they hold
         self.watched = {}         # path -> watch descriptor
+        self.wanted = {}          # path -> what: everything watch_all() wants watched
+        self.holding = set()      # supervise dirs told something holds them
         self.by_wd = {}           # watch descriptor -> (path, what: None or "supervise")
 
     # --- the graph ------------------------------------------------------------------
@@ -169,7 +171,10 @@ class Dependencies:
             os.close(fd)
 
     def update(self):
-        """Tell each service whose verdict changed (or whose pipe is new)."""
+        """Tell each service whose verdict changed (or whose pipe is new).
+        In a tree without depends files nothing is held: nothing to do."""
+        if not self.edges and not self.holding:
+            return
         looks, services = {}, self.scanner.by_name()
         for service in services.values():
             verdict = None
@@ -185,6 +190,10 @@ class Dependencies:
         try:
             os.write(proc.deps_w, line)            # <= PIPE_BUF: whole or not at all
             self.said[proc.path] = line
+            if verdict == READY:
+                self.holding.discard(proc.path)
+            else:
+                self.holding.add(proc.path)
         except BlockingIOError:
             self.said.pop(proc.path, None)         # full: said again at the next change
         except OSError:
@@ -193,8 +202,11 @@ class Dependencies:
     def first_word(self, service, proc):
         """The line proc, a new supervise of service, finds on its pipe:
         what holds it right now (nothing is written when nothing does)."""
-        line = encode(self.verdict(service.name, self.scanner.by_name()))
+        verdict = self.verdict(service.name, self.scanner.by_name())
+        line = encode(verdict)
         self.said[proc.path] = line
+        if verdict != READY:
+            self.holding.add(proc.path)
         return line if line != encode(READY) else b""
 
     # --- watching -----------------------------------------------------------------------
@@ -220,6 +232,7 @@ class Dependencies:
                 for where in instance_dirs(target, service):
                     wanted[where] = None
                     wanted[os.path.join(where, "supervise")] = "supervise"
+        self.wanted = wanted
         for path in set(self.watched) - set(wanted):
             self.unwatch(path)
         for path, what in wanted.items():
@@ -249,7 +262,7 @@ class Dependencies:
     def on_inotify(self):
         """Act on what changed: depends files read again, new supervise/
         directories watched, and every verdict looked at once."""
-        reload = rewatch = False
+        reload = rewatch = changed = False
         events = self.inotify.read(timeout=0)
         if self.scanner.stopping:
             return                  # nothing starts any more
@@ -265,20 +278,28 @@ class Dependencies:
                 if self.watched.get(path) == event.wd:
                     del self.watched[path]
                 continue
+            if what == "supervise":
+                changed = changed or event.name in WORTH_A_LOOK["supervise"] \
+                    or event.mask & inotify.DELETE_SELF
+                continue
             if what is None and event.name == servicedir.INSTANCES:
                 self.scanner.scan()         # scaled: new instances, fewer; reloads too
                 return
             if what is None and event.name in ("depends", "run"):
                 reload = True
             elif what is None and event.name == "supervise":
-                self.watch(os.path.join(path, "supervise"), "supervise")
+                inner = os.path.join(path, "supervise")
+                if inner in self.wanted:    # a dependency's: its changes are news
+                    self.watch(inner, "supervise")
+                    changed = True
             elif what is None and (event.name == "instance" or event.name.isdigit()):
                 rewatch = True              # an instance's directory made: watch in it
         if reload:
             self.reload()
         elif rewatch:
             self.watch_all(self.scanner.by_name())
-        self.update()
+        if reload or rewatch or changed:
+            self.update()
 
     def close(self):
         if self.inotify:

@@ -315,6 +315,7 @@ class Scanner:
             os.close(proc.deps_w)
             proc.deps_w = -1
         self.deps.said.pop(proc.path, None)
+        self.deps.holding.discard(proc.path)
 
     # --- processes ----------------------------------------------------------
 
