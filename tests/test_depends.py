@@ -27,14 +27,14 @@ def note(name, what):
 
 def sleeper(name, ready_when=None, stop=0.0):
     """A run script: journal `start`; with ready_when, wait for that file,
-    then say ready on fd 3 and journal `ready`; on TERM, journal `term`,
+    then journal `ready` and say so on fd 3; on TERM, journal `term`,
     take stop seconds, journal `last` and exit."""
     pause = f"sleep {stop}; " if stop else ""
     lines = ["#!/bin/sh", f"trap '{note(name, 'term')}; {pause}{note(name, 'last')}; exit 0' TERM",
              note(name, "start")]
     if ready_when:
-        lines += [f"while [ ! -e ../{ready_when} ]; do sleep 0.01; done", "echo >&3",
-                  note(name, "ready")]
+        lines += [f"while [ ! -e ../{ready_when} ]; do sleep 0.01; done",
+                  note(name, "ready"), "echo >&3"]           # journaled before it is told
     lines += ["while :; do sleep 0.02; done", ""]
     return "\n".join(lines)
 
