@@ -319,7 +319,7 @@ def test_without_its_zygote_svscan_forks_supervise_itself(procs, service, scandi
     wait_until(lambda: status_pid(b), timeout=5)
     [sup_a] = [p for p in supervise_pids(scanner.pid)
                if os.readlink(f"/proc/{p}/cwd") == str(a)]
-    os.kill(status_pid(a), signal.SIGKILL)
+    os.kill(wait_until(lambda: status_pid(a)), signal.SIGKILL)   # never 0: our own group
     os.kill(sup_a, signal.SIGKILL)
     wait_until(lambda: len(supervise_pids(scanner.pid)) == 2 and sup_a not in
                supervise_pids(scanner.pid), timeout=5)

@@ -196,10 +196,12 @@ def test_log_pipe_loses_nothing_when_either_side_restarts(procs, service, scandi
     lines = lambda: (sv / "out").read_text().splitlines() if (sv / "out").exists() else []
     for n in range(1, 4):
         wait_until(lambda: len(lines()) == 100 * n)
-        old = status_pid(log)
+        # its lines can be out before its supervise writes its pid; and
+        # os.kill(0) would KILL our own process group
+        old = wait_until(lambda: status_pid(log))
         os.kill(old, signal.SIGKILL)                 # the logger dies ...
         if n == 2:
-            os.kill(status_pid(sv), signal.SIGKILL)  # ... and once the talker too
+            os.kill(wait_until(lambda: status_pid(sv)), signal.SIGKILL)  # ... and the talker
         (sv / f"go{n}").touch()                      # the next batch goes into the pipe
         wait_until(lambda: status_pid(log) not in (0, old))
     (sv / "go4").touch()
