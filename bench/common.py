@@ -889,6 +889,16 @@ def bench_options(doc, benches, peers, quick_help, output_help):
     return p
 
 
+def parsed(p, argv, benches, peers):
+    """argv parsed by p (bench_options'), --only chosen (choose()); the
+    report goes to BENCHMARKS.md unless --only narrowed the run (then only
+    where --output says)."""
+    args = p.parse_args(argv)
+    if args.output is None and not choose(p, args, benches, peers):
+        args.output = str(ROOT / "BENCHMARKS.md")
+    return args
+
+
 def choose(p, args, benches, peers):
     """The names --only gave (an error for an unknown one); args.benches and
     args.peers become those it named, or all where it named none."""

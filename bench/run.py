@@ -65,8 +65,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
-    CLK_TCK, N_TREE, ROOT, VENV_BIN, VENV_PY, BenchError, Figure, Tree, bench_options, choose,
-    cpu_of, exit_with, fmt, guarded, per_process, prepare, private_dirty_by_mapping, rounds,
+    CLK_TCK, N_TREE, VENV_BIN, VENV_PY, BenchError, Figure, Tree, bench_options, cpu_of,
+    exit_with, fmt, guarded, parsed, per_process, prepare, private_dirty_by_mapping, rounds,
     run_benches, say, smaps_rollup, started, stop_all, timed_ms, total_pss, verdict)
 
 PEERS = ("daemontools", "runit", "s6", "supervisord")
@@ -647,11 +647,7 @@ def parse_args(argv):
                       "where to write the report (default BENCHMARKS.md; "
                       "with --only, none unless given)")
     p.add_argument("--seed", type=int, default=None, help="seed for the random pauses")
-    args = p.parse_args(argv)
-    names = choose(p, args, BENCHES, PEERS)
-    if args.output is None and not names:
-        args.output = str(ROOT / "BENCHMARKS.md")
-    return args
+    return parsed(p, argv, BENCHES, PEERS)
 
 
 def main(argv=None):

@@ -55,8 +55,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
-    ROOT, VENV_BIN, BenchError, Figure, Run, Tree, bench_options, choose, cleanup, exit_with,
-    end_group, finish, fmt, installed_peers, kill, prepare, rounds, say, spawn, spread, started,
+    VENV_BIN, BenchError, Figure, Run, Tree, bench_options, cleanup, exit_with, end_group, finish,
+    fmt, installed_peers, kill, parsed, prepare, rounds, say, spawn, spread, started,
     write_section)
 
 SECTION = "## Connections across restarts"
@@ -96,8 +96,8 @@ ROUNDS, QUICK_ROUNDS = 3, 1
 GAP = 1.2              # seconds after the new server answers: past every 1 s throttle
 WAIT = 15.0            # longest wait for a start, an answer, a command
 
-# tests/test_sockets.py's server; it says on its stdout (the tree's log)
-# which way it got its socket.
+# The server, tests/test_sockets.py's too; it says on its stdout (the
+# tree's log) which way it got its socket.
 SERVER = r"""
 import os, socket, sys
 if os.environ.get("LISTEN_PID") == str(os.getpid()):
@@ -519,11 +519,7 @@ def parse_args(argv):
     p = bench_options(__doc__, VARIANTS, PEERS, f"{QUICK_ROUNDS} round instead of {ROUNDS}",
                       "the markdown file whose section to replace (default "
                       "BENCHMARKS.md; with --only, none unless given)")
-    args = p.parse_args(argv)
-    names = choose(p, args, VARIANTS, PEERS)
-    if args.output is None and not names:
-        args.output = str(ROOT / "BENCHMARKS.md")
-    return args
+    return parsed(p, argv, VARIANTS, PEERS)
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@ connection. The server here is a small Python one, as an existing
 socket-activated server would be: it uses fd 3 when LISTEN_PID names it,
 and binds the port itself otherwise."""
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -14,25 +15,19 @@ import time
 
 import pytest
 
-from conftest import program, run, wait_until, write_script
+from conftest import ROOT, program, run, wait_until, write_script
 
-SERVER = r"""
-import os, socket, sys
-if os.environ.get("LISTEN_PID") == str(os.getpid()):
-    assert os.environ["LISTEN_FDS"] == "1", os.environ["LISTEN_FDS"]
-    print("given", os.environ["LISTEN_FDNAMES"], flush=True)
-    s = socket.socket(fileno=3)
-else:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-    s.listen(128)
-    print("bound", flush=True)
-while True:
-    c, _ = s.accept()
-    c.sendall(b"%d\n" % os.getpid())
-    c.close()
-"""
+def bench_server():
+    """bench/sockets.py's server (one home for it: the bench restarts the
+    same one next to the peers)."""
+    spec = importlib.util.spec_from_file_location("svtree_bench_sockets",
+                                                  ROOT / "bench" / "sockets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SERVER
+
+
+SERVER = bench_server()
 
 
 def free_port():
