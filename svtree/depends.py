@@ -350,7 +350,7 @@ def readiness(fd, proc):
     try:
         snap = tree.snapshot(fd)
         live = tree.is_supervised(fd) if proc is None else True
-        if proc is not None and proc.pid and not fresh(fd, proc.forked_ns):
+        if proc is not None and proc.pid and not fresh(fd, proc):
             return None             # a status of the supervise before it: no word yet
     except FileNotFoundError:
         return None
@@ -378,12 +378,15 @@ def running(service) -> bool:
     return any(supervised(proc) for proc in (*service.runs(), *service.leaving))
 
 
-def fresh(fd, since_ns) -> bool:
-    """Has supervise/status been written since since_ns (wall clock)?"""
+def fresh(fd, proc) -> bool:
+    """Has proc's supervise written supervise/status since it was forked?
+    A status file it replaced is another inode (which a file system with
+    whole-second times needs); else one written since the fork, by the clock."""
     try:
-        return os.stat("supervise/status", dir_fd=fd).st_mtime_ns >= since_ns - TICK_NS
+        st = os.stat("supervise/status", dir_fd=fd)
     except OSError:
         return False
+    return st.st_ino != proc.old_status or st.st_mtime_ns >= proc.forked_ns - TICK_NS
 
 
 def encode(verdict) -> bytes:

@@ -47,7 +47,8 @@ class Proc:
     """One supervise process svscan started: the service's (or one of its
     instances'), or the logger's."""
 
-    __slots__ = ("path", "instance", "pid", "started", "forked_ns", "restart_at", "delay",
+    __slots__ = ("path", "instance", "pid", "started", "forked_ns", "old_status", "restart_at",
+                 "delay",
                  "control", "ok", "deps_w")
 
     def __init__(self, path, instance=None):
@@ -57,6 +58,7 @@ class Proc:
         self.pid = 0
         self.started = 0.0
         self.forked_ns = 0    # wall clock at the fork: its status is news only after
+        self.old_status = None    # the inode of the status file its predecessor left
         self.restart_at = None
         self.delay = RESTART
         self.control = -1     # the control fifo of a supervise we found running
@@ -97,6 +99,15 @@ class Service:
             proc.path = name if proc.instance is None else servicedir.instance_path(name, proc.instance)
         if self.log:
             self.log.path = os.path.join(name, "log")
+
+
+def status_inode(path):
+    """The inode of path's supervise/status (a supervise replaces it by
+    rename: a new one is a new inode), or None."""
+    try:
+        return os.stat(os.path.join(path, "supervise", "status")).st_ino
+    except OSError:
+        return None
 
 
 def open_sockets(name):
@@ -341,6 +352,7 @@ class Scanner:
             fds += [(s.fileno(), SOCKETS_FD + i) for i, (s, _) in enumerate(service.sockets)]
             names = tuple(name for _, name in service.sockets)
         forked_ns = time.time_ns()
+        old_status = status_inode(proc.path)
         try:
             pid = self.fork_child(proc.path if proc.instance is None else service.name, fds,
                                   names, proc.instance)
@@ -351,7 +363,7 @@ class Scanner:
         finally:
             if deps_r >= 0:
                 os.close(deps_r)
-        proc.forked_ns = forked_ns
+        proc.forked_ns, proc.old_status = forked_ns, old_status
         proc.pid = pid
         proc.started = self.clock()
         self.by_pid[pid] = (service, proc)
