@@ -12,7 +12,7 @@ import pwd
 import shlex
 import sys
 
-from . import policy, unix
+from . import policy, spawn, unix
 # the logger's code, imported here so that svscan's children share it
 from . import logdir, logger, logscript  # noqa: F401  (cli.multilog imports them when run)
 from .cli import multilog
@@ -110,7 +110,7 @@ def fork(words, account, path):
     try:
         os.setsid()
         _signal.set_wakeup_fd(-1)
-        for signum in unix.CATCHABLE:        # every signal at its default, as ./run gets them
+        for signum in spawn.CATCHABLE:        # every signal at its default, as ./run gets them
             try:
                 _signal.signal(signum, _signal.SIG_DFL)
             except (OSError, ValueError):

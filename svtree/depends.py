@@ -103,7 +103,7 @@ class Dependencies:
                      "each starts as if it had no depends file")
         for name, e in edges.items():
             for word, target in e:
-                if name not in self.cyclic and self.look(target, services) == NO_SERVICE:
+                if name not in self.cyclic and not exists(target, services):
                     told.add(f"{name} depends on {word}, which is no service: "
                              f"{name} waits until it is one")
         for message in sorted(told - self.told):
@@ -305,6 +305,12 @@ class Dependencies:
         if self.inotify:
             self.inotify.close()
         self.inotify = None
+
+
+def exists(target, services) -> bool:
+    """Is the dependency a service at all (of the tree, or a directory
+    elsewhere that is one)? Its readiness is look()'s, at each update."""
+    return target in services or ("/" in target and servicedir.is_service(target))
 
 
 def instance_dirs(target, service):

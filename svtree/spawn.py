@@ -11,6 +11,10 @@ import os
 from . import unix
 
 SOCKETS_FD = 4            # svscan's listening sockets for the service (sockets.py)
+# every signal a handler can be set for, as plain ints: what a child starts
+# with at its default (posix_spawn's setsigdef), whatever its parent caught;
+# here, not in unix.py, which svc and svstat load at every start
+CATCHABLE = tuple(sorted(_signal.valid_signals() - {_signal.SIGKILL, _signal.SIGSTOP}))
 
 
 def listening(argv, notify, names):
@@ -37,7 +41,7 @@ def listening(argv, notify, names):
             os.close(r)
             w = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, max(t for _, t in moves) + 1)  # off them
             os.setsid()
-            for signum in unix.CATCHABLE:
+            for signum in CATCHABLE:
                 _signal.signal(signum, _signal.SIG_DFL)
             _signal.set_wakeup_fd(-1)
             _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
@@ -73,4 +77,4 @@ def spawn(argv, notify=None, stderr_to_stdout=False):
     if stderr_to_stdout:
         actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
     return os.posix_spawn(argv[0], argv, os.environ._data, setsid=True,
-                          setsigdef=unix.CATCHABLE, setsigmask=(), file_actions=actions)
+                          setsigdef=CATCHABLE, setsigmask=(), file_actions=actions)

@@ -70,8 +70,9 @@ def record(sv, path, normally_up, run_start=None, next_start=None) -> dict:
         "quick_deaths": sv.quick_deaths, "backoff": sv.delay, "failed": sv.failed,
         "critical": bool(sv.policy.critical), "boot": boot, "pid_start": ticks,
         "readiness": state.readiness(sv.policy), "error": sv.error, "reason": sv.reason,
-        "next_start": next_start, "waiting_for": list(sv.waiting_for) or None,
-        "blocked_by": dict(sv.blocked_by) or None,
+        "next_start": next_start,
+        "waiting_for": list(sv.waiting_for) if sv.waiting_for else None,   # no empty ones
+        "blocked_by": dict(sv.blocked_by) if sv.blocked_by else None,      # made per write
         "last_pid": sv.last_run and sv.last_run[0],
         "last_start": sv.last_run and seconds(sv.last_run[1]),
         "last_end": sv.last_run and seconds(sv.last_run[2]),

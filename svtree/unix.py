@@ -13,10 +13,6 @@ import sys
 
 from .errors import TEMPORARY, NotRunning, tell
 
-# every signal a handler can be set for, as plain ints: what a child starts
-# with at its default (posix_spawn's setsigdef), whatever its parent caught
-CATCHABLE = tuple(sorted(_signal.valid_signals() - {_signal.SIGKILL, _signal.SIGSTOP}))
-
 
 def write_all(fd: int, data: bytes) -> None:
     """Write every byte of data; a pipe or fifo may take it in pieces."""
