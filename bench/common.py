@@ -298,6 +298,67 @@ def private_dirty_by_mapping(pid, top=4):
     return sorted(sums.items(), key=lambda kv: -kv[1])[:top]
 
 
+
+# --- same-page merging (ksmd) ----------------------------------------------------
+
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+def ksm_read(name):
+    return int((KSM / name).read_text().split()[0])
+
+
+class Ksmd:
+    """ksmd switched on for a while, as fast as FAST pages a round, then put
+    back as it was (run, pages_to_scan): svscan's zygote marks its memory
+    mergeable (svtree/samepage.py), which only pays where ksmd runs. None of
+    the peers marks any memory, so their figures do not change with it."""
+
+    FAST = 2000                    # pages per round (the kernel's default: 100 per 20 ms)
+
+    def __init__(self):
+        self.saved = None
+
+    @staticmethod
+    def possible():
+        return os.access(KSM / "run", os.W_OK)
+
+    def __enter__(self):
+        self.saved = {name: (KSM / name).read_text().strip() for name in ("run", "pages_to_scan")}
+        (KSM / "pages_to_scan").write_text(str(self.FAST))
+        (KSM / "run").write_text("1")
+        return self
+
+    def __exit__(self, *exc):
+        for name in ("pages_to_scan", "run"):
+            try:
+                (KSM / name).write_text(self.saved[name])
+            except OSError:
+                pass
+        return False
+
+    def settle(self, scans=3, timeout=60.0):
+        """Wait for scans whole passes of ksmd from now: what is mergeable is merged."""
+        target = ksm_read("full_scans") + scans
+        deadline = time.monotonic() + timeout
+        while ksm_read("full_scans") < target:
+            if time.monotonic() > deadline:
+                raise BenchError(f"ksmd made fewer than {scans} passes in {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def default_rate_cpu(self, seconds=10.0):
+        """ksmd's CPU share (percent of one CPU) at the rate the machine had
+        before (pages_to_scan as saved), over seconds."""
+        (KSM / "pages_to_scan").write_text(self.saved["pages_to_scan"])
+        pid = next((p for p in all_pids() if read_stat(p)[0] == "ksmd"), None)
+        if pid is None:
+            return None
+        before, t0 = cpu_of(pid)[1], time.monotonic()
+        time.sleep(seconds)
+        used = (cpu_of(pid)[1] - before) / 1e9 if before is not None else None
+        (KSM / "pages_to_scan").write_text(str(self.FAST))
+        return None if used is None else 100.0 * used / (time.monotonic() - t0)
+
 # --- the report fifo ----------------------------------------------------------
 
 class Reporter:

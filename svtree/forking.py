@@ -18,8 +18,8 @@ import resource
 import select
 import signal
 
-from . import (logdir, logger, logscript, machine, proctitle, supervise, supervisedir, unix,
-               zygote)
+from . import (logdir, logger, logscript, machine, proctitle, samepage, supervise, supervisedir,
+               unix, zygote)
 from .errors import TEMPORARY, tell
 
 # what svscan catches that a forked supervise must not (plain ints: see supervise.py)
@@ -133,6 +133,7 @@ def start_zygote():
     if pid == 0:
         ours.close()
         proctitle.name_process(f"svscan zygote {os.getcwd()}", "svscan-zygote")
+        samepage.offer()          # before the first fork: every supervise inherits the mark
         zygote.serve(theirs, become_supervise)
     gc.unfreeze()
     theirs.close()
