@@ -455,7 +455,8 @@ def make_service(path, name, fifo, body="exec sleep 100000", files=None, logger=
     """A service dir whose run reports `NAME PID` on the fifo, then runs body.
 
     files: other files of the dir (name -> text). logger: a log/ that files
-    into ./main, "builtin" for svtree's log/multilog, else log/run's command.
+    into ./main, "builtin" for svtree's log/multilog, else log/run's command
+    (lines before the exec'd one: put before it, newline-separated).
     """
     path.mkdir(parents=True)
     write_script(path / "run", f'#!/bin/sh\necho "{name} $$" >{shlex.quote(str(fifo))}\n'
@@ -468,7 +469,9 @@ def make_service(path, name, fifo, body="exec sleep 100000", files=None, logger=
         if logger == "builtin":
             (log / "multilog").write_text("t ./main\n")
         else:
-            write_script(log / "run", f"#!/bin/sh\nexec {logger} ./main\n")
+            *before, command = logger.split("\n")
+            write_script(log / "run", "".join(f"{line}\n" for line in ["#!/bin/sh", *before])
+                         + f"exec {command} ./main\n")
 
 
 class Tree:

@@ -25,13 +25,19 @@ Benchmarks (NAME for --only):
            the CPU time (schedstat) the scanner and its supervise processes
            have used by then. The systems take turns, round after round.
   memory   PSS (smaps_rollup) of the scanner plus its supervise processes,
-           without the services, per service, at 100 services.
+           without the services, per service, at 100 services. As root,
+           svtree again with ksmd switched on (then put back as it was) once
+           it has merged what it can, and ksmd's CPU share at the machine's
+           own rate.
   logged   PSS of everything a 30-service tree runs but the services (the
            scanner, its supervise processes, the loggers), measured from
            outside, divided by 30: each service logged with `t ./main`.
-           svtree twice: the built-in logger (log/multilog) and log/run =
-           `exec multilog t ./main`; daemontools' multilog, runit's svlogd -tt,
-           s6-log t. supervisord: n/a (it logs in its one process).
+           svtree three times: the built-in logger (log/multilog), log/run =
+           `exec multilog t ./main` (which supervise runs as the built-in
+           logger), and the same with one more line (sh and an exec'd
+           multilog); daemontools' multilog, runit's svlogd -tt, s6-log t.
+           supervisord: n/a (it logs in its one process). As root, svtree's
+           again with ksmd on.
   cli      whole-process wall time of svc -u S, svok S, svstat S and svstat on
            100 services, next to `python -c pass` (the .venv interpreter) and
            to daemontools' C tools.
@@ -86,9 +92,13 @@ NAMES_100 = [f"n{i:03d}" for i in range(N_TREE)]
 # the logger of a logged tree: (system, its log/run command or "builtin")
 BUILTIN = "svtree (built-in logger)"
 PIPED = "svtree (log/run: exec multilog)"
+EXECD = "svtree (log/run: exec multilog, exec'd)"
 LOGGED = {
     BUILTIN: ("svtree", "builtin"),
+    # the plain script: supervise runs it as the built-in logger (builtinlog.exec_script)
     PIPED: ("svtree", f"{VENV_BIN / 'multilog'} t"),
+    # one more line: sh runs it, and the exec starts a new interpreter
+    EXECD: ("svtree", f"export LOGGER=exec\n{VENV_BIN / 'multilog'} t"),
     "daemontools": ("daemontools", "/usr/bin/multilog t"),
     "runit": ("runit", "/usr/bin/svlogd -tt"),
     "s6": ("s6", "/usr/bin/s6-log t"),
@@ -424,7 +434,7 @@ def logged(run):
         run.rep.details.append(f"logged, {label}: " + (f.error or (
             f"{f.extra['processes']} processes ({', '.join(f.extra['comms'])})")))
     others = [label for label in figs if not label.startswith("svtree")]
-    run.rep.compare("PSS per logged service (30 services)", "MiB", figs, others + [PIPED],
+    run.rep.compare("PSS per logged service (30 services)", "MiB", figs, others + [PIPED, EXECD],
                     ours=BUILTIN)
     targets = ((BUILTIN, "logged service, built-in logger", 2.5),
                (PIPED, "logged service, log/run = exec multilog", 5))
@@ -435,11 +445,11 @@ def logged(run):
         return
     merged = {}
     with Ksmd() as ksmd:
-        for label, _, _ in targets:
+        for label in (BUILTIN, PIPED, EXECD):
             f = merged[label] = measured(bench_logged, label, ksmd)
             say(f"    {label}, ksmd on: {fmt(f.value) if f.ok else f.error} MiB/logged service")
     run.rep.compare("PSS per logged service (30 services), ksmd on", "MiB", {**figs, **merged},
-                    others + [PIPED], ours=BUILTIN)
+                    others + [PIPED, EXECD], ours=BUILTIN)
     for label, name, limit in targets:
         run.rep.targets.append((f"{name}, ksmd on", f"svtree <= {limit} MiB PSS",
                                 verdict(merged[label].value, limit, "MiB")))

@@ -99,6 +99,116 @@ def account(st):
     return pw.pw_uid, pw.pw_gid, groups
 
 
+# --- a log/run that only execs svtree's own multilog ---------------------------------
+
+SHELL = b"#!/bin/sh"
+# what a word may hold unquoted for sh to take it as it is: no expansion, no
+# quoting, no operator, no comment, no tilde
+PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:,+=@%!-")
+
+
+def sh_words(line):
+    """The words sh makes of line (bytes), if each is plain or wholly in
+    single quotes; None if sh could read any of them otherwise."""
+    words = []
+    for token in line.decode("utf-8", "surrogateescape").split():
+        if len(token) >= 2 and token[0] == token[-1] == "'" and "'" not in token[1:-1]:
+            words.append(token[1:-1])
+        elif PLAIN.issuperset(token):
+            words.append(token)
+        else:
+            return None
+    return words
+
+
+def exec_words(data):
+    """The words after `exec` of a script (bytes) that is `#!/bin/sh`, then
+    at most comments, blank lines and `exec 2>&1`, then one `exec WORD...`
+    and nothing after it; None for any other script."""
+    lines = data.split(b"\n")
+    if lines[0].rstrip() != SHELL:
+        return None
+    command = None
+    for line in lines[1:]:
+        line = line.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        if command is not None:
+            return None                 # something after the exec: sh would not get there,
+        if line == b"exec 2>&1":       # but a reader would expect it to count
+            continue
+        words = sh_words(line)
+        if not words or words[0] != "exec" or len(words) < 2:
+            return None
+        command = words[1:]
+    return command
+
+
+def found_in_path(name):
+    """Where sh would find the program name (its PATH, as ours), or None."""
+    if "/" in name:
+        return name if os.access(name, os.X_OK) else None
+    for d in os.environ.get("PATH", os.defpath).split(":"):
+        candidate = os.path.join(d or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def is_our_program(path, name):
+    """Whether path is svtree's console script name of this very Python
+    environment (its #! names an interpreter in the directory of ours)."""
+    try:
+        fd = unix.open_regular_followed(path)
+    except (OSError, unix.NotRegular):
+        return False
+    try:
+        head = os.read(fd, 1024)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    first, _, rest = head.partition(b"\n")
+    interpreter = first[2:].split(maxsplit=1)[:1] if first.startswith(b"#!") else []
+    return (bool(interpreter) and os.path.dirname(os.path.normpath(os.fsdecode(interpreter[0])))
+            == os.path.dirname(os.path.normpath(sys.executable))
+            and f"from svtree.cli.{name} import main".encode() in rest)
+
+
+def exec_script(run="run"):
+    """(words, account) to run as the built-in logger when ./run is nothing
+    but `exec [setuidgid ACCOUNT] multilog SCRIPT...` (as exec_words reads
+    it), both programs svtree's own: what the shell and a new interpreter
+    would do, without them. None for anything else, which is exec'd as ever."""
+    try:
+        fd = unix.open_regular_followed(run)
+    except (OSError, unix.NotRegular):
+        return None
+    try:
+        data = os.read(fd, SCRIPT_MAX + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    command = exec_words(data) if len(data) <= SCRIPT_MAX and os.access(run, os.X_OK) else None
+    if not command:
+        return None
+    account = None
+    if command[0] == "setuidgid":
+        if len(command) < 3 or not is_our_program(found_in_path("setuidgid") or "", "setuidgid"):
+            return None
+        try:
+            pw = pwd.getpwnam(command[1])
+        except KeyError:
+            return None                   # setuidgid's own error says it best
+        account, command = (pw.pw_uid, pw.pw_gid, [pw.pw_gid]), command[2:]
+    if len(command) < 2 or not is_our_program(found_in_path(command[0]) or "", "multilog"):
+        return None
+    if "PYTHONPATH" in os.environ:        # the console script could import another svtree
+        return None
+    return command[1:], account
+
+
 def fork(words, account, path):
     """Start the built-in logger: a child of ours in a session of its own,
     its signals at their defaults, as account, running multilog's code on

@@ -192,8 +192,8 @@ class Loop:
         if what == "run" and not self.policy_fresh:
             self.sv.policy = policy.read(self.path, self.warn_once)   # edits count from now on
         try:
-            pid = self.start_logger() if what == "run" and builtinlog.is_builtin() \
-                else self.spawn(what, argv)
+            logger = self.builtin_logger() if what == "run" else None
+            pid = self.start_logger(logger) if logger else self.spawn(what, argv)
         except StartFailed as e:
             self.start_failed(what, e.error, e.cause)
             return
@@ -201,12 +201,24 @@ class Loop:
             self.run_start = (BOOT_ID, procfs.start_ticks(pid))
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
-    def start_logger(self):
+    def builtin_logger(self):
+        """(words, account) if ./run is svtree's multilog, run by the built-in
+        logger: a log directory with a multilog script and no run, or one
+        whose run only execs svtree's own multilog (builtinlog.exec_script);
+        None to start ./run as it is. Raises StartFailed."""
+        if builtinlog.is_builtin():
+            try:
+                return builtinlog.script()
+            except builtinlog.BadScript as e:
+                raise StartFailed(e, f"its script {builtinlog.SCRIPT} cannot be used") from None
+        if os.path.basename(os.getcwd()) == "log":
+            return builtinlog.exec_script()
+        return None
+
+    def start_logger(self, logger):
         """The built-in logger's pid (builtinlog.fork). Raises StartFailed."""
         try:
-            return builtinlog.fork(*builtinlog.script(), self.path)
-        except builtinlog.BadScript as e:
-            raise StartFailed(e, f"its script {builtinlog.SCRIPT} cannot be used") from None
+            return builtinlog.fork(*logger, self.path)
         except OSError as e:
             raise StartFailed(e, "unable to fork the logger") from None
 

@@ -217,3 +217,126 @@ def test_svtree_sees_a_builtin_logger(procs, scandir):
     assert f'"{sv / "log"}"' in listed
     r = run("svtree", "logs", "-n", "1", "--raw", sv)
     assert r.returncode == 0 and r.stdout.endswith(" batch 2 line 100\n"), r.stderr
+
+
+# --- a log/run that only execs svtree's multilog -----------------------------------
+
+def with_our_bin(path=None):
+    """Our environment with svtree's programs first in PATH (or path first)."""
+    first = path or os.path.dirname(program("multilog"))
+    return {**os.environ, "PATH": f"{first}:{os.environ.get('PATH', os.defpath)}"}
+
+
+def exec_run(scandir, log_run, name="talker"):
+    sv = scandir / name
+    write_script(sv / "run", TALKER)
+    write_script(sv / "log" / "run", log_run)
+    return sv
+
+
+def forked(pid):
+    """Whether pid runs multilog's code forked by its supervise rather than
+    in an interpreter exec'd for it (the console script runs itself again
+    as `python -I -S`), or a C multilog (daemontools')."""
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return cmdline.startswith(b"multilog ") and b"\0-S\0" not in cmdline
+
+
+@pytest.mark.parametrize("log_run", [
+    "#!/bin/sh\nexec multilog t n5 ./main\n",
+    "#!/bin/sh\n# the usual\nexec 2>&1\n\nexec multilog t n5 './main'\n",
+])
+def test_a_log_run_that_execs_our_multilog_runs_as_the_builtin_logger(procs, scandir, log_run):
+    """`exec multilog t ./main` with svtree's multilog first in PATH: the
+    logger is forked by its supervise, no shell and no new interpreter;
+    every line is there, svc -t restarts it losing nothing, svstat sees it."""
+    sv = exec_run(scandir, log_run)
+    procs.start(program("svscan"), scandir, env=with_our_bin())
+    main = sv / "log" / "main"
+    wait_until(lambda: len(lines_of(main)) == 100)
+    pid = status_pid(sv / "log")
+    assert forked(pid), Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert os.getsid(pid) == pid
+    assert run("svc", "-t", sv / "log").returncode == 0
+    wait_until(lambda: status_pid(sv / "log") not in (0, pid))
+    (sv / "go1").touch()
+    (sv / "go2").touch()
+    wait_until(lambda: len(lines_of(main)) == 300)
+    assert lines_of(main) == [f"batch {n} line {i}" for n in range(3) for i in range(1, 101)]
+    assert forked(status_pid(sv / "log"))
+    assert run("svstat", sv / "log").stdout.startswith(f"{sv}/log: up (pid ")
+
+
+@pytest.mark.parametrize("log_run", [
+    "#!/bin/sh\necho starting >&2\nexec multilog t ./main\n",     # more than the exec
+    "#!/bin/sh\nexec multilog t ./main # said\n",                   # a comment sh would drop
+    "#!/bin/sh\nexec multilog t ${DIR:-./main}\n",                  # an expansion
+    "#!/bin/bash\nexec multilog t ./main\n",                        # another shell
+])
+def test_any_other_log_run_is_exec_d(procs, scandir, log_run):
+    """Only the plain form is taken: anything sh could read otherwise runs
+    as written, through sh and an exec'd multilog."""
+    if log_run.startswith("#!/bin/bash") and not os.path.exists("/bin/bash"):
+        pytest.skip("no /bin/bash")
+    sv = exec_run(scandir, log_run)
+    procs.start(program("svscan"), scandir, env=with_our_bin())
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100)
+    pid = status_pid(sv / "log")
+    assert not forked(pid)
+    assert b"\0-S\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_another_multilog_first_in_path_is_exec_d(procs, scandir):
+    """daemontools' multilog first in PATH is the one exec runs: it is left
+    alone, and files the lines itself."""
+    if not os.path.exists("/usr/bin/multilog"):
+        pytest.skip("daemontools is not installed")
+    sv = exec_run(scandir, "#!/bin/sh\nexec multilog t ./main\n")
+    procs.start(program("svscan"), scandir, env=with_our_bin("/usr/bin"))
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100)
+    assert os.readlink(f"/proc/{status_pid(sv / 'log')}/exe") == "/usr/bin/multilog"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change user")
+def test_setuidgid_before_our_multilog_is_the_loggers_account(procs, scandir):
+    """`exec setuidgid nobody multilog ...`: the forked logger runs as
+    nobody, with nobody's primary group as its only group, as setuidgid
+    would leave it."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    sv = exec_run(scandir, "#!/bin/sh\nexec setuidgid nobody multilog t ./main\n")
+    (sv / "log").chmod(0o777)
+    procs.start(program("svscan"), scandir, env=with_our_bin())
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100)
+    pid = status_pid(sv / "log")
+    assert forked(pid)
+    status = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines())
+    assert status["Uid"].split()[:2] == [str(nobody.pw_uid)] * 2
+    assert status["Gid"].split()[:2] == [str(nobody.pw_gid)] * 2
+    assert status["Groups"].split() == [str(nobody.pw_gid)]
+    assert (sv / "log" / "main").stat().st_uid == nobody.pw_uid
+
+
+@pytest.mark.parametrize("script, words", [
+    (b"#!/bin/sh\nexec multilog t ./main\n", ["multilog", "t", "./main"]),
+    (b"#!/bin/sh \n\n# c\nexec 2>&1\n  exec\tmultilog t '!tai64nlocal' '-*' ./main  \n",
+     ["multilog", "t", "!tai64nlocal", "-*", "./main"]),
+    (b"#!/bin/sh\nexec setuidgid log multilog t s1000000 n20 =last ./main",
+     ["setuidgid", "log", "multilog", "t", "s1000000", "n20", "=last", "./main"]),
+    (b"#!/bin/sh\nexec multilog t ./main\nexit 1\n", None),
+    (b"#!/bin/sh\nexec multilog t -* ./main\n", None),
+    (b"#!/bin/sh\nexec multilog t ~/log\n", None),
+    (b"#!/bin/sh\nexec multilog t \"./main\"\n", None),
+    (b"#!/bin/sh\nexec multilog t './ma'in'\n", None),
+    (b"#!/bin/sh\nexec multilog t ./main; echo\n", None),
+    (b"#!/bin/sh\nexec multilog t ./main 2>/dev/null\n", None),
+    (b"#!/bin/sh\nexec multilog t `pwd`/main\n", None),
+    (b"#!/bin/sh\nX=1 exec multilog t ./main\n", None),
+    (b"#!/bin/sh -e\nexec multilog t ./main\n", None),
+    (b"#!/bin/sh\nexec\n", None),
+    (b"#!/bin/sh\n", None),
+    (b"exec multilog t ./main\n", None),
+])
+def test_exec_words(script, words):
+    assert builtinlog.exec_words(script) == words
