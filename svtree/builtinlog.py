@@ -121,27 +121,33 @@ def sh_words(line):
     return words
 
 
+STDERR_TO_STDOUT = b"exec 2>&1"
+
+
 def exec_words(data):
-    """The words after `exec` of a script (bytes) that is `#!/bin/sh`, then
-    at most comments, blank lines and `exec 2>&1`, then one `exec WORD...`
-    and nothing after it; None for any other script."""
+    """(the words after `exec`, whether stderr goes to stdout) of a script
+    (bytes) that is `#!/bin/sh`, then at most comments, blank lines and
+    `exec 2>&1`, then one `exec WORD...` and nothing after it; None for
+    any other script."""
     lines = data.split(b"\n")
     if lines[0].rstrip() != SHELL:
         return None
     command = None
+    merged = False
     for line in lines[1:]:
         line = line.strip()
         if not line or line.startswith(b"#"):
             continue
         if command is not None:
             return None                 # something after the exec: sh would not get there,
-        if line == b"exec 2>&1":       # but a reader would expect it to count
+        if line == STDERR_TO_STDOUT:   # but a reader would expect it to count
+            merged = True
             continue
         words = sh_words(line)
         if not words or words[0] != "exec" or len(words) < 2:
             return None
         command = words[1:]
-    return command
+    return None if command is None else (command, merged)
 
 
 def found_in_path(name):
@@ -176,10 +182,11 @@ def is_our_program(path, name):
 
 
 def exec_script(run="run"):
-    """(words, account) to run as the built-in logger when ./run is nothing
-    but `exec [setuidgid ACCOUNT] multilog SCRIPT...` (as exec_words reads
-    it), both programs svtree's own: what the shell and a new interpreter
-    would do, without them. None for anything else, which is exec'd as ever."""
+    """(words, account, stderr_to_stdout) to run as the built-in logger
+    when ./run is nothing but `exec [setuidgid ACCOUNT] multilog SCRIPT...`
+    (as exec_words reads it), both programs svtree's own: what the shell
+    and a new interpreter would do, without them. None for anything else,
+    which is exec'd as ever."""
     try:
         fd = unix.open_regular_followed(run)
     except (OSError, unix.NotRegular):
@@ -190,9 +197,10 @@ def exec_script(run="run"):
         return None
     finally:
         os.close(fd)
-    command = exec_words(data) if len(data) <= SCRIPT_MAX and os.access(run, os.X_OK) else None
-    if not command:
+    found = exec_words(data) if len(data) <= SCRIPT_MAX and os.access(run, os.X_OK) else None
+    if not found:
         return None
+    command, merged = found
     account = None
     if command[0] == "setuidgid":
         if len(command) < 3 or not is_our_program(found_in_path("setuidgid") or "", "setuidgid"):
@@ -206,13 +214,14 @@ def exec_script(run="run"):
         return None
     if "PYTHONPATH" in os.environ:        # the console script could import another svtree
         return None
-    return command[1:], account
+    return command[1:], account, merged
 
 
-def fork(words, account, path):
+def fork(words, account, path, stderr_to_stdout=False):
     """Start the built-in logger: a child of ours in a session of its own,
     its signals at their defaults, as account, running multilog's code on
-    our stdin (svscan's pipe, which outlives it). Raises OSError."""
+    our stdin (svscan's pipe, which outlives it), its stderr ours or, as
+    `exec 2>&1` leaves it, our stdout. Raises OSError."""
     pid = os.fork()
     if pid:
         return pid
@@ -227,6 +236,8 @@ def fork(words, account, path):
                 pass
         _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        if stderr_to_stdout:
+            os.dup2(1, 2)
         if account:
             uid, gid, groups = account
             os.setgroups(groups)

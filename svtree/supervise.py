@@ -202,13 +202,14 @@ class Loop:
         self.feed(machine.CHECK_STARTED if what == "check" else machine.STARTED, pid)
 
     def builtin_logger(self):
-        """(words, account) if ./run is svtree's multilog, run by the built-in
-        logger: a log directory with a multilog script and no run, or one
-        whose run only execs svtree's own multilog (builtinlog.exec_script);
-        None to start ./run as it is. Raises StartFailed."""
+        """(words, account, stderr_to_stdout) if ./run is svtree's
+        multilog, run by the built-in logger: a log directory with a
+        multilog script and no run, or one whose run only execs svtree's
+        own multilog (builtinlog.exec_script); None to start ./run as it
+        is. Raises StartFailed."""
         if builtinlog.is_builtin():
             try:
-                return builtinlog.script()
+                return (*builtinlog.script(), False)
             except builtinlog.BadScript as e:
                 raise StartFailed(e, f"its script {builtinlog.SCRIPT} cannot be used") from None
         if os.path.basename(os.getcwd()) == "log":
@@ -218,7 +219,8 @@ class Loop:
     def start_logger(self, logger):
         """The built-in logger's pid (builtinlog.fork). Raises StartFailed."""
         try:
-            return builtinlog.fork(*logger, self.path)
+            words, account, stderr_to_stdout = logger
+            return builtinlog.fork(words, account, self.path, stderr_to_stdout)
         except OSError as e:
             raise StartFailed(e, "unable to fork the logger") from None
 

@@ -253,7 +253,7 @@ def test_a_log_run_that_execs_our_multilog_runs_as_the_builtin_logger(procs, sca
     sv = exec_run(scandir, log_run)
     procs.start(program("svscan"), scandir, env=with_our_bin())
     main = sv / "log" / "main"
-    wait_until(lambda: len(lines_of(main)) == 100)
+    wait_until(lambda: len(lines_of(main)) == 100 and status_pid(sv / "log"))
     pid = status_pid(sv / "log")
     assert forked(pid), Path(f"/proc/{pid}/cmdline").read_bytes()
     assert os.getsid(pid) == pid
@@ -265,6 +265,21 @@ def test_a_log_run_that_execs_our_multilog_runs_as_the_builtin_logger(procs, sca
     assert lines_of(main) == [f"batch {n} line {i}" for n in range(3) for i in range(1, 101)]
     assert forked(status_pid(sv / "log"))
     assert run("svstat", sv / "log").stdout.startswith(f"{sv}/log: up (pid ")
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_the_loggers_stderr_is_where_sh_would_leave_it(procs, scandir, tmp_path, merged):
+    """multilog's e copies each line to its stderr: svscan's stderr, or with
+    `exec 2>&1` first, svscan's stdout, as with sh."""
+    sv = exec_run(scandir, "#!/bin/sh\n" + ("exec 2>&1\n" if merged else "")
+                  + "exec multilog e ./main\n")
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        procs.start(program("svscan"), scandir, env=with_our_bin(), stdout=o, stderr=e)
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100 and status_pid(sv / "log"))
+    assert forked(status_pid(sv / "log"))
+    wait_until(lambda: (out if merged else err).read_text().count("batch 0 line") == 100)
+    assert "batch 0 line" not in (err if merged else out).read_text()
 
 
 @pytest.mark.parametrize("log_run", [
@@ -280,7 +295,7 @@ def test_any_other_log_run_is_exec_d(procs, scandir, log_run):
         pytest.skip("no /bin/bash")
     sv = exec_run(scandir, log_run)
     procs.start(program("svscan"), scandir, env=with_our_bin())
-    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100)
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100 and status_pid(sv / "log"))
     pid = status_pid(sv / "log")
     assert not forked(pid)
     assert b"\0-S\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -293,7 +308,7 @@ def test_another_multilog_first_in_path_is_exec_d(procs, scandir):
         pytest.skip("daemontools is not installed")
     sv = exec_run(scandir, "#!/bin/sh\nexec multilog t ./main\n")
     procs.start(program("svscan"), scandir, env=with_our_bin("/usr/bin"))
-    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100)
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100 and status_pid(sv / "log"))
     assert os.readlink(f"/proc/{status_pid(sv / 'log')}/exe") == "/usr/bin/multilog"
 
 
@@ -307,7 +322,7 @@ def test_setuidgid_before_our_multilog_is_the_loggers_account(procs, scandir):
     sv = exec_run(scandir, "#!/bin/sh\nexec setuidgid nobody multilog t ./main\n")
     (sv / "log").chmod(0o777)
     procs.start(program("svscan"), scandir, env=with_our_bin())
-    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100)
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100 and status_pid(sv / "log"))
     pid = status_pid(sv / "log")
     assert forked(pid)
     status = dict(line.split(":", 1) for line in
@@ -319,11 +334,11 @@ def test_setuidgid_before_our_multilog_is_the_loggers_account(procs, scandir):
 
 
 @pytest.mark.parametrize("script, words", [
-    (b"#!/bin/sh\nexec multilog t ./main\n", ["multilog", "t", "./main"]),
+    (b"#!/bin/sh\nexec multilog t ./main\n", (["multilog", "t", "./main"], False)),
     (b"#!/bin/sh \n\n# c\nexec 2>&1\n  exec\tmultilog t '!tai64nlocal' '-*' ./main  \n",
-     ["multilog", "t", "!tai64nlocal", "-*", "./main"]),
+     (["multilog", "t", "!tai64nlocal", "-*", "./main"], True)),
     (b"#!/bin/sh\nexec setuidgid log multilog t s1000000 n20 =last ./main",
-     ["setuidgid", "log", "multilog", "t", "s1000000", "n20", "=last", "./main"]),
+     (["setuidgid", "log", "multilog", "t", "s1000000", "n20", "=last", "./main"], False)),
     (b"#!/bin/sh\nexec multilog t ./main\nexit 1\n", None),
     (b"#!/bin/sh\nexec multilog t -* ./main\n", None),
     (b"#!/bin/sh\nexec multilog t ~/log\n", None),
