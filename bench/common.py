@@ -309,33 +309,52 @@ def ksm_read(name):
 
 
 class Ksmd:
-    """ksmd switched on for a while, as fast as FAST pages a round, then put
-    back as it was (run, pages_to_scan): svscan's zygote marks its memory
+    """ksmd switched on for a while, as fast as FAST pages a round where the
+    kernel lets us set the rate (its advisor off), then put back as it was
+    (run first, then pages_to_scan): svscan's zygote marks its memory
     mergeable (svtree/samepage.py), which only pays where ksmd runs. None of
     the peers marks any memory, so their figures do not change with it."""
 
     FAST = 2000                    # pages per round (the kernel's default: 100 per 20 ms)
 
     def __init__(self):
-        self.saved = None
+        self.saved = {}
 
     @staticmethod
     def possible():
         return os.access(KSM / "run", os.W_OK)
 
+    @staticmethod
+    def advised():
+        """Whether the kernel's advisor sets the rate (pages_to_scan is then
+        not ours to write: EINVAL)."""
+        try:
+            return "[none]" not in (KSM / "advisor_mode").read_text()
+        except OSError:
+            return False
+
     def __enter__(self):
         self.saved = {name: (KSM / name).read_text().strip() for name in ("run", "pages_to_scan")}
-        (KSM / "pages_to_scan").write_text(str(self.FAST))
-        (KSM / "run").write_text("1")
+        try:
+            if not self.advised():
+                (KSM / "pages_to_scan").write_text(str(self.FAST))
+            (KSM / "run").write_text("1")
+        except BaseException:
+            self.restore()
+            raise
         return self
 
     def __exit__(self, *exc):
-        for name in ("pages_to_scan", "run"):
+        self.restore()
+        return False
+
+    def restore(self):
+        for name in ("run", "pages_to_scan"):
             try:
-                (KSM / name).write_text(self.saved[name])
+                if (KSM / name).read_text().strip() != self.saved[name]:
+                    (KSM / name).write_text(self.saved[name])
             except OSError:
                 pass
-        return False
 
     def settle(self, scans=3, timeout=60.0):
         """Wait for scans whole passes of ksmd from now: what is mergeable is merged."""
@@ -349,14 +368,19 @@ class Ksmd:
     def default_rate_cpu(self, seconds=10.0):
         """ksmd's CPU share (percent of one CPU) at the rate the machine had
         before (pages_to_scan as saved), over seconds."""
-        (KSM / "pages_to_scan").write_text(self.saved["pages_to_scan"])
-        pid = next((p for p in all_pids() if read_stat(p)[0] == "ksmd"), None)
-        if pid is None:
-            return None
-        before, t0 = cpu_of(pid)[1], time.monotonic()
-        time.sleep(seconds)
-        used = (cpu_of(pid)[1] - before) / 1e9 if before is not None else None
-        (KSM / "pages_to_scan").write_text(str(self.FAST))
+        fast = not self.advised()
+        if fast:
+            (KSM / "pages_to_scan").write_text(self.saved["pages_to_scan"])
+        try:
+            pid = next((p for p in all_pids() if read_stat(p)[0] == "ksmd"), None)
+            if pid is None:
+                return None
+            before, t0 = cpu_of(pid)[1], time.monotonic()
+            time.sleep(seconds)
+            used = (cpu_of(pid)[1] - before) / 1e9 if before is not None else None
+        finally:
+            if fast:
+                (KSM / "pages_to_scan").write_text(str(self.FAST))
         return None if used is None else 100.0 * used / (time.monotonic() - t0)
 
 # --- the report fifo ----------------------------------------------------------

@@ -102,40 +102,47 @@ def account(st):
 # --- a log/run that only execs svtree's own multilog ---------------------------------
 
 SHELL = b"#!/bin/sh"
+STDERR_TO_STDOUT = b"exec 2>&1"
+BLANKS = b" \t"            # what sh splits words on (IFS does not apply to a script's text)
+# bytes a script may hold at all: printable ASCII, tab and newline (no CR, no
+# NUL, nothing sh or the kernel would read otherwise than split() does)
+TEXT = frozenset(range(0x20, 0x7f)) | {0x09, 0x0a}
 # what a word may hold unquoted for sh to take it as it is: no expansion, no
 # quoting, no operator, no comment, no tilde
-PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:,+=@%!-")
+PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:,+=@%!-")
 
 
 def sh_words(line):
-    """The words sh makes of line (bytes), if each is plain or wholly in
-    single quotes; None if sh could read any of them otherwise."""
+    """The words sh makes of line (printable ASCII bytes), if each is plain
+    or wholly in single quotes; None if sh could read any of them otherwise."""
     words = []
-    for token in line.decode("utf-8", "surrogateescape").split():
-        if len(token) >= 2 and token[0] == token[-1] == "'" and "'" not in token[1:-1]:
-            words.append(token[1:-1])
+    for token in line.replace(b"\t", b" ").split(b" "):
+        if not token:
+            continue
+        if len(token) >= 2 and token[0] == token[-1] == 0x27 and b"'" not in token[1:-1]:
+            words.append(token[1:-1].decode("ascii"))
         elif PLAIN.issuperset(token):
-            words.append(token)
+            words.append(token.decode("ascii"))
         else:
             return None
     return words
-
-
-STDERR_TO_STDOUT = b"exec 2>&1"
 
 
 def exec_words(data):
     """(the words after `exec`, whether stderr goes to stdout) of a script
     (bytes) that is `#!/bin/sh`, then at most comments, blank lines and
     `exec 2>&1`, then one `exec WORD...` and nothing after it; None for
-    any other script."""
+    any other script, or one holding any byte but printable ASCII, tab and
+    newline."""
+    if not TEXT.issuperset(data):
+        return None
     lines = data.split(b"\n")
-    if lines[0].rstrip() != SHELL:
+    if lines[0].rstrip(BLANKS) != SHELL:
         return None
     command = None
     merged = False
     for line in lines[1:]:
-        line = line.strip()
+        line = line.strip(BLANKS)
         if not line or line.startswith(b"#"):
             continue
         if command is not None:
@@ -151,10 +158,14 @@ def exec_words(data):
 
 
 def found_in_path(name):
-    """Where sh would find the program name (its PATH, as ours), or None."""
+    """Where sh would find the program name in our PATH, or None (and None
+    without a PATH: dash's default is not Python's)."""
     if "/" in name:
-        return name if os.access(name, os.X_OK) else None
-    for d in os.environ.get("PATH", os.defpath).split(":"):
+        return name
+    path = os.environ.get("PATH")
+    if path is None:
+        return None
+    for d in path.split(":"):
         candidate = os.path.join(d or ".", name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
@@ -162,65 +173,67 @@ def found_in_path(name):
 
 
 def is_our_program(path, name):
-    """Whether path is svtree's console script name of this very Python
-    environment (its #! names an interpreter in the directory of ours)."""
-    try:
-        fd = unix.open_regular_followed(path)
-    except (OSError, unix.NotRegular):
+    """Whether path is, as a file, svtree's program name next to the Python
+    we run on (a virtual environment's bin/): stat, never opened."""
+    if path is None:
         return False
     try:
-        head = os.read(fd, 1024)
-    except OSError:
+        ours = os.stat(os.path.join(os.path.dirname(sys.executable), name))
+        theirs = os.stat(path)
+    except (OSError, ValueError):
         return False
-    finally:
-        os.close(fd)
-    first, _, rest = head.partition(b"\n")
-    interpreter = first[2:].split(maxsplit=1)[:1] if first.startswith(b"#!") else []
-    return (bool(interpreter) and os.path.dirname(os.path.normpath(os.fsdecode(interpreter[0])))
-            == os.path.dirname(os.path.normpath(sys.executable))
-            and f"from svtree.cli.{name} import main".encode() in rest)
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def exec_script(run="run"):
-    """(words, account, stderr_to_stdout) to run as the built-in logger
-    when ./run is nothing but `exec [setuidgid ACCOUNT] multilog SCRIPT...`
-    (as exec_words reads it), both programs svtree's own: what the shell
-    and a new interpreter would do, without them. None for anything else,
-    which is exec'd as ever."""
+    """(words, account name or None, stderr_to_stdout) to run as the
+    built-in logger when ./run is nothing but `exec [setuidgid ACCOUNT]
+    multilog SCRIPT...` (as exec_words reads it), both programs svtree's
+    own: what the shell and a new interpreter would do, without them. None
+    for anything else, which is exec'd as ever: a symlink (root reads no
+    file a service's owner points at), a file nobody may execute, more than
+    SCRIPT_MAX bytes. Never raises."""
     try:
-        fd = unix.open_regular_followed(run)
-    except (OSError, unix.NotRegular):
+        fd = unix.open_regular(run)
+    except (OSError, unix.NotRegular, ValueError):
         return None
     try:
+        if not os.fstat(fd).st_mode & 0o111:
+            return None                       # exec would fail: let it say so
         data = os.read(fd, SCRIPT_MAX + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
-    found = exec_words(data) if len(data) <= SCRIPT_MAX and os.access(run, os.X_OK) else None
+    found = exec_words(data) if len(data) <= SCRIPT_MAX else None
     if not found:
         return None
     command, merged = found
     account = None
     if command[0] == "setuidgid":
-        if len(command) < 3 or not is_our_program(found_in_path("setuidgid") or "", "setuidgid"):
+        if len(command) < 3 or not is_our_program(found_in_path("setuidgid"), "setuidgid"):
             return None
-        try:
-            pw = pwd.getpwnam(command[1])
-        except KeyError:
-            return None                   # setuidgid's own error says it best
-        account, command = (pw.pw_uid, pw.pw_gid, [pw.pw_gid]), command[2:]
-    if len(command) < 2 or not is_our_program(found_in_path(command[0]) or "", "multilog"):
+        account, command = command[1], command[2:]
+    if len(command) < 2 or not is_our_program(found_in_path(command[0]), "multilog"):
         return None
-    if "PYTHONPATH" in os.environ:        # the console script could import another svtree
-        return None
+    if "PYTHONPATH" in os.environ or "PYTHONHOME" in os.environ:
+        return None                   # the console script could import another svtree
     return command[1:], account, merged
+
+
+def as_setuidgid(name):
+    """(uid, gid, groups) as setuidgid leaves them for the account name:
+    its primary group as its only group. Raises KeyError."""
+    pw = pwd.getpwnam(name)
+    return pw.pw_uid, pw.pw_gid, [pw.pw_gid]
 
 
 def fork(words, account, path, stderr_to_stdout=False):
     """Start the built-in logger: a child of ours in a session of its own,
-    its signals at their defaults, as account, running multilog's code on
-    our stdin (svscan's pipe, which outlives it), its stderr ours or, as
+    its signals as an exec'd multilog finds them (at their defaults, PIPE
+    and XFSZ ignored as Python ignores them), as account ((uid, gid,
+    groups), or the name setuidgid would look up), running multilog's code
+    on our stdin (svscan's pipe, which outlives it), its stderr ours or, as
     `exec 2>&1` leaves it, our stdout. Raises OSError."""
     pid = os.fork()
     if pid:
@@ -234,10 +247,20 @@ def fork(words, account, path, stderr_to_stdout=False):
                 _signal.signal(signum, _signal.SIG_DFL)
             except (OSError, ValueError):
                 pass
+        # as in any Python program (exec'd multilog included): a reader of
+        # the alerts that went away is EPIPE, a file too large EFBIG
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
         _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         if stderr_to_stdout:
             os.dup2(1, 2)
+        if isinstance(account, str):          # setuidgid's, looked up here as it would
+            try:
+                account = as_setuidgid(account)
+            except (KeyError, ValueError):
+                tell("setuidgid", "fatal", f"unknown account {account}")
+                return
         if account:
             uid, gid, groups = account
             os.setgroups(groups)

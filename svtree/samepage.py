@@ -30,7 +30,7 @@ KSM_RUN = "/sys/kernel/mm/ksm/run"
 
 def wanted(environ=os.environ):
     """Whether the operator left merging on (the default)."""
-    return environ.get(VARIABLE, "").strip() not in ("0", "no", "off", "false")
+    return environ.get(VARIABLE, "").strip().lower() not in ("0", "no", "off", "false")
 
 
 def writable_private(maps):
@@ -65,12 +65,12 @@ def offer():
         madvise.restype = ctypes.c_int
         with open("/proc/self/maps", "rb") as f:
             spans = writable_private(f.read())
-    except (OSError, ImportError, AttributeError):
+        taken = 0
+        for start, length in spans:
+            if madvise(start, length, MADV_MERGEABLE) == 0:   # EINVAL: no KSM, or not that kind
+                taken += length
+    except Exception:          # no libc to ask, no /proc, out of memory: nothing is lost
         return 0
-    taken = 0
-    for start, length in spans:
-        if madvise(start, length, MADV_MERGEABLE) == 0:   # EINVAL: no KSM, or not that kind
-            taken += length
     return taken
 
 

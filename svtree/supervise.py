@@ -212,7 +212,7 @@ class Loop:
                 return (*builtinlog.script(), False)
             except builtinlog.BadScript as e:
                 raise StartFailed(e, f"its script {builtinlog.SCRIPT} cannot be used") from None
-        if os.path.basename(os.getcwd()) == "log":
+        if os.path.basename(os.path.normpath(self.path)) == "log":
             return builtinlog.exec_script()
         return None
 

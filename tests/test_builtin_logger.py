@@ -301,6 +301,49 @@ def test_any_other_log_run_is_exec_d(procs, scandir, log_run):
     assert b"\0-S\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
+def test_a_symlinked_log_run_is_exec_d(procs, scandir, tmp_path):
+    """Root reads no file a service's owner points at: a log/run that is a
+    symlink is exec'd, whatever it holds."""
+    sv = exec_run(scandir, "#!/bin/sh\nexec multilog t ./main\n")
+    write_script(tmp_path / "shared-run", "#!/bin/sh\nexec multilog t ./main\n")
+    (sv / "log" / "run").unlink()
+    (sv / "log" / "run").symlink_to(tmp_path / "shared-run")
+    procs.start(program("svscan"), scandir, env=with_our_bin())
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100 and status_pid(sv / "log"))
+    assert not forked(status_pid(sv / "log"))
+
+
+def test_alerts_nobody_reads_lose_no_line(procs, scandir):
+    """multilog e writes each line to stderr; with nobody left to read it,
+    the built-in logger gets EPIPE, as an exec'd multilog does, and files
+    every line (it is not killed by SIGPIPE)."""
+    sv = exec_run(scandir, "#!/bin/sh\nexec multilog e t ./main\n")
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        procs.start(program("svscan"), scandir, env=with_our_bin(), stderr=w)
+    finally:
+        os.close(w)
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 100 and status_pid(sv / "log"))
+    pid = status_pid(sv / "log")
+    assert forked(pid)
+    (sv / "go1").touch()
+    wait_until(lambda: len(lines_of(sv / "log" / "main")) == 200)
+    assert status_pid(sv / "log") == pid
+
+
+def test_an_unknown_account_is_setuidgids_error(procs, scandir, tmp_path):
+    """`exec setuidgid nosuch multilog ...`: the account is looked up in the
+    logger's child, which says what setuidgid says and exits 111."""
+    sv = exec_run(scandir, "#!/bin/sh\nexec setuidgid no-such-account-here multilog t ./main\n")
+    err = tmp_path / "err"
+    with open(err, "wb") as e:
+        procs.start(program("svscan"), scandir, env=with_our_bin(), stderr=e)
+    wait_until(lambda: "setuidgid: fatal: unknown account no-such-account-here"
+               in err.read_text())
+    assert not (sv / "log" / "main" / "current").exists()
+
+
 def test_another_multilog_first_in_path_is_exec_d(procs, scandir):
     """daemontools' multilog first in PATH is the one exec runs: it is left
     alone, and files the lines itself."""
@@ -349,6 +392,12 @@ def test_setuidgid_before_our_multilog_is_the_loggers_account(procs, scandir):
     (b"#!/bin/sh\nexec multilog t `pwd`/main\n", None),
     (b"#!/bin/sh\nX=1 exec multilog t ./main\n", None),
     (b"#!/bin/sh -e\nexec multilog t ./main\n", None),
+    (b"#!/bin/sh\t\nexec multilog t ./main\n", (["multilog", "t", "./main"], False)),
+    (b"#!/bin/sh\r\nexec multilog t ./main\n", None),           # the kernel wants "sh\r"
+    (b"#!/bin/sh\nexec multilog t ./main\r\n", None),           # sh's last word: "./main\r"
+    (b"#!/bin/sh\nexec multilog t\xc2\xa0./main\n", None),      # one word to sh
+    (b"#!/bin/sh\nexec multilog t\x0b./main\n", None),
+    (b"#!/bin/sh\nexec multilog t ./ma\x00in\n", None),
     (b"#!/bin/sh\nexec\n", None),
     (b"#!/bin/sh\n", None),
     (b"exec multilog t ./main\n", None),

@@ -95,7 +95,8 @@ def test_writable_private_mappings():
 
 @pytest.mark.parametrize("value, wanted", [
     (None, True), ("", True), ("1", True), ("yes", True),
-    ("0", False), ("no", False), (" off ", False), ("false", False)])
+    ("0", False), ("no", False), (" off ", False), ("false", False), ("OFF", False),
+    ("False", False)])
 def test_svscan_merge_values(value, wanted):
     env = {} if value is None else {"SVSCAN_MERGE": value}
     assert samepage.wanted(env) is wanted
