@@ -982,7 +982,8 @@ def parsed(p, argv, benches, peers):
     report goes to BENCHMARKS.md unless --only narrowed the run (then only
     where --output says)."""
     args = p.parse_args(argv)
-    if args.output is None and not choose(p, args, benches, peers):
+    narrowed = choose(p, args, benches, peers)
+    if args.output is None and not narrowed:
         args.output = str(ROOT / "BENCHMARKS.md")
     return args
 
