@@ -427,7 +427,7 @@ def bench_logged(label, ksmd=None):
 
 
 def logged(run):
-    """PSS per logged service, the loggers included, svtree's two ways."""
+    """PSS per logged service, the loggers included, svtree's three ways."""
     say(f"== memory (PSS) per logged service, {N_LOGGED} services, from outside")
     figs = {}
     for label, (system, _) in LOGGED.items():
@@ -645,6 +645,16 @@ HOW = f"""\
 - **PSS per service**: sum of `Pss` in `/proc/PID/smaps_rollup` of the scanner
   and of its supervise processes (not the services), 2 s after the 100
   services have started, divided by 100. supervisord: its one process.
+- **PSS per logged service**: the same for a 30-service tree whose services
+  each have a logger filing into `./main` with `t`, loggers included, divided
+  by 30. svtree three ways: `log/multilog` (the built-in logger), `log/run` =
+  `exec multilog t ./main` (which supervise runs as the built-in logger), and
+  that `log/run` with one more line (sh, then an exec'd multilog).
+- **ksmd on**: as root, svtree's trees again with the kernel's same-page
+  merging switched on (2000 pages a round, then put back as it was), measured
+  once ksmd has made three passes; svscan's zygote marks its memory mergeable
+  (svtree/samepage.py), the peers mark none, so their figures stand. ksmd's
+  CPU is read over 5-10 s at the machine's own rate once the tree is merged.
 - **CLI**: whole-process wall time (posix_spawn to waitpid, output to
   /dev/null) of each command against a 100-service tree, runs interleaved in
   random order; `python -c pass` is the .venv interpreter, daemontools' tools
