@@ -174,15 +174,27 @@ def found_in_path(name):
 
 def is_our_program(path, name):
     """Whether path is, as a file, svtree's program name next to the Python
-    we run on (a virtual environment's bin/): stat, never opened."""
-    if path is None:
+    we run on (a virtual environment's bin/), and that file svtree's console
+    script: with a system Python, the file next to it may be daemontools'."""
+    exe = sys.executable
+    if path is None or not exe or not os.path.isabs(exe):
         return False
+    ours = os.path.join(os.path.dirname(exe), name)
     try:
-        ours = os.stat(os.path.join(os.path.dirname(sys.executable), name))
         theirs = os.stat(path)
+        fd = unix.open_regular(ours)
     except (OSError, ValueError):
         return False
-    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+    try:
+        st = os.fstat(fd)
+        head = os.read(fd, 1024)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return ((st.st_dev, st.st_ino) == (theirs.st_dev, theirs.st_ino)
+            and head.startswith(b"#!")
+            and f"\nfrom svtree.cli.{name} import main\n".encode() in head)
 
 
 def exec_script(run="run"):
@@ -211,7 +223,8 @@ def exec_script(run="run"):
     command, merged = found
     account = None
     if command[0] == "setuidgid":
-        if len(command) < 3 or not is_our_program(found_in_path("setuidgid"), "setuidgid"):
+        if (len(command) < 3 or command[1].startswith("-")       # --help, --version
+                or not is_our_program(found_in_path("setuidgid"), "setuidgid")):
             return None
         account, command = command[1], command[2:]
     if len(command) < 2 or not is_our_program(found_in_path(command[0]), "multilog"):

@@ -40,7 +40,8 @@ def warn(what):
 ROOM_MARGIN = 8 << 20   # bytes: an answer of statvfs this far from full is believed...
 ROOM_AGE = 1.0          # ...for this many seconds, less what we appended since
 # a !processor starts with these at their defaults, whatever multilog does with them
-PROCESSOR_DEFAULTS = (_signal.SIGTERM, _signal.SIGALRM, _signal.SIGHUP, _signal.SIGPIPE)
+PROCESSOR_DEFAULTS = (_signal.SIGTERM, _signal.SIGALRM, _signal.SIGHUP, _signal.SIGPIPE,
+                      _signal.SIGXFSZ)
 
 
 class LogDir:

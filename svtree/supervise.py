@@ -212,9 +212,13 @@ class Loop:
                 return (*builtinlog.script(), False)
             except builtinlog.BadScript as e:
                 raise StartFailed(e, f"its script {builtinlog.SCRIPT} cannot be used") from None
-        if os.path.basename(os.path.normpath(self.path)) == "log":
+        if os.path.basename(os.path.normpath(self.path)) != "log":
+            return None
+        try:
             return builtinlog.exec_script()
-        return None
+        except Exception as e:           # never a supervise's end: ./run is exec'd instead
+            warn(f"{self.path}: unable to read ./run as a logger's script", e)
+            return None
 
     def start_logger(self, logger):
         """The built-in logger's pid (builtinlog.fork). Raises StartFailed."""

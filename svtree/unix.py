@@ -130,25 +130,6 @@ def open_regular(name: str, dir_fd: int | None = None) -> int:
     return fd
 
 
-def open_regular_followed(name: str) -> int:
-    """A read-only fd of the regular file NAME, symlinks followed as exec
-    follows them, yet never opening anything else: the path is first taken
-    with O_PATH (which opens no device and blocks on no fifo), and only a
-    regular file is then opened, through /proc/self/fd, the same inode
-    whatever has been renamed meanwhile.
-
-    Raises NotRegular for anything but a regular file, OSError otherwise
-    (no /proc, say)."""
-    path_fd = os.open(name, os.O_PATH | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(path_fd).st_mode):
-            raise NotRegular()
-        return os.open(f"/proc/self/fd/{path_fd}",
-                       os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    finally:
-        os.close(path_fd)
-
-
 def read_regular(name: str, dir_fd: int | None, size: int) -> bytes:
     """Up to size bytes of the regular file NAME (see open_regular)."""
     fd = open_regular(name, dir_fd)

@@ -12,6 +12,8 @@ the logic is builtinlog.account's, tested below with stat results).
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,14 +39,15 @@ def logged(scandir, script, run_text=TALKER, name="talker"):
 
 
 def lines_of(logdir: Path):
-    """The log's lines, oldest file first, without their TAI64N labels."""
+    """The log's whole lines (one being written is left for the next
+    look), oldest file first, without their TAI64N labels."""
     if not logdir.exists():
         return []
     names = sorted(n for n in os.listdir(logdir) if n.startswith("@")) + ["current"]
     out = []
     for n in names:
         if (logdir / n).exists():
-            out += [line.split(" ", 1)[1] for line in (logdir / n).read_text().splitlines()]
+            out += [line.partition(" ")[2] for line in (logdir / n).read_text().split("\n")[:-1]]
     return out
 
 
@@ -404,3 +407,79 @@ def test_setuidgid_before_our_multilog_is_the_loggers_account(procs, scandir):
 ])
 def test_exec_words(script, words):
     assert builtinlog.exec_words(script) == words
+
+
+# --- which log/run scripts are taken: exec_script in a scratch directory ----------------
+
+OURS = os.path.dirname(sys.executable)     # the venv's bin/, where our console scripts are
+
+
+@pytest.fixture
+def in_log_dir(tmp_path, monkeypatch):
+    """A scratch log directory as the current directory, our bin/ first in
+    PATH, no PYTHONPATH: what supervise sees of a logger."""
+    d = tmp_path / "log"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    monkeypatch.setenv("PATH", f"{OURS}:/usr/bin:/bin")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.delenv("PYTHONHOME", raising=False)
+    return d
+
+
+def test_exec_script_takes_the_plain_forms(in_log_dir):
+    write_script(in_log_dir / "run", "#!/bin/sh\nexec 2>&1\nexec multilog t s100 ./main\n")
+    assert builtinlog.exec_script() == (["t", "s100", "./main"], None, True)
+    write_script(in_log_dir / "run", "#!/bin/sh\nexec setuidgid log multilog t ./main\n")
+    assert builtinlog.exec_script() == (["t", "./main"], "log", False)
+    write_script(in_log_dir / "run", f"#!/bin/sh\nexec {OURS}/multilog t ./main\n")
+    assert builtinlog.exec_script() == (["t", "./main"], None, False)
+
+
+@pytest.mark.parametrize("case", ["no x bit", "symlink", "PYTHONPATH", "no PATH", "help",
+                                  "a copy first in PATH", "not svtree's next to python"])
+def test_exec_script_leaves_the_rest_to_exec(in_log_dir, tmp_path, monkeypatch, case):
+    text = "#!/bin/sh\nexec multilog t ./main\n"
+    write_script(in_log_dir / "run", text)
+    if case == "no x bit":
+        (in_log_dir / "run").chmod(0o644)
+    elif case == "symlink":
+        write_script(tmp_path / "elsewhere", text)
+        (in_log_dir / "run").unlink()
+        (in_log_dir / "run").symlink_to(tmp_path / "elsewhere")
+    elif case == "PYTHONPATH":
+        monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    elif case == "no PATH":
+        monkeypatch.delenv("PATH")
+    elif case == "help":
+        write_script(in_log_dir / "run", "#!/bin/sh\nexec setuidgid --help multilog t ./main\n")
+    elif case == "a copy first in PATH":      # the same bytes, another file
+        (tmp_path / "bin").mkdir()
+        write_script(tmp_path / "bin" / "multilog", Path(OURS, "multilog").read_text())
+        monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{OURS}")
+    elif case == "not svtree's next to python":   # a system Python beside daemontools
+        (tmp_path / "bin").mkdir()
+        write_script(tmp_path / "bin" / "multilog", "#!/bin/sh\nexec cat\n")
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python3"))
+        monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert builtinlog.exec_script() is None
+
+
+def test_exec_script_without_an_interpreter_path(in_log_dir, monkeypatch):
+    write_script(in_log_dir / "run", "#!/bin/sh\nexec multilog t ./main\n")
+    for exe in (None, "", "python3"):
+        monkeypatch.setattr(sys, "executable", exe)
+        assert builtinlog.exec_script() is None
+
+
+def test_an_unknown_account_ends_the_logger_with_111(tmp_path):
+    """builtinlog.fork's child looks the account up, says what setuidgid
+    says, and exits 111 without ever returning to its caller."""
+    code = ("import os, sys\nfrom svtree import builtinlog\n"
+            "pid = builtinlog.fork(['./main'], 'no-such-account-here', 'x')\n"
+            "print('returned in', 'parent' if pid else 'child', flush=True)\n"
+            "_, status = os.waitpid(pid, 0)\nprint(os.waitstatus_to_exitcode(status))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.stdout.splitlines() == ["returned in parent", "111"]
+    assert "setuidgid: fatal: unknown account no-such-account-here" in r.stderr
