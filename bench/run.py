@@ -306,7 +306,8 @@ def memory_extra(per, scanner, breakdown):
     """The details of a tree's memory: per is [(pid, comm, smaps_rollup)] of
     the scanner and its supervise processes."""
     ours = [m for pid, _, m in per if pid == scanner]
-    others = [m for pid, _, m in per if pid != scanner]
+    # svtree's zygote (which forks every supervise) counts in the total, not as a supervise
+    others = [m for pid, comm, m in per if pid != scanner and comm != "svscan-zygote"]
 
     def mean(key, ms):
         return statistics.mean(m.get(key, 0) for m in ms) if ms else 0
@@ -340,7 +341,8 @@ def bench_memory(system, ksmd=None, cpu_window=10.0):
             ksmd_cpu = ksmd.default_rate_cpu(cpu_window)
         pids, table = tree.supervision_pids()
         per = [(pid, table[pid][1], m) for pid, m in per_process(smaps_rollup, pids).items()]
-        breakdown = supervise_breakdown(pids, tree.proc.pid)
+        breakdown = supervise_breakdown([p for p in pids if table[p][1] != "svscan-zygote"],
+                                        tree.proc.pid)
     finally:
         tree.stop()
     if not per:
