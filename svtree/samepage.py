@@ -25,7 +25,6 @@ import os
 
 MADV_MERGEABLE = 12                          # <asm-generic/mman-common.h>
 VARIABLE = "SVSCAN_MERGE"
-KSM_RUN = "/sys/kernel/mm/ksm/run"
 
 
 def wanted(environ=os.environ):
@@ -73,11 +72,3 @@ def offer():
         return 0
     return taken
 
-
-def scanning():
-    """Whether ksmd runs (for svtree's reports and the benchmarks)."""
-    try:
-        with open(KSM_RUN, "rb") as f:
-            return f.read().strip() == b"1"
-    except OSError:
-        return False
