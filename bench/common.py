@@ -298,7 +298,6 @@ def private_dirty_by_mapping(pid, top=4):
     return sorted(sums.items(), key=lambda kv: -kv[1])[:top]
 
 
-
 # --- same-page merging (ksmd) ----------------------------------------------------
 
 KSM = Path("/sys/kernel/mm/ksm")
@@ -950,6 +949,14 @@ def write_section(path, heading, section, before=None):
     old = path.read_text() if path.exists() else ""
     path.write_text(replace_section(old, heading, section, before))
     say(f"wrote {path}")
+
+
+def publish(text, path, heading, before=None):
+    """A script's report: printed, and its section of the markdown file at
+    path replaced (none: printed only)."""
+    print(text)
+    if path:
+        write_section(path, heading, text, before)
 
 
 # --- the command line, the start and the end --------------------------------------------

@@ -53,7 +53,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
     VENV_BIN, BenchError, exit_with, fmt, kill_group, machine, pidfd_wait, prepare, ratio,
-    reap_orphans, say, svtree_revision, versions, write_script, write_section)
+    reap_orphans, say, svtree_revision, versions, publish, write_script)
 
 SECTION = "## svscan as PID 1 under runc"
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -437,9 +437,7 @@ def main(argv=None):
         reap_orphans()
         shutil.rmtree(lab, ignore_errors=True)
     text = render(got, when, time.monotonic() - t0, args.rounds, runtime_versions())
-    print(text)
-    if args.output:
-        write_section(args.output, SECTION, text)
+    publish(text, args.output, SECTION)
     return 0
 
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
     TAG_VAR, VENV_BIN, BenchError, Tree, alive, cleanup, environ_of, exit_with, guarded,
     installed_peers, kill, machine, prepare, read_stat, reap_orphans, say, section_options,
-    svtree_revision, tagged, versions, write_script, write_section)
+    svtree_revision, tagged, versions, publish, write_script)
 
 SECTION = "## Faults next to the peers"
 BEFORE = "## Shutdown, logging and load"
@@ -394,9 +394,7 @@ def main(argv=None):
     info = machine()
     info["revision"] = svtree_revision()
     text = render(results, systems, info, versions(peers), when, took)
-    print(text)
-    if not args.no_write:
-        write_section(args.output, SECTION, text, BEFORE)
+    publish(text, None if args.no_write else args.output, SECTION, BEFORE)
     return 0
 
 

@@ -44,8 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
     VENV_BIN, BenchError, exit_with, fmt, guarded, kill_group, machine, pidfd_wait, prepare,
-    read_stat, reap_orphans, say, section_options, svtree_revision, versions, write_script,
-    write_section)
+    publish, read_stat, reap_orphans, say, section_options, svtree_revision, versions,
+    write_script)
 
 SECTION = "## svscan as a container's init"
 INITS = {
@@ -335,9 +335,7 @@ def main(argv=None):
         lab.close()
     inits_shown = inits + (["s6"] if s6 else [])
     text = render(results, inits_shown, when, time.monotonic() - t0, peers)
-    print(text)
-    if not args.no_write:
-        write_section(args.output, SECTION, text)
+    publish(text, None if args.no_write else args.output, SECTION)
     return 0
 
 

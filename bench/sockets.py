@@ -56,8 +56,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (bench/common.py, shared by the benchmark scripts)
     VENV_BIN, BenchError, Figure, Run, Tree, bench_options, cleanup, exit_with, end_group, finish,
-    fmt, installed_peers, kill, parsed, prepare, rounds, say, spawn, spread, started,
-    write_section)
+    fmt, installed_peers, kill, parsed, prepare, publish, rounds, say, spawn, spread, started)
 
 SECTION = "## Connections across restarts"
 VARIANTS = ("with-socket", "without-socket")       # svtree's, NAMEs for --only
@@ -536,9 +535,7 @@ def main(argv=None):
         cleanup()
     text = render(run, argv)
     print()
-    print(text)
-    if args.output:
-        write_section(args.output, SECTION, text)
+    publish(text, args.output, SECTION)
     return 0
 
 

@@ -41,6 +41,7 @@ import os
 
 from . import inotify, servicedir, status, unix
 from .errors import describe, tell
+from .trust import INSTANCE_DIR
 
 SERVICE_MASK = (inotify.CREATE | inotify.MOVED_TO | inotify.CLOSE_WRITE | inotify.DELETE
                 | inotify.MOVED_FROM)
@@ -228,7 +229,7 @@ class Dependencies:
             for _, target in e:
                 service = services.get(target)
                 if service is not None and service.instances() is not None:
-                    wanted[os.path.join(target, "instance")] = None   # K/ made: watched then
+                    wanted[os.path.join(target, INSTANCE_DIR)] = None   # K/ made: watched then
                 for where in instance_dirs(target, service):
                     wanted[where] = None
                     wanted[os.path.join(where, "supervise")] = "supervise"
@@ -292,7 +293,7 @@ class Dependencies:
                 if inner in self.wanted:    # a dependency's: its changes are news
                     self.watch(inner, "supervise")
                     changed = True
-            elif what is None and (event.name == "instance" or event.name.isdigit()):
+            elif what is None and (event.name == INSTANCE_DIR or event.name.isdigit()):
                 rewatch = True              # an instance's directory made: watch in it
         if reload:
             self.reload()
@@ -324,8 +325,8 @@ def instance_dirs(target, service):
 def instance_readiness(fd, proc):
     """readiness() of one instance of the service open as fd."""
     try:
-        inner = os.open(f"instance/{proc.instance}", os.O_RDONLY | os.O_DIRECTORY
-                        | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        inner = os.open(servicedir.instance_path(".", proc.instance), os.O_RDONLY
+                        | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
     except OSError:
         return None                 # not made yet: its supervise is starting
     try:
@@ -376,12 +377,6 @@ def readiness(fd, proc):
 def supervised(proc) -> bool:
     """Has svscan this supervise (its own, or one it inherited) running?"""
     return bool(proc.pid or proc.control >= 0)
-
-
-def running(service) -> bool:
-    """Has svscan a supervise of the service (of any instance, those scaled
-    away included) running?"""
-    return any(supervised(proc) for proc in (*service.runs(), *service.leaving))
 
 
 def fresh(fd, proc) -> bool:

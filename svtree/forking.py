@@ -222,7 +222,8 @@ def rehearse(path):
         loop.poller.register(ctl_r, select.POLLIN)
         loop.poller.register(deps_r, select.POLLIN)
         loop.on_deps()                   # nothing said: a service without dependencies
-        os.write(deps_w, b'{"waiting_for":["a"],"blocked_by":{}}\n{"waiting_for":[],"blocked_by":{}}\n')
+        os.write(deps_w, b'{"waiting_for":["a"],"blocked_by":{}}\n'
+                         b'{"waiting_for":[],"blocked_by":{}}\n')
         loop.on_deps()                   # what a held service hears
         supervisedir.open_up(sdir, gid, path)
         supervisedir.make_ok(sdir, path, gid)

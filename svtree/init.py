@@ -24,7 +24,7 @@ import resource
 import select
 import signal
 
-from . import depends, forking, proctitle, procfs, scan, status, unix, wstatus
+from . import forking, proctitle, procfs, scan, status, unix, wstatus
 from .unix import kill
 from .errors import TEMPORARY, tell
 from .policy import read_text, signal_number
@@ -114,7 +114,7 @@ class Init:
         if not self.pending:
             return
         sc = self.scanner
-        alive = {s.name for s in sc.services.values() if depends.running(s)}
+        alive = {s.name for s in sc.services.values() if scan.running(s, inherited=True)}
         going = [s for s in self.pending
                  if not any(d in alive for d in sc.deps.dependents(s.name))]
         if not going:

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from . import control, inotify, servicedir, unix
+from .trust import INSTANCE_DIR
 
 MARK = ".svtree-run"
 LOGS = ".log"                   # SCANDIR/.log/NAME: the jobs' log directories
@@ -113,7 +114,7 @@ def any_supervised(path: Path) -> bool:
     """Does a supervise of path, its logger or one of its instances run?"""
     places = [path, path / "log"]
     try:
-        places += [path / "instance" / k for k in os.listdir(path / "instance")]
+        places += [path / INSTANCE_DIR / k for k in os.listdir(path / INSTANCE_DIR)]
     except OSError:
         pass
     return any(supervised(p) for p in places)

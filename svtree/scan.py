@@ -28,13 +28,13 @@ import time
 
 from . import depends, forking, inherited, inotify, policy, servicedir, unix, wstatus, zygote
 from .errors import tell
+from .spawn import SOCKETS_FD
 
 PROG = "svscan"
 RESCAN = 60.0          # seconds between two fallback scans
 RESTART = 1.0          # first delay before a dead supervise is restarted
 RESTART_MAX = 60.0
 MAX_SERVICES = 1000
-SOCKETS_FD = 4         # where a supervise gets the service's sockets (sockets.py)
 WATCH = inotify.CREATE | inotify.MOVED_TO | inotify.DELETE | inotify.MOVED_FROM | inotify.ATTRIB
 AWAIT_RUN = inotify.CREATE | inotify.MOVED_TO | inotify.ATTRIB | inotify.ONESHOT
 
@@ -48,8 +48,7 @@ class Proc:
     instances'), or the logger's."""
 
     __slots__ = ("path", "instance", "pid", "started", "forked_ns", "old_status", "restart_at",
-                 "delay",
-                 "control", "ok", "deps_w")
+                 "delay", "control", "ok", "deps_w")
 
     def __init__(self, path, instance=None):
         self.path = path          # the directory its supervise/ is in
@@ -96,7 +95,8 @@ class Service:
         """The directory was renamed: its supervise processes keep running."""
         self.name = name
         for proc in self.runs():
-            proc.path = name if proc.instance is None else servicedir.instance_path(name, proc.instance)
+            proc.path = (name if proc.instance is None
+                         else servicedir.instance_path(name, proc.instance))
         if self.log:
             self.log.path = os.path.join(name, "log")
 
@@ -120,9 +120,11 @@ def open_sockets(name):
     return sockets.open_for(name, policy.is_ours, warn)
 
 
-def running(service) -> bool:
-    """Has the service (not its logger) a supervise of ours still running?"""
-    return any(p.pid for p in (*service.runs(), *service.leaving))
+def running(service, inherited=False) -> bool:
+    """Has the service (not its logger) a supervise of ours still running
+    (of any instance, those scaled away included)? With inherited, one an
+    earlier svscan left counts too."""
+    return any(p.pid or inherited and p.control >= 0 for p in (*service.runs(), *service.leaving))
 
 
 def instance(name, number):

@@ -55,7 +55,7 @@ def is_instance(path=".", dir_fd: int | None = None) -> bool:
     where = os.path.abspath(os.path.join(where, path)) if dir_fd is not None else \
         os.path.abspath(where)
     parent, number = os.path.split(where)
-    return (number.isdigit() and os.path.basename(parent) == "instance"
+    return (number.isdigit() and os.path.basename(parent) == trust.INSTANCE_DIR
             and os.path.isdir(os.path.join(where, "supervise"))
             and os.path.lexists(os.path.join(os.path.dirname(parent), "run")))
 
@@ -160,7 +160,7 @@ def instances(service, warn=None) -> int | None:
 
 def instance_path(service, number: int) -> str:
     """Where instance NUMBER of service keeps its supervise/."""
-    return os.path.join(service, "instance", str(number))
+    return os.path.join(service, trust.INSTANCE_DIR, str(number))
 
 
 def instance_paths(service) -> list[str] | None:

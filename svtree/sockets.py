@@ -26,11 +26,10 @@ import pwd
 import socket
 import stat
 
+from . import unix
 from .errors import describe
+from .spawn import SOCKET_NAME_MAX as NAME_MAX, SOCKETS_MAX
 
-SOCKETS_MAX = 16
-NAME_MAX = 255
-SOCKETS_FD = 4            # where supervise holds them (after DEPS_FD, 3)
 BACKLOG = 128
 FILE = "socket"
 
@@ -160,9 +159,8 @@ def open_for(service: str, is_ours, warn) -> list[tuple[socket.socket, str]]:
              "can write (root binds what it says); no sockets")
         return []
     try:
-        with open(path, "rb") as f:
-            specs = parse(f.read(65536))
-    except (OSError, BadSocket) as e:
+        specs = parse(unix.read_regular(path, None, 65536))
+    except (OSError, unix.NotRegular, BadSocket) as e:
         warn(f"unable to use {path}: {e}; no sockets")
         return []
     held = []

@@ -11,6 +11,8 @@ import os
 from . import unix
 
 SOCKETS_FD = 4            # svscan's listening sockets for the service (sockets.py)
+SOCKETS_MAX = 16          # at most this many in a socket file
+SOCKET_NAME_MAX = 255     # a socket's name (LISTEN_FDNAMES), in bytes
 # every signal a handler can be set for, as plain ints: what a child starts
 # with at its default (posix_spawn's setsigdef), whatever its parent caught;
 # here, not in unix.py, which svc and svstat load at every start

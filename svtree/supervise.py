@@ -29,8 +29,8 @@ import select
 import signal
 import time
 
-from . import (builtinlog, diagnose, fifodir, machine, policy, procfs, spawn, statejson, status,
-               supervisedir, trust, unix)
+from . import (builtinlog, diagnose, fifodir, machine, policy, procfs, servicedir, spawn,
+               statejson, status, supervisedir, unix)
 from .errors import TEMPORARY, describe, tell
 from .proctitle import name_process
 
@@ -441,7 +441,8 @@ class Loop:
             ok = supervisedir.open_ok(self.sdir)
         except OSError as e:
             self.abandon()
-            raise supervisedir.Fatal(f"unable to open {self.path}/supervise/ok: {describe(e)}") from None
+            raise supervisedir.Fatal(
+                f"unable to open {self.path}/supervise/ok: {describe(e)}") from None
         self.events = events                 # told once ok is open: supervise is up
         self.tell_events()
         while self.exit_code is None:
@@ -503,7 +504,7 @@ def run(path, *, under_svscan=False, deps_r=-1, sockets=(), instance=None):
     environment, supervise/ in instance/N/).
     """
     wakeup_r = install_signals(ignore_int=under_svscan)
-    shown = path if instance is None else f"{path}/{trust.INSTANCE_DIR}/{instance}"
+    shown = path if instance is None else servicedir.instance_path(path, instance)
     name_process(f"supervise {shown}", "supervise")
     if instance is not None:
         os.environ["INSTANCE"] = str(instance)       # ./run's, ./finish's, ./check's

@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from . import fifodir, procfs, statejson, status, trust, unix
+from . import fifodir, procfs, servicedir, statejson, status, trust, unix
 from .errors import describe, tell
 
 BOOT_ID = procfs.boot_id()
@@ -41,7 +41,7 @@ def setup(path, instance=None):
     try:
         gid = trust.read_access(here, lambda m: warn(f"unable to use {path}/{m}"))
         if instance is not None:
-            at = f"{path}/{trust.INSTANCE_DIR}/{instance}"
+            at = servicedir.instance_path(path, instance)
             try:
                 above = trust.open_instance(here, instance)
             except (OSError, trust.Untrusted) as e:

@@ -46,9 +46,12 @@ import os
 import sys
 
 from .errors import TEMPORARY, tell
+from .spawn import SOCKET_NAME_MAX, SOCKETS_MAX
 
-MAX_FDS = 2 + 16                # the log pipe's end, the dependencies' pipe, sockets
-REQUEST_MAX = 1 + MAX_FDS + 4096 + 1 + 16 * 256 + 1 + 10   # a path: PATH_MAX bytes at most
+MAX_FDS = 2 + SOCKETS_MAX       # the log pipe's end, the dependencies' pipe, sockets
+PATH_MAX = 4096
+# count, targets, path, NUL, the sockets' names each with its ":", NUL, an instance number
+REQUEST_MAX = 1 + MAX_FDS + PATH_MAX + 1 + SOCKETS_MAX * (SOCKET_NAME_MAX + 1) + 1 + 10
 ANSWER_WITHIN = 5.0             # seconds; a fork takes milliseconds
 PID_BYTES = 4
 

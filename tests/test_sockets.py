@@ -94,21 +94,24 @@ def restarts(scandir, port, count=20):
     return client.answered, client.refused, client.dropped
 
 
-def test_a_held_socket_refuses_no_connection_across_20_restarts(procs, scandir):
+def serving(procs, scandir, with_socket):
+    """(port, service dir) of the test server under a running svscan, once it answers."""
     port = free_port()
-    d = server(scandir, port, with_socket=True)
+    d = server(scandir, port, with_socket=with_socket)
     procs.start(program("svscan"), scandir, stderr=subprocess.DEVNULL)
     wait_until(lambda: answers(port))
+    return port, d
+
+
+def test_a_held_socket_refuses_no_connection_across_20_restarts(procs, scandir):
+    port, d = serving(procs, scandir, with_socket=True)
     assert "given http" in (d / "out").read_text()
     answered, refused, dropped = restarts(scandir, port)
     assert (refused, dropped) == (0, 0) and answered > 20, (answered, refused, dropped)
 
 
 def test_without_the_socket_file_restarts_refuse_connections(procs, scandir):
-    port = free_port()
-    d = server(scandir, port, with_socket=False)
-    procs.start(program("svscan"), scandir, stderr=subprocess.DEVNULL)
-    wait_until(lambda: answers(port))
+    port, d = serving(procs, scandir, with_socket=False)
     assert "bound" in (d / "out").read_text()
     answered, refused, dropped = restarts(scandir, port, count=5)
     assert refused > 0, (answered, refused, dropped)       # what the socket file is for
